@@ -1,0 +1,82 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseContractExample(t *testing.T) {
+	cfg, err := Parse([]byte(`{"listen": ["127.0.0.1:5353"],
+ "upstreams": ["127.0.0.2:5301", "127.0.0.3:5302"],
+ "zones": {"mesos.": ["127.0.0.4:61053"]}}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"127.0.0.1:5353"}, cfg.Listen)
+	require.Equal(t, []string{"127.0.0.2:5301", "127.0.0.3:5302"}, cfg.Upstreams)
+	require.Equal(t, map[string][]string{"mesos.": {"127.0.0.4:61053"}}, cfg.Zones)
+	require.Equal(t, 2*time.Second, cfg.RaceTimeout.D())
+	require.Equal(t, "mesos.", cfg.ClusterDomain)
+	require.Nil(t, cfg.Master)
+}
+
+func TestParseDefaultsPortsAndMaster(t *testing.T) {
+	cfg, err := Parse([]byte(`{"upstreams": ["192.0.2.1", "2001:db8::1"],
+ "masters": ["192.0.2.10"], "raceTimeout": "500ms",
+ "master": {"masters": ["192.0.2.10"], "refreshSeconds": 5}}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"169.254.20.10:53"}, cfg.Listen)
+	require.Equal(t, []string{"192.0.2.1:53", "[2001:db8::1]:53"}, cfg.Upstreams)
+	require.Equal(t, []string{"192.0.2.10:61053"}, cfg.Masters)
+	require.Equal(t, 500*time.Millisecond, cfg.RaceTimeout.D())
+	require.NotNil(t, cfg.Master)
+	require.Equal(t, []string{"192.0.2.10:5050"}, cfg.Master.Masters)
+	require.Equal(t, 5, cfg.Master.RefreshSeconds)
+	require.Equal(t, 60, cfg.Master.TTL)
+	require.Equal(t, "mesos.", cfg.Master.Domain)
+	require.Equal(t, "ns1.mesos.", cfg.Master.SOAMname)
+	require.Equal(t, "root.ns1.mesos.", cfg.Master.SOARname)
+	require.Equal(t, []string{"0.0.0.0:61053"}, cfg.Master.Listen)
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct {
+		name, json, want string
+	}{
+		{"unknown field", `{"listn": []}`, `field listn: unknown field`},
+		{"unknown master field", `{"master": {"mastrs": []}}`, `field master.mastrs: unknown field`},
+		{"master wrong type", `{"master": {"ttl": "60"}}`, `field master.ttl: expected int`},
+		{"nested bad duration", `{"cache": {"minTTL": "soon"}}`, `field cache.minTTL: not a duration: "soon"`},
+		{"bad listen", `{"listen": ["localhost:53"], "upstreams": ["192.0.2.1"]}`, "field listen[0]: not an IP address"},
+		{"bad upstream", `{"upstreams": ["192.0.2.1:99999"]}`, "field upstreams[0]"},
+		{"empty group", `{"upstreams": ["192.0.2.1"], "zones": {"mesos": []}}`, `field zones["mesos"]: empty upstream group`},
+		{"root zone", `{"upstreams": ["192.0.2.1"], "zones": {".": ["192.0.2.2"]}}`, `field zones["."]`},
+		{"no upstreams", `{"upstreams": [], "upstreamsFile": ""}`, "field upstreams: empty"},
+		{"wrong type", `{"listen": "127.0.0.1:53"}`, "field listen: expected []string"},
+		{"bad duration", `{"raceTimeout": "2 seconds"}`, `field raceTimeout: not a duration: "2 seconds"`},
+		{"negative timeout", `{"raceTimeout": "-1s"}`, "field raceTimeout: must be positive"},
+		{"bad cidr", `{"allowNets": ["10.0.0.0"]}`, "field allowNets[0]: not a CIDR prefix"},
+		{"bad log level", `{"log": {"level": "loud"}}`, "field log.level"},
+		{"bad ip source", `{"master": {"IPSources": ["dns"]}}`, "field master.IPSources[0]"},
+		{"trailing data", `{} {}`, "trailing data"},
+		{"syntax", `{"listen": [}`, "invalid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.json))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spartan.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"upstreams": ["nope"]}`), 0o644))
+	_, err := Load(path)
+	require.ErrorContains(t, err, "config "+path+": field upstreams[0]")
+
+	_, err = Load(filepath.Join(t.TempDir(), "missing.json"))
+	require.ErrorContains(t, err, "missing.json")
+}
