@@ -1,0 +1,88 @@
+package zones
+
+import (
+	"github.com/miekg/dns"
+)
+
+// advertisedUDPSize is the EDNS buffer size we advertise: the DNS Flag Day
+// 2020 value, which avoids IP fragmentation on every common path.
+const advertisedUDPSize = 1232
+
+// Authority answers queries for a set of zones authoritatively, each held in
+// a Store so it can be swapped while serving. It is not a resolver: a query
+// outside its zones is REFUSED.
+type Authority struct {
+	stores []*Store
+}
+
+// NewAuthority returns an Authority for the zones in stores.
+func NewAuthority(stores ...*Store) *Authority {
+	return &Authority{stores: stores}
+}
+
+// zoneFor returns the loaded zone with the longest origin that contains
+// name, and whether a store claims the name at all (it may still be empty).
+func (a *Authority) zoneFor(name string) *Zone {
+	var best *Zone
+	for _, s := range a.stores {
+		z := s.Load()
+		if z == nil || !dns.IsSubDomain(z.origin, name) {
+			continue
+		}
+		if best == nil || dns.CountLabel(z.origin) > dns.CountLabel(best.origin) {
+			best = z
+		}
+	}
+	return best
+}
+
+// Reply builds the reply to req. For UDP the reply is truncated, with TC
+// set, to what the client can take: 512 bytes, or its EDNS buffer size.
+func (a *Authority) Reply(req *dns.Msg, tcp bool) *dns.Msg {
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	resp.RecursionAvailable = false
+	if req.Opcode != dns.OpcodeQuery {
+		resp.Rcode = dns.RcodeNotImplemented
+		return resp
+	}
+	if len(req.Question) != 1 {
+		resp.Rcode = dns.RcodeFormatError
+		return resp
+	}
+	opt := req.IsEdns0()
+	if opt != nil && opt.Version() != 0 {
+		// RFC 6891 section 6.1.3: only version 0 exists.
+		resp.SetEdns0(advertisedUDPSize, false)
+		resp.Rcode = dns.RcodeBadVers
+		return resp
+	}
+	q := req.Question[0]
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		resp.Rcode = dns.RcodeRefused
+		return resp
+	}
+	z := a.zoneFor(dns.CanonicalName(q.Name))
+	if z == nil {
+		resp.Rcode = dns.RcodeRefused
+		return resp
+	}
+	res := z.Lookup(q.Name, q.Qtype)
+	resp.Rcode = res.Rcode
+	resp.Authoritative = res.Authoritative
+	resp.Answer, resp.Ns, resp.Extra = res.Answer, res.Ns, res.Extra
+	size := dns.MaxMsgSize
+	if !tcp {
+		size = dns.MinMsgSize
+		if opt != nil {
+			size = max(int(opt.UDPSize()), dns.MinMsgSize)
+		}
+	}
+	if opt != nil {
+		resp.SetEdns0(advertisedUDPSize, false)
+	}
+	// Truncate drops whole records from the end and sets TC only when
+	// answers had to go; it keeps the OPT record.
+	resp.Truncate(size)
+	return resp
+}

@@ -1,0 +1,340 @@
+// Package zones holds the zones spartan answers authoritatively: an
+// immutable, lock-free Zone store with RFC-correct negative answers, the
+// node-local "spartan." zone, and the Authority that serves a set of zones.
+// The Mesos record generator that fills the cluster zone lives in
+// internal/zones/mesos.
+package zones
+
+import (
+	"hash/fnv"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// SOA holds the fields of a zone's SOA record.
+type SOA struct {
+	// Mname is the primary name server, Rname the responsible mailbox,
+	// both as domain names.
+	Mname, Rname string
+	// Refresh, Retry, Expire and Minttl are the SOA timers in seconds;
+	// Minttl is also the negative-caching TTL (RFC 2308).
+	Refresh, Retry, Expire, Minttl uint32
+	// TTL is the TTL of the SOA and NS records themselves.
+	TTL uint32
+}
+
+// Result is the outcome of a lookup: the sections of an authoritative reply.
+// The records are shared with the zone and must not be modified.
+type Result struct {
+	// Rcode is dns.RcodeSuccess (with or without answers),
+	// dns.RcodeNameError, or dns.RcodeRefused for a name outside the zone.
+	Rcode int
+	// Answer, Ns and Extra are the answer, authority and additional
+	// sections.
+	Answer, Ns, Extra []dns.RR
+	// Authoritative is set for every answer from inside the zone.
+	Authoritative bool
+}
+
+// node holds the records of one owner name, by type.
+type node struct {
+	rrsets map[uint16][]dns.RR
+}
+
+// Zone is an immutable authoritative zone. It is safe for concurrent use; a
+// new record set is a new Zone, swapped in whole through a Store.
+type Zone struct {
+	origin string
+	serial uint32
+	soa    *dns.SOA
+	// negSOA is the SOA as it goes into negative answers: its TTL is the
+	// negative-caching TTL, min(SOA TTL, MINIMUM), per RFC 2308 section 3.
+	negSOA *dns.SOA
+	names  map[string]*node
+	// ents holds the empty non-terminals: names with nothing of their own
+	// but something below them, which exist (NODATA, not NXDOMAIN).
+	ents  map[string]struct{}
+	count int
+	hash  uint64
+}
+
+// Builder collects the records of a zone. Values are sets: adding a record
+// equal to one already present (ignoring TTL) does nothing.
+type Builder struct {
+	origin string
+	soa    SOA
+	names  map[string]*node
+	seen   map[string]struct{}
+	count  int
+	hash   uint64
+}
+
+// NewBuilder starts a zone at origin with the given SOA and NS names. The
+// SOA and NS records are part of every zone it builds.
+func NewBuilder(origin string, soa SOA, ns []string) *Builder {
+	origin = dns.CanonicalName(origin)
+	b := &Builder{
+		origin: origin,
+		soa:    soa,
+		names:  make(map[string]*node),
+		seen:   make(map[string]struct{}),
+	}
+	for _, n := range ns {
+		b.Add(&dns.NS{
+			Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: soa.TTL},
+			Ns:  dns.CanonicalName(n),
+		})
+	}
+	return b
+}
+
+// Origin returns the zone's origin.
+func (b *Builder) Origin() string { return b.origin }
+
+// Add adds rr to the zone unless an equal record is already there. Owner
+// names are stored lower-cased; names outside the origin are ignored and
+// reported as false.
+func (b *Builder) Add(rr dns.RR) bool {
+	h := rr.Header()
+	h.Name = dns.CanonicalName(h.Name)
+	if h.Class == 0 {
+		h.Class = dns.ClassINET
+	}
+	if !dns.IsSubDomain(b.origin, h.Name) {
+		return false
+	}
+	key := recordKey(rr)
+	if _, dup := b.seen[key]; dup {
+		return true
+	}
+	b.seen[key] = struct{}{}
+	n := b.names[h.Name]
+	if n == nil {
+		n = &node{rrsets: make(map[uint16][]dns.RR, 1)}
+		b.names[h.Name] = n
+	}
+	n.rrsets[h.Rrtype] = append(n.rrsets[h.Rrtype], rr)
+	b.count++
+	// An order-independent sum of per-record hashes: the same set gives the
+	// same hash however it was added.
+	f := fnv.New64a()
+	f.Write([]byte(key))
+	b.hash += f.Sum64()
+	return true
+}
+
+// recordKey identifies a record by owner, type and data, not TTL.
+func recordKey(rr dns.RR) string {
+	h := rr.Header()
+	var sb strings.Builder
+	sb.WriteString(h.Name)
+	sb.WriteByte(' ')
+	sb.WriteString(strconv.Itoa(int(h.Rrtype)))
+	sb.WriteByte(' ')
+	switch r := rr.(type) {
+	case *dns.A:
+		sb.Write(r.A.To16())
+	case *dns.AAAA:
+		sb.Write(r.AAAA.To16())
+	case *dns.SRV:
+		sb.WriteString(dns.CanonicalName(r.Target))
+		sb.WriteByte(' ')
+		sb.WriteString(strconv.Itoa(int(r.Port)))
+		sb.WriteByte(' ')
+		sb.WriteString(strconv.Itoa(int(r.Priority)))
+		sb.WriteByte(' ')
+		sb.WriteString(strconv.Itoa(int(r.Weight)))
+	default:
+		// The presentation form without the header is the data.
+		s := rr.String()
+		sb.WriteString(strings.TrimPrefix(s, h.String()))
+	}
+	return sb.String()
+}
+
+// Build returns the zone with the given serial. The builder must not be used
+// afterwards.
+func (b *Builder) Build(serial uint32) *Zone {
+	soa := &dns.SOA{
+		Hdr:     dns.RR_Header{Name: b.origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: b.soa.TTL},
+		Ns:      dns.CanonicalName(dns.Fqdn(b.soa.Mname)),
+		Mbox:    dns.CanonicalName(dns.Fqdn(b.soa.Rname)),
+		Serial:  serial,
+		Refresh: b.soa.Refresh,
+		Retry:   b.soa.Retry,
+		Expire:  b.soa.Expire,
+		Minttl:  b.soa.Minttl,
+	}
+	neg := dns.Copy(soa).(*dns.SOA)
+	neg.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
+
+	n := b.names[b.origin]
+	if n == nil {
+		n = &node{rrsets: make(map[uint16][]dns.RR, 2)}
+		b.names[b.origin] = n
+	}
+	n.rrsets[dns.TypeSOA] = []dns.RR{soa}
+
+	ents := make(map[string]struct{})
+	for name := range b.names {
+		// Walk up from each name to the origin; every ancestor without
+		// records of its own is an empty non-terminal.
+		for p := parent(name); p != "" && dns.IsSubDomain(b.origin, p) && p != b.origin; p = parent(p) {
+			if _, ok := b.names[p]; ok {
+				continue
+			}
+			if _, ok := ents[p]; ok {
+				break // its ancestors were already walked
+			}
+			ents[p] = struct{}{}
+		}
+	}
+	z := &Zone{
+		origin: b.origin,
+		serial: serial,
+		soa:    soa,
+		negSOA: neg,
+		names:  b.names,
+		ents:   ents,
+		count:  b.count + 1,
+		hash:   b.hash,
+	}
+	b.names, b.seen = nil, nil
+	return z
+}
+
+// parent returns the name with its first label removed, or "" at the root.
+func parent(name string) string {
+	off, end := dns.NextLabel(name, 0)
+	if end {
+		return ""
+	}
+	return name[off:]
+}
+
+// Origin returns the zone's origin, lower-case and fully qualified.
+func (z *Zone) Origin() string { return z.origin }
+
+// Serial returns the SOA serial.
+func (z *Zone) Serial() uint32 { return z.serial }
+
+// SOA returns the zone's SOA record. It must not be modified.
+func (z *Zone) SOA() *dns.SOA { return z.soa }
+
+// Len returns the number of records in the zone, SOA and NS included.
+func (z *Zone) Len() int { return z.count }
+
+// Hash returns a hash of the zone's record set, SOA excluded: two zones with
+// equal hashes hold the same records, whatever their serials.
+func (z *Zone) Hash() uint64 { return z.hash }
+
+// Records returns every record of the zone, SOA first. They must not be
+// modified.
+func (z *Zone) Records() []dns.RR {
+	out := make([]dns.RR, 0, z.count)
+	out = append(out, z.soa)
+	for _, n := range z.names {
+		for t, rrs := range n.rrsets {
+			if t != dns.TypeSOA {
+				out = append(out, rrs...)
+			}
+		}
+	}
+	return out
+}
+
+// Lookup answers qtype for qname from the zone. Names match
+// case-insensitively. NXDOMAIN is only for names with nothing at or below
+// them; an existing name without the type, or an empty non-terminal, gets
+// NODATA; both carry the SOA in authority. Answers with several records
+// come in random order, for crude load balancing as Mesos-DNS does.
+func (z *Zone) Lookup(qname string, qtype uint16) Result {
+	name := dns.CanonicalName(qname)
+	if !dns.IsSubDomain(z.origin, name) {
+		return Result{Rcode: dns.RcodeRefused}
+	}
+	res := Result{Rcode: dns.RcodeSuccess, Authoritative: true}
+	n := z.names[name]
+	if n == nil {
+		if _, ok := z.ents[name]; !ok {
+			res.Rcode = dns.RcodeNameError
+		}
+		res.Ns = []dns.RR{z.negSOA}
+		return res
+	}
+	if qtype == dns.TypeANY {
+		for _, rrs := range n.rrsets {
+			res.Answer = append(res.Answer, rrs...)
+		}
+	} else if rrs := n.rrsets[qtype]; len(rrs) > 0 {
+		res.Answer = shuffled(rrs)
+	}
+	if len(res.Answer) == 0 {
+		res.Ns = []dns.RR{z.negSOA}
+		return res
+	}
+	switch qtype {
+	case dns.TypeSRV:
+		for _, rr := range res.Answer {
+			res.Extra = append(res.Extra, z.addresses(rr.(*dns.SRV).Target)...)
+		}
+	case dns.TypeNS:
+		for _, rr := range res.Answer {
+			res.Extra = append(res.Extra, z.addresses(rr.(*dns.NS).Ns)...)
+		}
+	}
+	return res
+}
+
+// addresses returns the in-zone A and AAAA records of name.
+func (z *Zone) addresses(name string) []dns.RR {
+	n := z.names[dns.CanonicalName(name)]
+	if n == nil {
+		return nil
+	}
+	out := append([]dns.RR(nil), n.rrsets[dns.TypeA]...)
+	return append(out, n.rrsets[dns.TypeAAAA]...)
+}
+
+func shuffled(rrs []dns.RR) []dns.RR {
+	out := append([]dns.RR(nil), rrs...)
+	if len(out) > 1 {
+		rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	}
+	return out
+}
+
+// Store holds the current version of a zone and swaps it atomically:
+// readers see either the old or the new zone, never a half-built one.
+type Store struct {
+	p atomic.Pointer[Zone]
+}
+
+// NewStore returns a store holding z.
+func NewStore(z *Zone) *Store {
+	s := &Store{}
+	s.p.Store(z)
+	return s
+}
+
+// Load returns the current zone; nil until one is stored.
+func (s *Store) Load() *Zone { return s.p.Load() }
+
+// Swap stores z and returns the zone it replaces.
+func (s *Store) Swap(z *Zone) *Zone { return s.p.Swap(z) }
+
+// addrRR returns an A or AAAA record for ip.
+func addrRR(name string, ip net.IP, ttl uint32) dns.RR {
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: ttl}
+	if v4 := ip.To4(); v4 != nil {
+		hdr.Rrtype = dns.TypeA
+		return &dns.A{Hdr: hdr, A: v4}
+	}
+	hdr.Rrtype = dns.TypeAAAA
+	return &dns.AAAA{Hdr: hdr, AAAA: ip}
+}
