@@ -1,0 +1,344 @@
+// Package metrics exposes spartan's Prometheus metrics and its /health and
+// /ready endpoints.
+//
+// Other packages never import client_golang and this package never imports
+// them. Two ways in:
+//
+//   - Event hooks for the query path (ObserveQuery, ObserveLeg,
+//     ObserveRace, ObservePoll, ObserveReload): atomic adds into counters
+//     resolved once per label set, no lock and no allocation per call.
+//   - Snapshot sources read at scrape time (SetCache, SetUpstreams,
+//     SetZones, SetReady): plain functions returning plain structs, so
+//     counters the other packages keep anyway cost the query path nothing
+//     extra. cmd/spartan adapts each package's stats accessor to them.
+//
+// Names follow CoreDNS's (coredns_dns_requests_total and so on) with the
+// spartan_ prefix.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "spartan"
+
+// durationBuckets are CoreDNS's request duration buckets: 250µs to ~8s.
+var durationBuckets = prometheus.ExponentialBuckets(0.00025, 2, 16)
+
+// Metrics is the metric registry of one spartan process. The zero value is
+// not usable; use New. All methods are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	queries  queryCounters
+	duration [numProtos]prometheus.Observer
+
+	legs   labelled2[upstreamCounters]
+	races  labelled1[raceCounters]
+	legHV  *prometheus.HistogramVec
+	pollHV prometheus.Histogram
+
+	pollFailures atomic.Uint64
+	pollLastOK   atomic.Int64 // unix nanoseconds
+	reloadOK     atomic.Uint64
+	reloadFailed atomic.Uint64
+	reloadLastOK atomic.Int64
+	cacheSrc     atomic.Pointer[func() Cache]
+	upstreamSrc  atomic.Pointer[func() []UpstreamState]
+	zoneSrc      atomic.Pointer[func() []Zone]
+	readySrc     atomic.Pointer[func() error]
+}
+
+// New returns a registry holding every spartan metric plus the Go runtime
+// and process collectors.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.queries.init()
+	hv := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: "dns", Name: "request_duration_seconds",
+		Help:    "Time from receiving a query to sending its reply, by transport.",
+		Buckets: durationBuckets,
+	}, []string{"proto"})
+	for p := range numProtos {
+		m.duration[p] = hv.WithLabelValues(Proto(p).String())
+	}
+	m.legHV = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: "upstream", Name: "leg_duration_seconds",
+		Help:    "Time from sending a query to one upstream to its reply, for legs that got one.",
+		Buckets: durationBuckets,
+	}, []string{"group", "upstream"})
+	m.legs.init(func(group, addr string) *upstreamCounters {
+		return &upstreamCounters{latency: m.legHV.WithLabelValues(group, addr)}
+	})
+	m.races.make = func(string) *raceCounters { return new(raceCounters) }
+	m.pollHV = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: "state", Name: "poll_duration_seconds",
+		Help:    "Time taken by one poll of the Mesos master's state (master mode), failed polls included.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+	})
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		hv, m.legHV, m.pollHV,
+		(*collector)(m),
+	)
+	return m
+}
+
+// Registry returns the underlying registry, for tests and for registering
+// extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Cache is a snapshot of the response cache's statistics. Counters are
+// totals since start.
+type Cache struct {
+	Entries   int   // entries held
+	Bytes     int64 // memory accounted to entries
+	Hits      uint64
+	Misses    uint64
+	Evictions uint64
+	Stale     uint64 // answers served from expired entries (RFC 8767)
+	Prefetch  uint64 // background refreshes started
+	Coalesced uint64 // misses that joined an identical in-flight one
+}
+
+// UpstreamState is the health of one upstream as seen at scrape time.
+type UpstreamState struct {
+	Group   string        // zone of the upstream group, "." for the root
+	Addr    string        // host:port
+	Healthy bool          // considered healthy by the passive health check
+	Latency time.Duration // smoothed (EWMA) reply latency; 0 when unknown
+}
+
+// Zone is the state of one authoritative zone.
+type Zone struct {
+	Origin  string
+	Records int
+	Serial  uint32
+}
+
+// SetCache sets the function read at scrape time for cache statistics;
+// nil removes it (no cache metrics are exported).
+func (m *Metrics) SetCache(f func() Cache) {
+	if f == nil {
+		m.cacheSrc.Store(nil)
+		return
+	}
+	m.cacheSrc.Store(&f)
+}
+
+// SetUpstreams sets the function read at scrape time for upstream health;
+// nil removes it.
+func (m *Metrics) SetUpstreams(f func() []UpstreamState) {
+	if f == nil {
+		m.upstreamSrc.Store(nil)
+		return
+	}
+	m.upstreamSrc.Store(&f)
+}
+
+// SetZones sets the function read at scrape time for authoritative zones;
+// nil removes it.
+func (m *Metrics) SetZones(f func() []Zone) {
+	if f == nil {
+		m.zoneSrc.Store(nil)
+		return
+	}
+	m.zoneSrc.Store(&f)
+}
+
+// SetReady sets the readiness check behind /ready: it returns nil when
+// ready and an error saying why not otherwise. Until it is set, /ready
+// reports "starting".
+func (m *Metrics) SetReady(f func() error) {
+	if f == nil {
+		m.readySrc.Store(nil)
+		return
+	}
+	m.readySrc.Store(&f)
+}
+
+// ObservePoll records one poll of the Mesos master's state: its duration
+// and whether it failed.
+func (m *Metrics) ObservePoll(d time.Duration, err error) {
+	m.pollHV.Observe(d.Seconds())
+	if err != nil {
+		m.pollFailures.Add(1)
+		return
+	}
+	m.pollLastOK.Store(time.Now().UnixNano())
+}
+
+// ObserveReload records one configuration reload and whether it was
+// applied (err == nil) or refused.
+func (m *Metrics) ObserveReload(err error) {
+	if err != nil {
+		m.reloadFailed.Add(1)
+		return
+	}
+	m.reloadOK.Add(1)
+	m.reloadLastOK.Store(time.Now().UnixNano())
+}
+
+// Handler serves /metrics, /health (the process is alive and serving HTTP)
+// and /ready (the readiness check set with SetReady passes).
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(m.reg,
+		promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})))
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := m.ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %v\n", err)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+func (m *Metrics) ready() error {
+	f := m.readySrc.Load()
+	if f == nil {
+		return errors.New("starting")
+	}
+	return (*f)()
+}
+
+// Listen binds the metrics address. It is separate from Serve so that the
+// caller can treat a bind failure as non-fatal: metrics are not worth
+// refusing to serve DNS for.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves Handler on ln until ctx is done, then shuts the server down.
+func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           m.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics: serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics: serving on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// labelled1 maps one label value to counters, copy-on-write: lookups are
+// a map read through an atomic pointer, and only a label value seen for
+// the first time takes the lock. Label values come from configuration
+// (zone names, upstream addresses), never from queries, so the set stays
+// small.
+type labelled1[T any] struct {
+	mu    sync.Mutex
+	m     atomic.Pointer[map[string]*T]
+	make  func(string) *T
+	limit int // when > 0, label values beyond this many count as "other"
+}
+
+// maxLabelValues bounds the label values of one metric family, as a guard
+// against a caller passing something unbounded.
+const maxLabelValues = 1000
+
+func (l *labelled1[T]) get(k string) *T {
+	if mp := l.m.Load(); mp != nil {
+		if v, ok := (*mp)[k]; ok {
+			return v
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+		if l.limit > 0 && len(*old) >= l.limit {
+			if v, ok := (*old)["other"]; ok {
+				return v
+			}
+			k = "other"
+		}
+	}
+	next := make(map[string]*T, 1+lenMap(old))
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	v := l.make(k)
+	next[k] = v
+	l.m.Store(&next)
+	return v
+}
+
+func (l *labelled1[T]) each(f func(string, *T)) {
+	if mp := l.m.Load(); mp != nil {
+		for k, v := range *mp {
+			f(k, v)
+		}
+	}
+}
+
+// labelled2 is labelled1 for two label values: a map of maps, so no key
+// has to be built (and allocated) per lookup.
+type labelled2[T any] struct {
+	outer labelled1[labelled1[T]]
+}
+
+func (l *labelled2[T]) init(mk func(a, b string) *T) {
+	l.outer.make = func(a string) *labelled1[T] {
+		return &labelled1[T]{make: func(b string) *T { return mk(a, b) }}
+	}
+}
+
+func (l *labelled2[T]) get(a, b string) *T { return l.outer.get(a).get(b) }
+
+func (l *labelled2[T]) each(f func(a, b string, v *T)) {
+	l.outer.each(func(a string, in *labelled1[T]) {
+		in.each(func(b string, v *T) { f(a, b, v) })
+	})
+}
+
+func lenMap[K comparable, V any](m *map[K]V) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
