@@ -1,0 +1,427 @@
+// Package mesos is spartan's master mode: it follows the Mesos master's
+// state, generates the cluster zone with exactly the names Mesos-DNS
+// generates, serves it through a zones.Store, and offers Mesos-DNS's HTTP
+// API.
+//
+// Naming follows Mesos-DNS (docs/naming.md and its generator), quirks
+// included: records under both the raw and the sanitized DiscoveryInfo
+// name, masterN numbering, both _tcp and _udp SRV records for every host
+// port. Where Mesos-DNS would build a label longer than 63 octets, which
+// DNS cannot carry, the task part of the label is cut so the label fits
+// (hash and agent suffixes are kept, so names stay unique; a '-' left at
+// the cut is trimmed). A raw DiscoveryInfo name that is not a valid host
+// name (characters other than letters, digits, '-', '_', '.', or an empty
+// or over-long label) is only published sanitized. Names over 255 octets
+// are left out and counted.
+package mesos
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/zones"
+)
+
+// Options are the generator's settings, derived from config.Master.
+type Options struct {
+	// Domain is the zone origin, lower-case and fully qualified ("mesos.").
+	Domain string
+	// Masters are the configured Mesos masters as host:port, in order:
+	// they give master.<domain> and masterN.<domain>.
+	Masters []string
+	// NS is the zone's name server (the SOA mname); Listeners are its
+	// addresses, published as its A/AAAA records.
+	NS        string
+	Listeners []netip.Addr
+	// IPSources orders where task addresses come from.
+	IPSources []string
+	// Spec sanitizes labels: RFC1123 or RFC952.
+	Spec LabelFunc
+	// HealthyOnly leaves out tasks whose latest status is unhealthy.
+	HealthyOnly bool
+	// SOA holds the SOA fields; its TTL is the TTL of every record.
+	SOA zones.SOA
+	// Resolve turns a host name (a framework's or agent's, when not an
+	// IP address) into addresses; nil resolves nothing.
+	Resolve func(host string) []netip.Addr
+}
+
+// GenStats counts what a generation produced.
+type GenStats struct {
+	// Tasks is the number of tasks that got records.
+	Tasks int
+	// Dropped counts names left out because DNS cannot carry them.
+	Dropped int
+}
+
+// sink receives generated records.
+type sink interface {
+	addr(name string, ip netip.Addr)
+	srv(name, target string, port uint16)
+}
+
+// taskSink is told which framework and task the following records are for.
+type taskSink interface {
+	framework(fw *Framework)
+	task(t *Task)
+}
+
+// BuildZone generates the zone for st with the given serial.
+func BuildZone(st *State, opt *Options, serial uint32) (*zones.Zone, GenStats) {
+	zs := &zoneSink{b: zones.NewBuilder(opt.Domain, opt.SOA, []string{opt.NS}), ttl: opt.SOA.TTL}
+	stats := generate(st, opt, zs)
+	return zs.b.Build(serial), stats
+}
+
+// EmptyZone is the zone served before any state was read: SOA, NS and the
+// name server's addresses, NXDOMAIN for everything else.
+func EmptyZone(opt *Options, serial uint32) *zones.Zone {
+	zs := &zoneSink{b: zones.NewBuilder(opt.Domain, opt.SOA, []string{opt.NS}), ttl: opt.SOA.TTL}
+	for _, ip := range opt.Listeners {
+		zs.addr(opt.NS, ip)
+	}
+	return zs.b.Build(serial)
+}
+
+type zoneSink struct {
+	b   *zones.Builder
+	ttl uint32
+}
+
+func (z *zoneSink) addr(name string, ip netip.Addr) {
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: z.ttl}
+	if ip.Is4() {
+		hdr.Rrtype = dns.TypeA
+		z.b.Add(&dns.A{Hdr: hdr, A: net.IP(ip.AsSlice())})
+		return
+	}
+	hdr.Rrtype = dns.TypeAAAA
+	z.b.Add(&dns.AAAA{Hdr: hdr, AAAA: net.IP(ip.AsSlice())})
+}
+
+func (z *zoneSink) srv(name, target string, port uint16) {
+	// Weight 1, as current Mesos-DNS: weight 0 means "never unless
+	// nothing else" to some clients (RFC 2782).
+	z.b.Add(&dns.SRV{
+		Hdr:    dns.RR_Header{Name: name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: z.ttl},
+		Weight: 1, Port: port, Target: target,
+	})
+}
+
+type generator struct {
+	opt      *Options
+	out      sink
+	ts       taskSink
+	tail     string // "." + domain
+	slaveIPs map[string][]netip.Addr
+	resolved map[string][]netip.Addr
+	stats    GenStats
+}
+
+// generate emits every record of st to out, in Mesos-DNS's order.
+func generate(st *State, opt *Options, out sink) GenStats {
+	g := &generator{
+		opt:      opt,
+		out:      out,
+		tail:     "." + opt.Domain,
+		slaveIPs: make(map[string][]netip.Addr, len(st.Slaves)),
+		resolved: make(map[string][]netip.Addr),
+	}
+	g.ts, _ = out.(taskSink)
+	g.frameworks(st)
+	g.slaves(st)
+	for _, ip := range opt.Listeners {
+		g.addr(opt.NS, ip)
+	}
+	g.masters(st.Leader)
+	g.tasks(st)
+	return g.stats
+}
+
+func (g *generator) addr(name string, ip netip.Addr) {
+	if len(name) > 254 {
+		g.stats.Dropped++
+		return
+	}
+	g.out.addr(name, ip)
+}
+
+func (g *generator) srv(name, target string, port uint16) {
+	if len(name) > 254 || len(target) > 254 {
+		g.stats.Dropped++
+		return
+	}
+	g.out.srv(name, target, port)
+}
+
+// hostIPs returns host as an address, or the first IPv4 and first IPv6
+// address it resolves to.
+func (g *generator) hostIPs(host string) []netip.Addr {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a.Unmap().WithZone("")}
+	}
+	if host == "" || g.opt.Resolve == nil {
+		return nil
+	}
+	if ips, ok := g.resolved[host]; ok {
+		return ips
+	}
+	var v4, v6 netip.Addr
+	for _, a := range g.opt.Resolve(host) {
+		a = a.Unmap().WithZone("")
+		if a.Is4() && !v4.IsValid() {
+			v4 = a
+		} else if a.Is6() && !v6.IsValid() {
+			v6 = a
+		}
+	}
+	var ips []netip.Addr
+	for _, a := range []netip.Addr{v4, v6} {
+		if a.IsValid() {
+			ips = append(ips, a)
+		}
+	}
+	g.resolved[host] = ips
+	return ips
+}
+
+// splitPID returns the host and port of a libprocess PID.
+func splitPID(pid string) (host string, port uint16, ok bool) {
+	addr := pidAddr(pid)
+	if addr == "" {
+		return "", 0, false
+	}
+	h, p, _ := net.SplitHostPort(addr)
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return h, 0, true
+	}
+	return h, uint16(n), true
+}
+
+// frameworks: {fw}.domain → the scheduler's host, _framework._tcp.{fw}.domain
+// → {fw}.domain at the scheduler's port.
+func (g *generator) frameworks(st *State) {
+	for i := range st.Frameworks {
+		fw := &st.Frameworks[i]
+		host, port, ok := splitPID(fw.PID)
+		if !ok {
+			host, port = fw.Hostname, 0
+		}
+		ips := g.hostIPs(host)
+		fname := domainFrag(fw.Name, g.opt.Spec)
+		if len(ips) == 0 || fname == "" {
+			continue
+		}
+		a := fname + g.tail
+		for _, ip := range ips {
+			g.addr(a, ip)
+		}
+		if port != 0 {
+			g.srv("_framework._tcp."+a, a, port)
+		}
+	}
+}
+
+// slaves: slave.domain → every agent, _slave._tcp.domain → slave.domain at
+// each agent's port. It also records each agent's addresses for its tasks.
+func (g *generator) slaves(st *State) {
+	a := "slave" + g.tail
+	for i := range st.Slaves {
+		s := &st.Slaves[i]
+		host, port, ok := splitPID(s.PID)
+		var ips []netip.Addr
+		if ok {
+			ips = g.hostIPs(host)
+		}
+		for _, ip := range ips {
+			g.addr(a, ip)
+		}
+		if len(ips) > 0 && port != 0 {
+			g.srv("_slave._tcp"+g.tail, a, port)
+		}
+		// An agent whose address is unknown still runs tasks: they get
+		// their task records, only not the ".slave" addresses.
+		g.slaveIPs[s.ID] = ips
+	}
+}
+
+// masters: leader.domain and _leader._tcp/_udp.domain for the leader;
+// master.domain for the leader and every configured master; masterN.domain
+// for each configured master in order, plus one for the leader when it is
+// not configured.
+func (g *generator) masters(leader string) {
+	lh, lp, err := net.SplitHostPort(leader)
+	if err != nil {
+		return
+	}
+	lip, err := netip.ParseAddr(lh)
+	if err != nil {
+		return
+	}
+	lip = lip.Unmap().WithZone("")
+	port, err := strconv.ParseUint(lp, 10, 16)
+	if err != nil {
+		return
+	}
+	leaderAddr := netip.AddrPortFrom(lip, uint16(port))
+	lname := "leader" + g.tail
+	all := "master" + g.tail
+	g.addr(lname, lip)
+	g.addr(all, lip)
+	g.srv("_leader._tcp"+g.tail, lname, uint16(port))
+	g.srv("_leader._udp"+g.tail, lname, uint16(port))
+
+	inAll := map[netip.Addr]bool{lip: true}
+	leaderNumbered := false
+	idx := 0
+	for _, m := range g.opt.Masters {
+		ap, err := netip.ParseAddrPort(m)
+		if err != nil {
+			continue
+		}
+		ip := ap.Addr().Unmap().WithZone("")
+		isLeader := netip.AddrPortFrom(ip, ap.Port()) == leaderAddr
+		if !isLeader {
+			if inAll[ip] {
+				continue // the same address listed twice
+			}
+			inAll[ip] = true
+			g.addr(all, ip)
+		} else if leaderNumbered {
+			continue
+		}
+		g.addr("master"+strconv.Itoa(idx)+g.tail, ip)
+		idx++
+		if isLeader {
+			leaderNumbered = true
+		}
+	}
+	if !leaderNumbered {
+		g.addr("master"+strconv.Itoa(idx)+g.tail, lip)
+	}
+}
+
+func (g *generator) tasks(st *State) {
+	for i := range st.Frameworks {
+		fw := &st.Frameworks[i]
+		if g.ts != nil {
+			g.ts.framework(fw)
+		}
+		fname := domainFrag(fw.Name, g.opt.Spec)
+		for j := range fw.Tasks {
+			t := &fw.Tasks[j]
+			slaveIPs, ok := g.slaveIPs[t.SlaveID]
+			if !ok || (g.opt.HealthyOnly && t.Unhealthy) {
+				continue
+			}
+			if fname == "" {
+				g.stats.Dropped++
+				continue
+			}
+			if g.ts != nil {
+				g.ts.task(t)
+			}
+			g.stats.Tasks++
+			g.task(t, fname, slaveIPs)
+		}
+	}
+}
+
+// taskIPs returns the addresses of the first IP source that has any.
+func (g *generator) taskIPs(t *Task, slaveIPs []netip.Addr) []netip.Addr {
+	for _, src := range g.opt.IPSources {
+		var ips []netip.Addr
+		switch src {
+		case "netinfo":
+			ips = t.NetInfoIPs
+		case "mesos":
+			ips = t.MesosIPs
+		case "docker":
+			ips = t.DockerIPs
+		case "host":
+			ips = slaveIPs
+		}
+		if len(ips) > 0 {
+			return ips
+		}
+	}
+	return nil
+}
+
+func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
+	ips := g.taskIPs(t, slaveIPs)
+	if t.Discovery == nil {
+		if name := g.opt.Spec(t.Name); name != "" {
+			g.taskNamed(t, name, fname, ips, slaveIPs)
+		} else {
+			g.stats.Dropped++
+		}
+		return
+	}
+	// The DiscoveryInfo name replaces the task name, published both as
+	// given and sanitized.
+	clean := g.opt.Spec(t.Discovery.Name)
+	if raw := t.Discovery.Name; raw != clean && rawNameOK(raw) {
+		g.taskNamed(t, raw, fname, ips, slaveIPs)
+	}
+	if clean != "" {
+		g.taskNamed(t, clean, fname, ips, slaveIPs)
+	} else {
+		g.stats.Dropped++
+	}
+}
+
+// taskNamed emits a task's records under one task name.
+func (g *generator) taskNamed(t *Task, name, fname string, ips, slaveIPs []netip.Addr) {
+	tail, slaveTail := g.tail, ".slave"+g.tail
+	canonical := fitLast(name, "-"+t.Hash+"-"+agentTail(t.SlaveID)) + "." + fname
+	short := name + "." + fname
+	for _, ip := range ips {
+		g.addr(short+tail, ip)
+		g.addr(canonical+tail, ip)
+	}
+	for _, ip := range slaveIPs {
+		g.addr(short+slaveTail, ip)
+		g.addr(canonical+slaveTail, ip)
+	}
+
+	srvName := fitFirst(name)
+	slaveTarget := canonical + slaveTail
+	tcp, udp := srvName+"._tcp."+fname, srvName+"._udp."+fname
+	for _, r := range t.Ports {
+		for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
+			port := uint16(p)
+			g.srv(tcp+slaveTail, slaveTarget, port)
+			g.srv(udp+slaveTail, slaveTarget, port)
+			if t.Discovery == nil {
+				g.srv(tcp+tail, slaveTarget, port)
+				g.srv(udp+tail, slaveTarget, port)
+			}
+		}
+	}
+	if t.Discovery == nil {
+		return
+	}
+	target := canonical + tail
+	for _, dp := range t.Discovery.Ports {
+		if dp.Number < 1 || dp.Number > 65535 {
+			continue
+		}
+		port := uint16(dp.Number)
+		protos := []string{"_tcp", "_udp"}
+		if p := g.opt.Spec(dp.Protocol); p != "" {
+			protos = []string{fitFirst(p)}
+		}
+		portName := g.opt.Spec(dp.Name)
+		for _, proto := range protos {
+			base := srvName + "." + proto + "." + fname + tail
+			g.srv(base, target, port)
+			if portName != "" {
+				g.srv(fitFirst(portName)+"."+base, target, port)
+			}
+		}
+	}
+}
