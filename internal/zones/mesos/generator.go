@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/miekg/dns"
 	"github.com/spartan-dns/spartan/internal/zones"
@@ -364,7 +365,9 @@ func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
 	// The DiscoveryInfo name replaces the task name, published both as
 	// given and sanitized.
 	clean := g.opt.Spec(t.Discovery.Name)
-	if raw := t.Discovery.Name; raw != clean && rawNameOK(raw) {
+	// DNS names are case-insensitive: the raw form is lower-cased so
+	// owner names and SRV targets agree.
+	if raw := strings.ToLower(t.Discovery.Name); raw != clean && rawNameOK(raw) {
 		g.taskNamed(t, raw, fname, ips, slaveIPs)
 	}
 	if clean != "" {
