@@ -61,9 +61,9 @@ func TestTaskHashAndAgentTail(t *testing.T) {
 		require.Equal(t, want, taskHash(id), id)
 	}
 	for id, want := range map[string]string{
-		"20140803-125133-3041283216-5050-2410-0":     "0",
-		"b2f8b8c5-1c3e-4bcb-9d1f-4c1c7d5e3a10-S12":   "s12",
-		"noDashes":                                   "nodashes",
+		"20140803-125133-3041283216-5050-2410-0":   "0",
+		"b2f8b8c5-1c3e-4bcb-9d1f-4c1c7d5e3a10-S12": "s12",
+		"noDashes": "nodashes",
 		"20140827-000744-3041283216-5050-2116-S1000": "s1000",
 	} {
 		require.Equal(t, want, agentTail(id), id)
