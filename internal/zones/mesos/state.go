@@ -18,6 +18,9 @@ type State struct {
 	// Leader is the leading master's address as host:port, from the
 	// state's "leader" PID or its "leader_info"; empty when neither says.
 	Leader string
+	// PID is the host:port of the master that produced the state, from
+	// its "pid"; equal to Leader on the leader.
+	PID string
 	// Frameworks and Slaves are in state order.
 	Frameworks []Framework
 	Slaves     []Slave
@@ -157,6 +160,14 @@ func DecodeState(r io.Reader) (*State, error) {
 			}
 			if s != nil {
 				st.Leader = pidAddr(*s)
+			}
+		case "pid":
+			var s *string
+			if err := dec.Decode(&s); err != nil {
+				return nil, fmt.Errorf("state: pid: %w", err)
+			}
+			if s != nil {
+				st.PID = pidAddr(*s)
 			}
 		case "leader_info":
 			if err := dec.Decode(&leaderInfo); err != nil {

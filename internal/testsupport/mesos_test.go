@@ -1,0 +1,105 @@
+package testsupport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func getState(t *testing.T, url string, follow bool) (int, map[string]any, http.Header, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	c := &http.Client{}
+	if !follow {
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, resp.Header, err
+	}
+	var st map[string]any
+	if json.Unmarshal(body, &st) != nil {
+		st = nil
+	}
+	return resp.StatusCode, st, resp.Header, nil
+}
+
+func TestFakeMesosMaster(t *testing.T) {
+	a := NewFakeMesosMaster(t, []byte(`{"frameworks":[{"name":"marathon"}],"slaves":[{"id":"s1"}]}`))
+	b := NewFakeMesosMaster(t, []byte(`{"frameworks":[{"name":"other"}]}`))
+	base := "http://" + a.Addr()
+
+	code, st, _, err := getState(t, base+"/master/state", true)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "master@"+a.Addr(), st["leader"])
+	require.Equal(t, "master@"+a.Addr(), st["pid"])
+	require.Len(t, st["frameworks"], 1)
+
+	a.ServePaths("/state")
+	code, _, _, err = getState(t, base+"/master/state", true)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNotFound, code)
+	a.ServePaths("/master/state")
+
+	// Not the leader: a leaderless state naming b, or a redirect to b.
+	a.SetLeader(b.Addr())
+	_, st, _, err = getState(t, base+"/master/state", true)
+	require.NoError(t, err)
+	require.Equal(t, "master@"+b.Addr(), st["leader"])
+	require.Empty(t, st["frameworks"])
+	code, _, hdr, err := getState(t, base+"/master/redirect", false)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusTemporaryRedirect, code)
+	require.Equal(t, "//"+b.Addr(), hdr.Get("Location"))
+	a.RedirectToLeader(true)
+	_, st, _, err = getState(t, base+"/master/state", true)
+	require.NoError(t, err)
+	require.Equal(t, "other", st["frameworks"].([]any)[0].(map[string]any)["name"])
+	a.OmitLeader(true)
+	a.RedirectToLeader(false)
+	_, st, _, err = getState(t, base+"/master/state", true)
+	require.NoError(t, err)
+	require.NotContains(t, st, "leader")
+	a.SetLeader("")
+	a.OmitLeader(false)
+
+	a.SetMode(MesosFail)
+	code, _, _, err = getState(t, base+"/master/state", true)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusInternalServerError, code)
+
+	for _, mode := range []MesosMode{MesosGarbage, MesosTruncated} {
+		a.SetMode(mode)
+		code, st, _, err = getState(t, base+"/master/state", true)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code)
+		require.Nil(t, st, "mode %d must not serve valid JSON", mode)
+	}
+
+	a.SetMode(MesosHang)
+	_, _, _, err = getState(t, base+"/master/state", true)
+	require.True(t, errors.Is(err, context.DeadlineExceeded), "hang: %v", err)
+
+	a.SetMode(MesosOK)
+	a.SetState(t, []byte(`{"frameworks":[]}`))
+	_, st, _, err = getState(t, base+"/master/state", true)
+	require.NoError(t, err)
+	require.Empty(t, st["frameworks"])
+	require.Equal(t, 10, a.Requests("/master/state"))
+	require.Equal(t, 1, a.Requests("/master/redirect"))
+}

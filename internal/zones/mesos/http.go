@@ -1,0 +1,194 @@
+package mesos
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Version is reported by /v1/version.
+var Version = "dev"
+
+// The JSON shapes of Mesos-DNS's HTTP API (docs/http.md).
+type (
+	versionInfo struct {
+		Service string `json:"Service"`
+		URL     string `json:"URL"`
+		Version string `json:"Version"`
+	}
+	hostRecord struct {
+		Host string `json:"host"`
+		IP   string `json:"ip"`
+	}
+	serviceRecord struct {
+		Service string `json:"service"`
+		Host    string `json:"host"`
+		IP      string `json:"ip"`
+		Port    string `json:"port"`
+	}
+	// EnumerationData is /v1/enumerate: every framework and its tasks'
+	// records.
+	EnumerationData struct {
+		Frameworks []*EnumerableFramework `json:"frameworks"`
+	}
+	// EnumerableFramework is a framework in /v1/enumerate.
+	EnumerableFramework struct {
+		Tasks []*EnumerableTask `json:"tasks"`
+		Name  string            `json:"name"`
+	}
+	// EnumerableTask is a task and the records generated for it.
+	EnumerableTask struct {
+		Name    string             `json:"name"`
+		ID      string             `json:"id"`
+		Records []EnumerableRecord `json:"records"`
+	}
+	// EnumerableRecord is one record: host is an address, or target:port
+	// for SRV.
+	EnumerableRecord struct {
+		Name  string `json:"name"`
+		Host  string `json:"host"`
+		Rtype string `json:"rtype"`
+	}
+)
+
+// Handler serves the Mesos-DNS style HTTP API: /v1/version, /v1/config,
+// /v1/hosts/{host}, /v1/services/{service} and /v1/enumerate.
+func (m *Master) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, versionInfo{Service: "spartan", URL: "https://github.com/spartan-dns/spartan", Version: Version})
+	})
+	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, m.cfg)
+	})
+	mux.HandleFunc("GET /v1/hosts/{host}", m.hosts)
+	mux.HandleFunc("GET /v1/services/{service}", m.services)
+	mux.HandleFunc("GET /v1/enumerate", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, m.Enumerate())
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// apiName makes a path parameter a lower-case FQDN.
+func apiName(s string) string { return dns.Fqdn(strings.ToLower(s)) }
+
+// hosts answers like an A and AAAA lookup. As in Mesos-DNS, a name without
+// addresses gives one empty element rather than an empty list.
+func (m *Master) hosts(w http.ResponseWriter, r *http.Request) {
+	name := apiName(r.PathValue("host"))
+	z := m.store.Load()
+	out := []hostRecord{}
+	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		for _, rr := range z.Lookup(name, t).Answer {
+			if ip, ok := rrAddr(rr); ok {
+				out = append(out, hostRecord{Host: name, IP: ip.String()})
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, hostRecord{})
+	}
+	writeJSON(w, out)
+}
+
+// services answers like an SRV lookup, one element per target address. As
+// in Mesos-DNS, nothing found gives one empty element.
+func (m *Master) services(w http.ResponseWriter, r *http.Request) {
+	name := apiName(r.PathValue("service"))
+	z := m.store.Load()
+	out := []serviceRecord{}
+	for _, rr := range z.Lookup(name, dns.TypeSRV).Answer {
+		srv, ok := rr.(*dns.SRV)
+		if !ok {
+			continue
+		}
+		port := strconv.Itoa(int(srv.Port))
+		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			for _, a := range z.Lookup(srv.Target, t).Answer {
+				if ip, ok := rrAddr(a); ok {
+					out = append(out, serviceRecord{Service: name, Host: srv.Target, IP: ip.String(), Port: port})
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, serviceRecord{})
+	}
+	writeJSON(w, out)
+}
+
+func rrAddr(rr dns.RR) (netip.Addr, bool) {
+	switch r := rr.(type) {
+	case *dns.A:
+		return netip.AddrFromSlice(r.A.To4())
+	case *dns.AAAA:
+		return netip.AddrFromSlice(r.AAAA)
+	}
+	return netip.Addr{}, false
+}
+
+// Enumerate lists every framework and the records of its tasks, for the
+// state behind the zone being served. It regenerates them on demand rather
+// than keeping a second copy of every record.
+func (m *Master) Enumerate() EnumerationData {
+	m.mu.Lock()
+	st := m.state
+	m.mu.Unlock()
+	es := &enumSink{data: EnumerationData{Frameworks: []*EnumerableFramework{}}}
+	if st != nil {
+		// Host names are not resolved again: agents are named by IP
+		// in practice, and a slow resolver must not stall the API.
+		generate(st, &m.opt, es)
+	}
+	return es.data
+}
+
+type enumSink struct {
+	data EnumerationData
+	fw   *EnumerableFramework
+	cur  *EnumerableTask
+	seen map[EnumerableRecord]bool
+}
+
+func (e *enumSink) framework(fw *Framework) {
+	e.fw = &EnumerableFramework{Name: fw.Name, Tasks: []*EnumerableTask{}}
+	e.data.Frameworks = append(e.data.Frameworks, e.fw)
+	e.cur = nil
+}
+
+func (e *enumSink) task(t *Task) {
+	e.cur = &EnumerableTask{Name: t.Name, ID: t.ID, Records: []EnumerableRecord{}}
+	e.fw.Tasks = append(e.fw.Tasks, e.cur)
+	e.seen = map[EnumerableRecord]bool{}
+}
+
+func (e *enumSink) add(r EnumerableRecord) {
+	if e.cur == nil || e.seen[r] {
+		return
+	}
+	e.seen[r] = true
+	e.cur.Records = append(e.cur.Records, r)
+}
+
+func (e *enumSink) addr(name string, ip netip.Addr) {
+	t := "A"
+	if !ip.Is4() {
+		t = "AAAA"
+	}
+	e.add(EnumerableRecord{Name: name, Host: ip.String(), Rtype: t})
+}
+
+func (e *enumSink) srv(name, target string, port uint16) {
+	e.add(EnumerableRecord{Name: name, Host: target + ":" + strconv.Itoa(int(port)), Rtype: "SRV"})
+}

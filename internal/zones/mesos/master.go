@@ -1,0 +1,436 @@
+package mesos
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/zones"
+	"golang.org/x/sync/errgroup"
+)
+
+// statePaths are tried in order: current Mesos, then older ones.
+var statePaths = []string{"/master/state", "/master/state.json", "/state"}
+
+// resolveTimeout bounds the lookup of one framework or agent host name.
+const resolveTimeout = 2 * time.Second
+
+// Stats describes the generator's recent work, for metrics and the API.
+type Stats struct {
+	// Polls and Failures count state polls and the failed ones; Swaps
+	// counts zone replacements (polls that changed something).
+	Polls, Failures, Swaps uint64
+	// LastPollDuration is how long the latest poll took, fetch to swap.
+	LastPollDuration time.Duration
+	// LastSuccess is when a poll last succeeded; zero before that.
+	LastSuccess time.Time
+	// LastError is the latest poll failure; empty after a success.
+	LastError string
+	// Leader is the leading master's host:port as last seen.
+	Leader string
+	// Records and Serial describe the zone being served.
+	Records int
+	Serial  uint32
+	// Tasks is the number of tasks with records; SkippedTasks and
+	// DroppedNames count malformed tasks and names DNS cannot carry.
+	Tasks, SkippedTasks, DroppedNames int
+}
+
+// Master is master mode: it polls the Mesos masters, keeps the cluster
+// zone in a zones.Store and serves the HTTP API. Create it with NewMaster
+// and run it with Run.
+type Master struct {
+	cfg    config.Master
+	log    *slog.Logger
+	opt    Options
+	store  *zones.Store
+	client *http.Client
+	// fixed, when set, is the state read on every poll instead of the
+	// masters (the demo).
+	fixed []byte
+	// lookup resolves host names; replaceable in tests.
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+
+	mu     sync.Mutex
+	state  *State // the state behind the served zone, for /v1/enumerate
+	leader string
+	stats  Stats
+}
+
+// NewMaster prepares master mode for a validated configuration. It serves
+// SOA and NS (and NXDOMAIN below) until the first successful poll.
+func NewMaster(cfg config.Master, logger *slog.Logger) (*Master, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	spec := RFC1123
+	if cfg.EnforceRFC952 {
+		spec = RFC952
+	}
+	listeners, err := listenerAddrs(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("master mode: %w", err)
+	}
+	m := &Master{
+		cfg: cfg,
+		log: logger.With("component", "mesos"),
+		opt: Options{
+			Domain:      cfg.Domain,
+			Masters:     cfg.Masters,
+			NS:          cfg.SOAMname,
+			Listeners:   listeners,
+			IPSources:   cfg.IPSources,
+			Spec:        spec,
+			HealthyOnly: cfg.HealthyOnly,
+			SOA: zones.SOA{
+				Mname: cfg.SOAMname, Rname: cfg.SOARname,
+				Refresh: cfg.SOARefresh, Retry: cfg.SOARetry, Expire: cfg.SOAExpire, Minttl: cfg.SOAMinttl,
+				TTL: uint32(cfg.TTL),
+			},
+		},
+		client: &http.Client{Transport: &http.Transport{
+			// Never through an environment proxy: the masters are local.
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			DisableKeepAlives:     true,
+			ResponseHeaderTimeout: time.Duration(cfg.StateTimeoutSeconds) * time.Second,
+		}},
+		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		},
+	}
+	z := EmptyZone(&m.opt, nextSerial(0))
+	m.store = zones.NewStore(z)
+	m.stats.Records, m.stats.Serial = z.Len(), z.Serial()
+	return m, nil
+}
+
+// Store returns the store holding the cluster zone, for zones.NewAuthority.
+func (m *Master) Store() *zones.Store { return m.store }
+
+// Stats returns a snapshot of the generator's counters.
+func (m *Master) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}
+
+// UseState makes every poll read data (a Mesos state JSON document)
+// instead of asking the masters: the demo's fixed cluster.
+func (m *Master) UseState(data []byte) { m.fixed = data }
+
+// Run polls until ctx ends, and serves the HTTP API when configured. It
+// returns nil on cancellation and an error only when the API cannot
+// listen.
+func (m *Master) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if m.cfg.HTTP != "" {
+		ln, err := net.Listen("tcp", m.cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("master mode: HTTP API on %s: %w", m.cfg.HTTP, err)
+		}
+		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("master mode: HTTP API on %s: %w", m.cfg.HTTP, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+		m.log.Info("Mesos-DNS HTTP API listening", "addr", ln.Addr().String())
+	}
+	g.Go(func() error {
+		refresh := time.Duration(m.cfg.RefreshSeconds) * time.Second
+		if err := m.Poll(ctx); err != nil && ctx.Err() == nil && m.Stats().LastSuccess.IsZero() {
+			m.log.Error("no Mesos master reachable: serving only SOA and NS for the cluster domain until one answers",
+				"domain", m.cfg.Domain, "masters", m.cfg.Masters, "err", err)
+		}
+		t := time.NewTicker(refresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				_ = m.Poll(ctx)
+			}
+		}
+	})
+	return g.Wait()
+}
+
+// Poll reads the state once and, when it changed, swaps in the new zone.
+// On failure the served zone stays as it was; the error is logged, counted
+// and returned.
+func (m *Master) Poll(ctx context.Context) error {
+	start := time.Now()
+	st, err := m.readState(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stats.Polls++
+	if err != nil {
+		m.stats.Failures++
+		m.stats.LastError = err.Error()
+		m.stats.LastPollDuration = time.Since(start)
+		m.log.Warn("Mesos state poll failed; keeping the last good zone",
+			"err", err, "serial", m.store.Load().Serial(), "failures", m.stats.Failures)
+		return err
+	}
+	opt := m.opt
+	opt.Resolve = m.resolver(ctx)
+	cur := m.store.Load()
+	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
+	if z.Hash() != cur.Hash() {
+		m.store.Swap(z)
+		m.stats.Swaps++
+		m.log.Info("cluster zone updated", "serial", z.Serial(), "records", z.Len(),
+			"tasks", gs.Tasks, "leader", st.Leader, "took", time.Since(start))
+		cur = z
+	}
+	if st.Skipped > 0 || gs.Dropped > 0 {
+		m.log.Warn("Mesos state had tasks or names that cannot be published",
+			"malformedTasks", st.Skipped, "droppedNames", gs.Dropped)
+	}
+	m.state = st
+	if st.Leader != "" {
+		m.leader = st.Leader
+	}
+	m.stats.LastPollDuration = time.Since(start)
+	m.stats.LastSuccess = time.Now()
+	m.stats.LastError = ""
+	m.stats.Leader = st.Leader
+	m.stats.Records, m.stats.Serial = cur.Len(), cur.Serial()
+	m.stats.Tasks, m.stats.SkippedTasks, m.stats.DroppedNames = gs.Tasks, st.Skipped, gs.Dropped
+	return nil
+}
+
+// nextSerial is the serial for a changed zone: the Unix time, or one more
+// than the current serial when that is not less, so it always increases.
+func nextSerial(cur uint32) uint32 {
+	return max(cur+1, uint32(time.Now().Unix()))
+}
+
+func (m *Master) resolver(ctx context.Context) func(string) []netip.Addr {
+	return func(host string) []netip.Addr {
+		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+		defer cancel()
+		ips, err := m.lookup(rctx, host)
+		if err != nil {
+			m.log.Debug("cannot resolve host name from the Mesos state", "host", host, "err", err)
+			return nil
+		}
+		return ips
+	}
+}
+
+// readState returns the leader's state: from the fixed state or file when
+// configured, else from the masters, the last known leader first.
+func (m *Master) readState(ctx context.Context) (*State, error) {
+	switch {
+	case m.fixed != nil:
+		return DecodeState(bytes.NewReader(m.fixed))
+	case m.cfg.StateFile != "":
+		f, err := os.Open(m.cfg.StateFile)
+		if err != nil {
+			return nil, fmt.Errorf("state file: %w", err)
+		}
+		defer f.Close()
+		st, err := DecodeState(bufio.NewReaderSize(f, 64<<10))
+		if err != nil {
+			return nil, fmt.Errorf("state file %s: %w", m.cfg.StateFile, err)
+		}
+		return st, nil
+	}
+	m.mu.Lock()
+	candidates := []string{}
+	if m.leader != "" {
+		candidates = append(candidates, m.leader)
+	}
+	m.mu.Unlock()
+	for _, a := range m.cfg.Masters {
+		if !slices.Contains(candidates, a) {
+			candidates = append(candidates, a)
+		}
+	}
+	var errs []error
+	for _, addr := range candidates {
+		st, err := m.leaderState(ctx, addr)
+		if err == nil {
+			return st, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		m.log.Debug("Mesos master failed, trying the next", "master", addr, "err", err)
+		errs = append(errs, fmt.Errorf("master %s: %w", addr, err))
+	}
+	return nil, fmt.Errorf("no Mesos master answered with the leader's state: %w", errors.Join(errs...))
+}
+
+// leaderState asks the master at addr for its state; when it is not the
+// leader it asks the leader the state names (or /master/redirect names).
+func (m *Master) leaderState(ctx context.Context, addr string) (*State, error) {
+	st, served, err := m.fetchState(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if isLeader(st, served) {
+		return st, nil
+	}
+	leader := st.Leader
+	if leader == "" {
+		if leader, err = m.redirectLeader(ctx, addr); err != nil {
+			return nil, fmt.Errorf("state names no leader: %w", err)
+		}
+	}
+	if sameAddr(leader, served) {
+		return st, nil
+	}
+	m.log.Debug("following the Mesos leader", "asked", addr, "leader", leader)
+	st, served, err = m.fetchState(ctx, leader)
+	if err != nil {
+		return nil, fmt.Errorf("leader %s: %w", leader, err)
+	}
+	if st.Leader == "" {
+		st.Leader = served
+	}
+	return st, nil
+}
+
+// isLeader reports whether st came from the leading master: its own PID or
+// the address that served it is the leader's.
+func isLeader(st *State, served string) bool {
+	return st.Leader != "" && (sameAddr(st.Leader, st.PID) || sameAddr(st.Leader, served))
+}
+
+func sameAddr(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	pa, errA := netip.ParseAddrPort(a)
+	pb, errB := netip.ParseAddrPort(b)
+	if errA == nil && errB == nil {
+		return pa.Addr().Unmap() == pb.Addr().Unmap() && pa.Port() == pb.Port()
+	}
+	return a == b
+}
+
+// fetchState GETs the first state endpoint addr serves and decodes it as it
+// streams in. served is the host:port that answered (after redirects).
+func (m *Master) fetchState(ctx context.Context, addr string) (st *State, served string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.StateTimeoutSeconds)*time.Second)
+	defer cancel()
+	for _, path := range statePaths {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+		if err != nil {
+			return nil, "", err
+		}
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("User-Agent", "spartan")
+		resp, err := m.client.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			drain(resp.Body)
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			drain(resp.Body)
+			return nil, "", fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		st, err := DecodeState(bufio.NewReaderSize(resp.Body, 64<<10))
+		drain(resp.Body)
+		if err != nil {
+			return nil, "", fmt.Errorf("GET %s: %w", path, err)
+		}
+		return st, resp.Request.URL.Host, nil
+	}
+	return nil, "", fmt.Errorf("no state endpoint (tried %v)", statePaths)
+}
+
+// redirectLeader asks addr's /master/redirect where the leader is.
+func (m *Master) redirectLeader(ctx context.Context, addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.StateTimeoutSeconds)*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/master/redirect", nil)
+	if err != nil {
+		return "", err
+	}
+	client := *m.client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	drain(resp.Body)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode/100 != 3 || loc == "" {
+		return "", fmt.Errorf("/master/redirect: %s without a location", resp.Status)
+	}
+	u, err := url.Parse(loc)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("/master/redirect: bad location %q", loc)
+	}
+	return u.Host, nil
+}
+
+// drain reads a little of what is left so the connection closes cleanly,
+// then closes it.
+func drain(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, 4096)
+	_ = body.Close()
+}
+
+// listenerAddrs returns the addresses ns1.<domain> gets: each listen
+// address, or for a wildcard one every non-loopback interface address of
+// that family.
+func listenerAddrs(listen []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, l := range listen {
+		ap, err := netip.ParseAddrPort(l)
+		if err != nil {
+			return nil, fmt.Errorf("listen address %q: %w", l, err)
+		}
+		a := ap.Addr().Unmap()
+		if !a.IsUnspecified() {
+			out = append(out, a.WithZone(""))
+			continue
+		}
+		ifAddrs, err := net.InterfaceAddrs()
+		if err != nil {
+			return nil, fmt.Errorf("interface addresses for %s: %w", l, err)
+		}
+		for _, ia := range ifAddrs {
+			p, err := netip.ParsePrefix(ia.String())
+			if err != nil {
+				continue
+			}
+			ip := p.Addr().Unmap()
+			if ip.IsLoopback() || ip.IsLinkLocalUnicast() || (a.Is4() && !ip.Is4()) {
+				continue
+			}
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), nil
+}
