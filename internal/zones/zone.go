@@ -278,15 +278,27 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		res.Ns = []dns.RR{z.negSOA}
 		return res
 	}
-	switch qtype {
-	case dns.TypeSRV:
-		for _, rr := range res.Answer {
-			res.Extra = append(res.Extra, z.addresses(rr.(*dns.SRV).Target)...)
+	// Each target's addresses go in once, however many records name it
+	// (several ports of one task share a target).
+	var seen map[string]bool
+	for _, rr := range res.Answer {
+		var target string
+		switch r := rr.(type) {
+		case *dns.SRV:
+			target = dns.CanonicalName(r.Target)
+		case *dns.NS:
+			target = dns.CanonicalName(r.Ns)
+		default:
+			continue
 		}
-	case dns.TypeNS:
-		for _, rr := range res.Answer {
-			res.Extra = append(res.Extra, z.addresses(rr.(*dns.NS).Ns)...)
+		if seen[target] {
+			continue
 		}
+		if seen == nil {
+			seen = make(map[string]bool, len(res.Answer))
+		}
+		seen[target] = true
+		res.Extra = append(res.Extra, z.addresses(target)...)
 	}
 	return res
 }
