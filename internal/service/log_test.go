@@ -20,7 +20,7 @@ func TestLogger(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, journal, format string
-		want, notWant        []string
+		want, notWant         []string
 	}{
 		{"terminal text", "", "text", []string{"time=", "level=WARN msg=\"upstream unhealthy\" addr=127.0.0.2:53"}, []string{"<4>"}},
 		{"journal text", journalStream, "text", []string{"<4>level=WARN msg=\"upstream unhealthy\" addr=127.0.0.2:53\n", "<7>level=DEBUG msg=detail\n", "<3>level=ERROR"}, []string{"time="}},

@@ -453,4 +453,3 @@ func freePort(t *testing.T, network string) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
-
