@@ -6,7 +6,6 @@
 package zones
 
 import (
-	"hash/fnv"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -41,9 +40,37 @@ type Result struct {
 	Authoritative bool
 }
 
-// node holds the records of one owner name, by type.
+// node holds the records of one owner name, by type. A short slice rather
+// than a map: names carry one or two types, and a big zone has hundreds of
+// thousands of names.
 type node struct {
-	rrsets map[uint16][]dns.RR
+	sets []rrset
+}
+
+type rrset struct {
+	rrtype uint16
+	rrs    []dns.RR
+}
+
+// get returns the records of type t.
+func (n *node) get(t uint16) []dns.RR {
+	for i := range n.sets {
+		if n.sets[i].rrtype == t {
+			return n.sets[i].rrs
+		}
+	}
+	return nil
+}
+
+// set returns the rrset of type t, adding it when missing.
+func (n *node) set(t uint16) *rrset {
+	for i := range n.sets {
+		if n.sets[i].rrtype == t {
+			return &n.sets[i]
+		}
+	}
+	n.sets = append(n.sets, rrset{rrtype: t})
+	return &n.sets[len(n.sets)-1]
 }
 
 // Zone is an immutable authoritative zone. It is safe for concurrent use; a
@@ -67,12 +94,25 @@ type Zone struct {
 // equal to one already present (ignoring TTL) does nothing.
 type Builder struct {
 	origin string
+	suffix string // "." + origin, to test names cheaply
 	soa    SOA
 	names  map[string]*node
-	seen   map[string]struct{}
-	count  int
-	hash   uint64
+	// big indexes the data of rrsets too large to scan for duplicates.
+	big   map[bigKey]struct{}
+	count int
+	hash  uint64
 }
+
+// bigKey identifies a record's data within one rrset.
+type bigKey struct {
+	node   *node
+	rrtype uint16
+	data   string
+}
+
+// scanLimit is the rrset size up to which duplicates are found by
+// comparing records; larger rrsets are indexed in Builder.big.
+const scanLimit = 16
 
 // NewBuilder starts a zone at origin with the given SOA and NS names. The
 // SOA and NS records are part of every zone it builds.
@@ -80,9 +120,13 @@ func NewBuilder(origin string, soa SOA, ns []string) *Builder {
 	origin = dns.CanonicalName(origin)
 	b := &Builder{
 		origin: origin,
+		suffix: "." + origin,
 		soa:    soa,
 		names:  make(map[string]*node),
-		seen:   make(map[string]struct{}),
+		big:    make(map[bigKey]struct{}),
+	}
+	if origin == "." {
+		b.suffix = "."
 	}
 	for _, n := range ns {
 		b.Add(&dns.NS{
@@ -101,31 +145,131 @@ func (b *Builder) Origin() string { return b.origin }
 // reported as false.
 func (b *Builder) Add(rr dns.RR) bool {
 	h := rr.Header()
-	h.Name = dns.CanonicalName(h.Name)
+	h.Name = canonical(h.Name)
 	if h.Class == 0 {
 		h.Class = dns.ClassINET
 	}
-	if !dns.IsSubDomain(b.origin, h.Name) {
+	if h.Name != b.origin && !strings.HasSuffix(h.Name, b.suffix) {
 		return false
 	}
-	key := recordKey(rr)
-	if _, dup := b.seen[key]; dup {
-		return true
-	}
-	b.seen[key] = struct{}{}
 	n := b.names[h.Name]
 	if n == nil {
-		n = &node{rrsets: make(map[uint16][]dns.RR, 1)}
+		n = &node{}
 		b.names[h.Name] = n
 	}
-	n.rrsets[h.Rrtype] = append(n.rrsets[h.Rrtype], rr)
+	set := n.set(h.Rrtype)
+	if len(set.rrs) < scanLimit {
+		for _, old := range set.rrs {
+			if sameData(old, rr) {
+				return true
+			}
+		}
+	} else {
+		if len(set.rrs) == scanLimit {
+			for _, old := range set.rrs {
+				b.big[bigKey{n, h.Rrtype, dataKey(old)}] = struct{}{}
+			}
+		}
+		k := bigKey{n, h.Rrtype, dataKey(rr)}
+		if _, dup := b.big[k]; dup {
+			return true
+		}
+		b.big[k] = struct{}{}
+	}
+	set.rrs = append(set.rrs, rr)
 	b.count++
 	// An order-independent sum of per-record hashes: the same set gives the
 	// same hash however it was added.
-	f := fnv.New64a()
-	f.Write([]byte(key))
-	b.hash += f.Sum64()
+	b.hash += recordHash(rr)
 	return true
+}
+
+// sameData reports whether two records of one owner and type carry the
+// same data (TTL aside).
+func sameData(a, b dns.RR) bool {
+	switch x := a.(type) {
+	case *dns.A:
+		y, ok := b.(*dns.A)
+		return ok && x.A.Equal(y.A)
+	case *dns.AAAA:
+		y, ok := b.(*dns.AAAA)
+		return ok && x.AAAA.Equal(y.AAAA)
+	case *dns.SRV:
+		y, ok := b.(*dns.SRV)
+		return ok && x.Port == y.Port && x.Priority == y.Priority && x.Weight == y.Weight &&
+			canonical(x.Target) == canonical(y.Target)
+	}
+	return dataKey(a) == dataKey(b)
+}
+
+// dataKey is a record's data as a string, for indexing.
+func dataKey(rr dns.RR) string {
+	k := recordKey(rr)
+	// Owner and type are the same for the whole rrset: drop them.
+	_, data, _ := strings.Cut(k[len(rr.Header().Name)+1:], " ")
+	return data
+}
+
+// canonical is dns.CanonicalName with a fast path for names that already
+// are: generated zones add a million of them.
+func canonical(name string) string {
+	if n := len(name); n > 0 && name[n-1] == '.' {
+		i := 0
+		for ; i < n; i++ {
+			if c := name[i]; c >= 'A' && c <= 'Z' {
+				break
+			}
+		}
+		if i == n {
+			return name
+		}
+	}
+	return dns.CanonicalName(name)
+}
+
+// FNV-1a, inline so hashing a record allocates nothing.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * fnvPrime
+	}
+	return h
+}
+
+func fnvBytes(h uint64, b []byte) uint64 {
+	for _, c := range b {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return h
+}
+
+func fnvUint(h uint64, v uint64) uint64 {
+	for range 8 {
+		h = (h ^ (v & 0xff)) * fnvPrime
+		v >>= 8
+	}
+	return h
+}
+
+// recordHash hashes a record's owner, type and data, not its TTL.
+func recordHash(rr dns.RR) uint64 {
+	hdr := rr.Header()
+	h := fnvString(fnvOffset, hdr.Name)
+	h = fnvUint(h, uint64(hdr.Rrtype))
+	switch r := rr.(type) {
+	case *dns.A:
+		return fnvBytes(h, r.A.To16())
+	case *dns.AAAA:
+		return fnvBytes(h, r.AAAA.To16())
+	case *dns.SRV:
+		h = fnvString(h, canonical(r.Target))
+		return fnvUint(h, uint64(r.Port)<<32|uint64(r.Priority)<<16|uint64(r.Weight))
+	}
+	return fnvString(h, recordKey(rr))
 }
 
 // recordKey identifies a record by owner, type and data, not TTL.
@@ -175,16 +319,17 @@ func (b *Builder) Build(serial uint32) *Zone {
 
 	n := b.names[b.origin]
 	if n == nil {
-		n = &node{rrsets: make(map[uint16][]dns.RR, 2)}
+		n = &node{}
 		b.names[b.origin] = n
 	}
-	n.rrsets[dns.TypeSOA] = []dns.RR{soa}
+	n.set(dns.TypeSOA).rrs = []dns.RR{soa}
 
 	ents := make(map[string]struct{})
 	for name := range b.names {
 		// Walk up from each name to the origin; every ancestor without
-		// records of its own is an empty non-terminal.
-		for p := parent(name); p != "" && dns.IsSubDomain(b.origin, p) && p != b.origin; p = parent(p) {
+		// records of its own is an empty non-terminal. Add only admits
+		// names at or below the origin, so the walk ends there.
+		for p := parent(name); p != "" && len(p) > len(b.origin); p = parent(p) {
 			if _, ok := b.names[p]; ok {
 				continue
 			}
@@ -204,7 +349,7 @@ func (b *Builder) Build(serial uint32) *Zone {
 		count:  b.count + 1,
 		hash:   b.hash,
 	}
-	b.names, b.seen = nil, nil
+	b.names, b.big = nil, nil
 	return z
 }
 
@@ -239,9 +384,9 @@ func (z *Zone) Records() []dns.RR {
 	out := make([]dns.RR, 0, z.count)
 	out = append(out, z.soa)
 	for _, n := range z.names {
-		for t, rrs := range n.rrsets {
-			if t != dns.TypeSOA {
-				out = append(out, rrs...)
+		for _, set := range n.sets {
+			if set.rrtype != dns.TypeSOA {
+				out = append(out, set.rrs...)
 			}
 		}
 	}
@@ -268,10 +413,10 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		return res
 	}
 	if qtype == dns.TypeANY {
-		for _, rrs := range n.rrsets {
-			res.Answer = append(res.Answer, rrs...)
+		for _, set := range n.sets {
+			res.Answer = append(res.Answer, set.rrs...)
 		}
-	} else if rrs := n.rrsets[qtype]; len(rrs) > 0 {
+	} else if rrs := n.get(qtype); len(rrs) > 0 {
 		res.Answer = shuffled(rrs)
 	}
 	if len(res.Answer) == 0 {
@@ -309,8 +454,8 @@ func (z *Zone) addresses(name string) []dns.RR {
 	if n == nil {
 		return nil
 	}
-	out := append([]dns.RR(nil), n.rrsets[dns.TypeA]...)
-	return append(out, n.rrsets[dns.TypeAAAA]...)
+	out := append([]dns.RR(nil), n.get(dns.TypeA)...)
+	return append(out, n.get(dns.TypeAAAA)...)
 }
 
 func shuffled(rrs []dns.RR) []dns.RR {

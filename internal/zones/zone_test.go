@@ -242,3 +242,34 @@ func TestStoreSwapUnderReaders(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestBuilderDedupLargeRRset covers rrsets past the size where duplicates
+// are found by scanning: they are indexed, and still sets.
+func TestBuilderDedupLargeRRset(t *testing.T) {
+	b := NewBuilder("mesos.", testSOA, []string{"ns1.mesos."})
+	for round := range 2 {
+		for i := range 40 {
+			b.Add(rr(t, fmt.Sprintf("slave.mesos. 60 IN A 192.0.2.%d", i+1)))
+			b.Add(rr(t, fmt.Sprintf("_s._tcp.mesos. 60 IN SRV 0 1 %d Slave.Mesos.", 5000+i)))
+		}
+		// A new type on the same name after the index exists.
+		b.Add(rr(t, fmt.Sprintf("slave.mesos. 60 IN AAAA 2001:db8::%d", round+1)))
+	}
+	z := b.Build(1)
+	require.Len(t, z.Lookup("slave.mesos.", dns.TypeA).Answer, 40)
+	require.Len(t, z.Lookup("slave.mesos.", dns.TypeAAAA).Answer, 2)
+	res := z.Lookup("_s._tcp.mesos.", dns.TypeSRV)
+	require.Len(t, res.Answer, 40)
+	require.Len(t, res.Extra, 42, "one target: its addresses once")
+	require.Equal(t, 1+1+40+2+40, z.Len())
+
+	// The same set added in another order hashes the same.
+	b2 := NewBuilder("mesos.", testSOA, []string{"ns1.mesos."})
+	for i := 39; i >= 0; i-- {
+		b2.Add(rr(t, fmt.Sprintf("_s._tcp.mesos. 60 IN SRV 0 1 %d slave.mesos.", 5000+i)))
+		b2.Add(rr(t, fmt.Sprintf("slave.mesos. 30 IN A 192.0.2.%d", i+1)))
+	}
+	b2.Add(rr(t, "slave.mesos. 60 IN AAAA 2001:db8::2"))
+	b2.Add(rr(t, "slave.mesos. 60 IN AAAA 2001:db8::1"))
+	require.Equal(t, z.Hash(), b2.Build(2).Hash())
+}
