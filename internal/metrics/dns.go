@@ -110,6 +110,9 @@ func (q *queryCounters) init() {
 // spartan_dns_responses_total and spartan_dns_request_duration_seconds.
 // It takes no lock and allocates nothing once the zone has been seen.
 func (m *Metrics) ObserveQuery(q Query) {
+	if m == nil {
+		return
+	}
 	p := q.Proto
 	if p >= numProtos {
 		p = UDP

@@ -37,7 +37,9 @@ const namespace = "spartan"
 var durationBuckets = prometheus.ExponentialBuckets(0.00025, 2, 16)
 
 // Metrics is the metric registry of one spartan process. The zero value is
-// not usable; use New. All methods are safe for concurrent use.
+// not usable; use New. All methods are safe for concurrent use, and the
+// Observe methods are no-ops on a nil *Metrics, so instrumented code needs
+// no "metrics enabled?" branches.
 type Metrics struct {
 	reg *prometheus.Registry
 
@@ -172,6 +174,9 @@ func (m *Metrics) SetReady(f func() error) {
 // ObservePoll records one poll of the Mesos master's state: its duration
 // and whether it failed.
 func (m *Metrics) ObservePoll(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
 	m.pollHV.Observe(d.Seconds())
 	if err != nil {
 		m.pollFailures.Add(1)
@@ -183,6 +188,9 @@ func (m *Metrics) ObservePoll(d time.Duration, err error) {
 // ObserveReload records one configuration reload and whether it was
 // applied (err == nil) or refused.
 func (m *Metrics) ObserveReload(err error) {
+	if m == nil {
+		return
+	}
 	if err != nil {
 		m.reloadFailed.Add(1)
 		return

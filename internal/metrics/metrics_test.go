@@ -271,3 +271,12 @@ func BenchmarkObserveQuery(b *testing.B) {
 		}
 	})
 }
+
+func TestNilMetricsObserveIsNoop(t *testing.T) {
+	var m *metrics.Metrics
+	m.ObserveQuery(metrics.Query{Zone: "."})
+	m.ObserveLeg(".", "127.0.0.2:53", metrics.LegWon, time.Millisecond)
+	m.ObserveRace(".", metrics.RaceAnswered)
+	m.ObservePoll(time.Second, nil)
+	m.ObserveReload(nil)
+}

@@ -37,6 +37,9 @@ type upstreamCounters struct {
 // spartan_upstream_leg_duration_seconds for legs that got one (won, lost
 // or error replies).
 func (m *Metrics) ObserveLeg(group, addr string, r LegResult, d time.Duration) {
+	if m == nil {
+		return
+	}
 	c := m.legs.get(group, addr)
 	c.legs.Add(1)
 	switch r {
@@ -83,6 +86,9 @@ type raceCounters [numOutcomes]atomic.Uint64
 // ObserveRace records the outcome of one upstream race in group
 // (spartan_upstream_races_total).
 func (m *Metrics) ObserveRace(group string, o RaceOutcome) {
+	if m == nil {
+		return
+	}
 	if o >= numOutcomes {
 		return
 	}
