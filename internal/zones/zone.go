@@ -399,7 +399,7 @@ func (z *Zone) Records() []dns.RR {
 // NODATA; both carry the SOA in authority. Answers with several records
 // come in random order, for crude load balancing as Mesos-DNS does.
 func (z *Zone) Lookup(qname string, qtype uint16) Result {
-	name := dns.CanonicalName(qname)
+	name := canonical(qname)
 	if !dns.IsSubDomain(z.origin, name) {
 		return Result{Rcode: dns.RcodeRefused}
 	}
