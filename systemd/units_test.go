@@ -108,6 +108,16 @@ func TestUnitsVerifyAsInstalled(t *testing.T) {
 			out, err := verify(t, root, units...)
 			require.NoError(t, err, "systemd-analyze verify: %s", out)
 			require.Empty(t, out, "systemd-analyze verify reported problems")
+
+			// Keep the sandboxing honest: systemd's own exposure score
+			// (0 best, 10 worst; threshold in tenths) stays "OK".
+			for unit, threshold := range map[string]string{
+				"spartan.service": "20", "spartan-iface.service": "30", "spartan-watchdog.service": "30",
+			} {
+				out, err := exec.Command("systemd-analyze", "security", "--offline=yes", "--no-pager",
+					"--root="+root, "--threshold="+threshold, unit).CombinedOutput()
+				require.NoError(t, err, "%s exposure above %s/100:\n%s", unit, threshold, out)
+			}
 		})
 	}
 }
