@@ -1,0 +1,191 @@
+// Package watchdog keeps resolv.conf pointing at the node's spartan proxy
+// while it serves, and at the real upstream resolvers while it does not.
+//
+// Every Interval it asks each proxy address for ready.spartan (Prober); a
+// Machine turns the observations into a state with hysteresis (FailAfter
+// failures to go down, RecoverAfter successes to come back) and, when
+// asked, a restart escalation; Content renders the file for the state and
+// resolvconf.Manager writes it safely, saving the original the first time.
+package watchdog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/spartan-dns/spartan/internal/resolvconf"
+)
+
+// restartTimeout bounds one restart request; systemd's own job timeouts
+// apply beyond it.
+const restartTimeout = 90 * time.Second
+
+// Watchdog runs the health checks and manages the file.
+type Watchdog struct {
+	cfg       Config
+	log       *slog.Logger
+	prober    Prober
+	restarter Restarter
+	mgr       *resolvconf.Manager
+	machine   Machine
+	content   Content
+	now       func() time.Time
+}
+
+// Options replace the watchdog's collaborators, for tests.
+type Options struct {
+	// Prober defaults to a DNSProber of the configured proxy addresses.
+	Prober Prober
+	// Restarter defaults to a SystemdRestarter.
+	Restarter Restarter
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// New returns a watchdog for a validated configuration.
+func New(cfg Config, log *slog.Logger, opt Options) *Watchdog {
+	w := &Watchdog{
+		cfg:       cfg,
+		log:       log,
+		prober:    opt.Prober,
+		restarter: opt.Restarter,
+		now:       opt.Now,
+		mgr:       &resolvconf.Manager{Path: cfg.ResolvConf, Symlink: resolvconf.SymlinkPolicy(cfg.Symlink)},
+		machine: Machine{
+			FailAfter:    cfg.FailAfter,
+			RecoverAfter: cfg.RecoverAfter,
+			RestartAfter: cfg.RestartAfter.D(),
+		},
+		content: Content{
+			Path:      cfg.ResolvConf,
+			Proxy:     uniqueIPs(cfg.Proxy),
+			Upstreams: uniqueIPs(cfg.Upstreams),
+		},
+	}
+	for _, o := range cfg.Options {
+		w.content.Options = append(w.content.Options, resolvconf.ParseOption(o))
+	}
+	if w.prober == nil {
+		w.prober = &DNSProber{Addrs: cfg.Proxy, Name: cfg.ReadyName, Timeout: cfg.Timeout.D()}
+	}
+	if w.restarter == nil {
+		w.restarter = &SystemdRestarter{Log: log}
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	return w
+}
+
+// Run checks the proxy at once and then every Interval until ctx ends,
+// keeping the file in line with the state. Failures to write are logged
+// and retried on the next round; Run returns nil when ctx ends.
+func (w *Watchdog) Run(ctx context.Context) error {
+	w.log.Info("watchdog started", "resolv_conf", w.cfg.ResolvConf, "proxy", w.cfg.Proxy,
+		"upstreams", w.cfg.Upstreams, "interval", w.cfg.Interval, "fail_after", w.cfg.FailAfter,
+		"recover_after", w.cfg.RecoverAfter, "restart_after", w.cfg.RestartAfter)
+	t := time.NewTicker(w.cfg.Interval.D())
+	defer t.Stop()
+	for {
+		if err := w.Round(ctx); err != nil && ctx.Err() == nil {
+			w.log.Error("round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			w.log.Info("watchdog stopped", "state", w.machine.State())
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Once runs a single round: one check decides the state (there is no
+// history to smooth), the file is brought in line and the result returned.
+func (w *Watchdog) Once(ctx context.Context) (State, error) {
+	err := w.Round(ctx)
+	return w.machine.State(), err
+}
+
+// Round runs one health check and brings the file in line with the
+// resulting state, whether it changed or not: a file someone else
+// rewrote is taken over again (its content becoming the new original).
+func (w *Watchdog) Round(ctx context.Context) error {
+	ok, perr := w.prober.Probe(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	step := w.machine.Observe(ok, w.now())
+	switch {
+	case step.Changed:
+		w.log.Info("proxy state changed", "state", step.State, "probe_err", perr)
+	case !ok:
+		w.log.Warn("proxy health check failed", "state", step.State, "consecutive", step.Fails, "err", perr)
+	default:
+		w.log.Debug("proxy healthy", "state", step.State)
+	}
+	if step.Restart {
+		w.restart(ctx)
+	}
+	return w.apply(step.State)
+}
+
+func (w *Watchdog) restart(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, restartTimeout)
+	defer cancel()
+	w.log.Warn("proxy failing for too long, restarting it", "unit", w.cfg.RestartUnit, "after", w.cfg.RestartAfter)
+	if err := w.restarter.Restart(ctx, w.cfg.RestartUnit); err != nil {
+		w.log.Error("restart failed", "unit", w.cfg.RestartUnit, "err", err)
+		return
+	}
+	w.log.Info("restart done", "unit", w.cfg.RestartUnit)
+}
+
+// apply writes the file for state.
+func (w *Watchdog) apply(state State) error {
+	orig, saved, err := w.mgr.Original()
+	if err != nil {
+		return err
+	}
+	if saved {
+		w.log.Info("saved the original resolv.conf", "path", w.mgr.OrigPath(),
+			"nameservers", fmtAddrs(orig.Nameservers()), "search", orig.Search())
+		for _, msg := range orig.Warnings() {
+			w.log.Warn("original resolv.conf", "path", w.cfg.ResolvConf, "warning", msg)
+		}
+	}
+	c := w.content
+	c.Original = orig
+	data, err := c.Render(state == Up)
+	if errors.Is(err, ErrNoUpstreams) {
+		return fmt.Errorf("proxy down, leaving %s as it is: %w", w.cfg.ResolvConf, err)
+	}
+	if err != nil {
+		return err
+	}
+	out, err := w.mgr.Write(data)
+	if err != nil {
+		return err
+	}
+	if out != resolvconf.Unchanged {
+		w.log.Info("rewrote resolv.conf", "path", w.cfg.ResolvConf, "state", state, "how", out,
+			"nameservers", fmtAddrs(resolvconf.Parse(data).Nameservers()))
+	}
+	return nil
+}
+
+// Restore puts back the original of a validated configuration's file.
+func Restore(cfg Config) error {
+	m := &resolvconf.Manager{Path: cfg.ResolvConf, Symlink: resolvconf.SymlinkPolicy(cfg.Symlink)}
+	return m.Restore()
+}
+
+func fmtAddrs(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
