@@ -25,7 +25,9 @@ func fakeSystemctl(t *testing.T, status int, msg string) (bin, record string) {
 }
 
 func TestSystemdRestarterFallsBackToSystemctl(t *testing.T) {
-	noBus := func(context.Context) (*dbus.Conn, error) { return nil, errors.New("dial unix /run/dbus/system_bus_socket: no such file") }
+	noBus := func(context.Context) (*dbus.Conn, error) {
+		return nil, errors.New("dial unix /run/dbus/system_bus_socket: no such file")
+	}
 	tests := []struct {
 		name   string
 		status int
