@@ -3,6 +3,7 @@ module github.com/spartan-dns/spartan
 go 1.26.8
 
 require (
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/miekg/dns v1.1.73
 	github.com/stretchr/testify v1.12.1
 )

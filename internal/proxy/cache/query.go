@@ -1,0 +1,242 @@
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Wire-format constants used by the parsers.
+const (
+	headerLen   = 12
+	maxNameWire = 255 // RFC 1035 2.3.4, including the root label
+	maxLabel    = 63
+	optRRLen    = 11 // root name, type, class, TTL, RDLENGTH
+
+	typeOPT   = 41
+	typeSOA   = 6
+	typeTSIG  = 250
+	typeSIG   = 24
+	typeIXFR  = 251
+	typeAXFR  = 252
+	classINET = 1
+
+	flagQR = 1 << 15
+	flagAA = 1 << 10
+	flagTC = 1 << 9
+	flagRD = 1 << 8
+	flagRA = 1 << 7
+	flagAD = 1 << 5
+	flagCD = 1 << 4
+
+	ednsDO = 1 << 15
+
+	rcodeNoError  = 0
+	rcodeServFail = 2
+	rcodeNXDomain = 3
+)
+
+// Errors returned by Query.Parse. They are preallocated so that rejecting a
+// hostile packet costs no allocation.
+var (
+	// ErrMalformed reports a packet that is not a well-formed query.
+	ErrMalformed = errors.New("cache: malformed query")
+	// ErrUnsupported reports a well-formed packet the fast path does not
+	// handle (a response, more than one question, records other than one
+	// OPT, EDNS version above 0); the caller takes the general path.
+	ErrUnsupported = errors.New("cache: query not handled by the wire fast path")
+)
+
+// keyFlag bits appended to the cache key.
+const (
+	keyDO = 1 << 0
+	keyCD = 1 << 1
+)
+
+// Query is a client query parsed straight from the wire, without building a
+// dns.Msg. It is self-contained (it keeps no reference to the packet) and
+// large enough to hold any name, so a Query can live in a reusable buffer
+// and parsing allocates nothing.
+type Query struct {
+	ID     uint16
+	Opcode uint8
+	RD     bool
+	AD     bool
+	CD     bool
+	Qtype  uint16
+	Qclass uint16
+	// EDNS reports an OPT record; UDPSize and DO come from it.
+	EDNS    bool
+	UDPSize uint16
+	DO      bool
+
+	nameLen int
+	// name is the question name as the client sent it (its casing is
+	// restored in every reply).
+	name [maxNameWire]byte
+	// key is the lower-cased name followed by qtype, qclass and the DO/CD
+	// flag byte: the cache key, compared byte for byte on every hit.
+	key    [maxNameWire + 5]byte
+	keyLen int
+}
+
+// Name returns the question name in wire format, as the client cased it.
+// The slice aliases q and is valid until q is parsed again.
+func (q *Query) Name() []byte { return q.name[:q.nameLen] }
+
+// Key returns the cache key: the lower-cased wire name, qtype, qclass and a
+// byte of DO/CD flags. The slice aliases q.
+func (q *Query) Key() []byte { return q.key[:q.keyLen] }
+
+// question returns the lower-cased question (name, type, class) as it
+// appears in a stored reply.
+func (q *Query) question() []byte { return q.key[:q.keyLen-1] }
+
+func (q *Query) flags() byte { return q.key[q.keyLen-1] }
+
+// Parse reads a client query. It accepts exactly one question whose name
+// has no compression pointers, no answer or authority records, and at most
+// one additional record, which must be an EDNS(0) OPT with a root owner.
+// Anything else is ErrMalformed or ErrUnsupported; nothing is allocated.
+func (q *Query) Parse(msg []byte) error {
+	if len(msg) < headerLen {
+		return ErrMalformed
+	}
+	flags := binary.BigEndian.Uint16(msg[2:])
+	if flags&flagQR != 0 {
+		return ErrUnsupported
+	}
+	if binary.BigEndian.Uint16(msg[4:]) != 1 ||
+		binary.BigEndian.Uint16(msg[6:]) != 0 ||
+		binary.BigEndian.Uint16(msg[8:]) != 0 {
+		return ErrUnsupported
+	}
+	arcount := binary.BigEndian.Uint16(msg[10:])
+	if arcount > 1 {
+		return ErrUnsupported
+	}
+	q.ID = binary.BigEndian.Uint16(msg)
+	q.Opcode = uint8(flags>>11) & 0xF
+	q.RD = flags&flagRD != 0
+	q.AD = flags&flagAD != 0
+	q.CD = flags&flagCD != 0
+
+	off := headerLen
+	n := 0
+	for {
+		if off >= len(msg) {
+			return ErrMalformed
+		}
+		l := int(msg[off])
+		if l == 0 {
+			break
+		}
+		// 0xC0 is a compression pointer, 0x40 and 0x80 are the obsolete
+		// extended label types: none belongs in a query's question.
+		if l > maxLabel {
+			return ErrMalformed
+		}
+		if off+1+l > len(msg) || n+1+l+1 > maxNameWire {
+			return ErrMalformed
+		}
+		q.name[n] = byte(l)
+		q.key[n] = byte(l)
+		copy(q.name[n+1:], msg[off+1:off+1+l])
+		for i := 1; i <= l; i++ {
+			c := msg[off+i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			q.key[n+i] = c
+		}
+		n += 1 + l
+		off += 1 + l
+	}
+	q.name[n] = 0
+	q.key[n] = 0
+	n++
+	off++
+	if off+4 > len(msg) {
+		return ErrMalformed
+	}
+	q.nameLen = n
+	q.Qtype = binary.BigEndian.Uint16(msg[off:])
+	q.Qclass = binary.BigEndian.Uint16(msg[off+2:])
+	copy(q.key[n:], msg[off:off+4])
+	off += 4
+
+	q.EDNS, q.UDPSize, q.DO = false, 0, false
+	if arcount == 1 {
+		// OPT: root owner (one zero byte), TYPE, CLASS = UDP size,
+		// TTL = extended RCODE, version, DO and Z, RDLENGTH, options.
+		if off+optRRLen > len(msg) {
+			return ErrMalformed
+		}
+		if msg[off] != 0 || binary.BigEndian.Uint16(msg[off+1:]) != typeOPT {
+			return ErrUnsupported
+		}
+		if msg[off+6] != 0 { // EDNS version: BADVERS is the general path's job
+			return ErrUnsupported
+		}
+		q.EDNS = true
+		q.UDPSize = binary.BigEndian.Uint16(msg[off+3:])
+		q.DO = binary.BigEndian.Uint16(msg[off+7:])&ednsDO != 0
+		rdlen := int(binary.BigEndian.Uint16(msg[off+9:]))
+		off += optRRLen
+		if off+rdlen > len(msg) {
+			return ErrMalformed
+		}
+		// Options are ignored, but they must be well-formed TLVs.
+		end := off + rdlen
+		for off < end {
+			if off+4 > end {
+				return ErrMalformed
+			}
+			off += 4 + int(binary.BigEndian.Uint16(msg[off+2:]))
+		}
+		if off != end {
+			return ErrMalformed
+		}
+	}
+	if off != len(msg) {
+		return ErrMalformed
+	}
+	var kf byte
+	if q.DO {
+		kf |= keyDO
+	}
+	if q.CD {
+		kf |= keyCD
+	}
+	q.key[n+4] = kf
+	q.keyLen = n + 5
+	return nil
+}
+
+// Cacheable reports whether answers to q may be cached: a standard query
+// of class IN for a data type (not a zone transfer or other meta type).
+func (q *Query) Cacheable() bool {
+	if q.Opcode != 0 || q.Qclass != classINET {
+		return false
+	}
+	switch t := q.Qtype; {
+	case t == 0, t == typeOPT, t == typeTSIG, t == typeIXFR, t == typeAXFR:
+		return false
+	case t >= 128 && t <= 254: // meta types other than ANY (255)
+		return false
+	}
+	return true
+}
+
+// MaxUDPSize is the EDNS buffer size advertised in cached replies and the
+// largest UDP reply written (the DNS Flag Day 2020 value, which avoids IP
+// fragmentation).
+const MaxUDPSize = 1232
+
+// UDPLimit is the largest UDP reply q's sender accepts: 512 without EDNS,
+// otherwise its advertised size (at least 512) capped at MaxUDPSize.
+func (q *Query) UDPLimit() int {
+	if !q.EDNS || q.UDPSize < 512 {
+		return 512
+	}
+	return min(int(q.UDPSize), MaxUDPSize)
+}

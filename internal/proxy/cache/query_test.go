@@ -1,0 +1,253 @@
+package cache
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// queryOpt adjusts a test query before it is packed.
+type queryOpt func(*dns.Msg)
+
+func withEDNS(size uint16, do bool) queryOpt {
+	return func(m *dns.Msg) { m.SetEdns0(size, do) }
+}
+
+func withCD() queryOpt { return func(m *dns.Msg) { m.CheckingDisabled = true } }
+
+func withID(id uint16) queryOpt { return func(m *dns.Msg) { m.Id = id } }
+
+func newQuery(name string, qtype uint16, opts ...queryOpt) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.Id = 0x1234
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+func packQuery(t testing.TB, name string, qtype uint16, opts ...queryOpt) []byte {
+	t.Helper()
+	b, err := newQuery(name, qtype, opts...).Pack()
+	require.NoError(t, err)
+	return b
+}
+
+func parseQuery(t testing.TB, name string, qtype uint16, opts ...queryOpt) *Query {
+	t.Helper()
+	q := new(Query)
+	require.NoError(t, q.Parse(packQuery(t, name, qtype, opts...)))
+	return q
+}
+
+func TestParseQuery(t *testing.T) {
+	tests := []struct {
+		name    string
+		msg     *dns.Msg
+		wantKey string // lower-cased presentation name
+		edns    bool
+		size    uint16
+		do, cd  bool
+	}{
+		{name: "plain", msg: newQuery("Example.COM.", dns.TypeA), wantKey: "example.com."},
+		{name: "root", msg: newQuery(".", dns.TypeNS), wantKey: "."},
+		{name: "edns", msg: newQuery("a.b.", dns.TypeAAAA, withEDNS(4096, false)), wantKey: "a.b.", edns: true, size: 4096},
+		{name: "edns do", msg: newQuery("a.b.", dns.TypeAAAA, withEDNS(1232, true)), wantKey: "a.b.", edns: true, size: 1232, do: true},
+		{name: "cd", msg: newQuery("a.b.", dns.TypeA, withCD()), wantKey: "a.b.", cd: true},
+		{name: "escaped bytes", msg: newQuery(`a\.b\000C.d.`, dns.TypeTXT), wantKey: `a\.b\000c.d.`},
+		{name: "edns options", msg: func() *dns.Msg {
+			m := newQuery("x.y.", dns.TypeA, withEDNS(1400, true))
+			opt := m.IsEdns0()
+			opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"},
+				&dns.EDNS0_PADDING{Padding: make([]byte, 7)})
+			return m
+		}(), wantKey: "x.y.", edns: true, size: 1400, do: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := tt.msg.Pack()
+			require.NoError(t, err)
+			var q Query
+			require.NoError(t, q.Parse(b))
+			require.Equal(t, tt.msg.Id, q.ID)
+			require.Equal(t, tt.msg.Question[0].Qtype, q.Qtype)
+			require.Equal(t, uint16(dns.ClassINET), q.Qclass)
+			require.Equal(t, tt.edns, q.EDNS)
+			require.Equal(t, tt.size, q.UDPSize)
+			require.Equal(t, tt.do, q.DO)
+			require.Equal(t, tt.cd, q.CD)
+			require.True(t, q.RD)
+			// The name keeps the client's casing; the key is lower-cased.
+			name, _, err := dns.UnpackDomainName(q.Name(), 0)
+			require.NoError(t, err)
+			require.Equal(t, tt.msg.Question[0].Name, name)
+			key, _, err := dns.UnpackDomainName(q.Key(), 0)
+			require.NoError(t, err)
+			require.Equal(t, tt.wantKey, key)
+			require.Equal(t, len(q.Name())+5, len(q.Key()))
+		})
+	}
+}
+
+func TestParseQueryRejects(t *testing.T) {
+	valid := packQuery(t, "example.com.", dns.TypeA)
+	withOPT := packQuery(t, "example.com.", dns.TypeA, withEDNS(1232, false))
+	patch := func(b []byte, f func([]byte) []byte) []byte {
+		return f(bytes.Clone(b))
+	}
+	tests := []struct {
+		name string
+		msg  []byte
+		want error
+	}{
+		{"empty", nil, ErrMalformed},
+		{"short header", valid[:11], ErrMalformed},
+		{"header only", valid[:12], ErrMalformed},
+		{"name cut", valid[:15], ErrMalformed},
+		{"no type", valid[:len(valid)-4], ErrMalformed},
+		{"class cut", valid[:len(valid)-1], ErrMalformed},
+		{"trailing byte", append(bytes.Clone(valid), 0), ErrMalformed},
+		{"response", patch(valid, func(b []byte) []byte { b[2] |= 0x80; return b }), ErrUnsupported},
+		{"two questions", patch(valid, func(b []byte) []byte { b[5] = 2; return b }), ErrUnsupported},
+		{"zero questions", patch(valid, func(b []byte) []byte { b[5] = 0; return b }), ErrUnsupported},
+		{"answer count", patch(valid, func(b []byte) []byte { b[7] = 1; return b }), ErrUnsupported},
+		{"authority count", patch(valid, func(b []byte) []byte { b[9] = 1; return b }), ErrUnsupported},
+		{"two additional", patch(withOPT, func(b []byte) []byte { b[11] = 2; return b }), ErrUnsupported},
+		{"additional missing", patch(valid, func(b []byte) []byte { b[11] = 1; return b }), ErrMalformed},
+		{"compression pointer", append(append([]byte{}, valid[:12]...), 0xC0, 0x0C, 0, 1, 0, 1), ErrMalformed},
+		{"extended label", append(append([]byte{}, valid[:12]...), 0x41, 'a', 0, 0, 1, 0, 1), ErrMalformed},
+		{"label 64", append(append(append([]byte{}, valid[:12]...), 64), append(bytes.Repeat([]byte{'a'}, 64), 0, 0, 1, 0, 1)...), ErrMalformed},
+		{"name 256", func() []byte {
+			b := append([]byte{}, valid[:12]...)
+			for range 4 {
+				b = append(b, 63)
+				b = append(b, bytes.Repeat([]byte{'a'}, 63)...)
+			}
+			return append(b, 0, 0, 1, 0, 1) // 4*64+1 = 257 bytes
+		}(), ErrMalformed},
+		{"OPT version 1", patch(withOPT, func(b []byte) []byte { b[len(b)-5] = 1; return b }), ErrUnsupported},
+		{"additional not OPT", patch(withOPT, func(b []byte) []byte { b[len(b)-9] = 16; return b }), ErrUnsupported},
+		{"OPT non-root owner", patch(withOPT, func(b []byte) []byte { b[len(b)-11] = 1; return b }), ErrUnsupported},
+		{"OPT rdata overrun", patch(withOPT, func(b []byte) []byte { b[len(b)-1] = 4; return b }), ErrMalformed},
+		{"OPT option overrun", append(patch(withOPT, func(b []byte) []byte { b[len(b)-1] = 4; return b }), 0, 10, 0, 9), ErrMalformed},
+		{"OPT option short", append(patch(withOPT, func(b []byte) []byte { b[len(b)-1] = 3; return b }), 0, 10, 0), ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var q Query
+			require.ErrorIs(t, q.Parse(tt.msg), tt.want)
+		})
+	}
+	t.Run("name of 255 bytes accepted", func(t *testing.T) {
+		name := strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("b", 61) + "."
+		var q Query
+		require.NoError(t, q.Parse(packQuery(t, name, dns.TypeA)))
+		require.Len(t, q.Name(), 255)
+	})
+}
+
+func TestCacheable(t *testing.T) {
+	tests := []struct {
+		name  string
+		qtype uint16
+		class uint16
+		op    int
+		want  bool
+	}{
+		{"A", dns.TypeA, dns.ClassINET, dns.OpcodeQuery, true},
+		{"ANY", dns.TypeANY, dns.ClassINET, dns.OpcodeQuery, true},
+		{"SRV", dns.TypeSRV, dns.ClassINET, dns.OpcodeQuery, true},
+		{"AXFR", dns.TypeAXFR, dns.ClassINET, dns.OpcodeQuery, false},
+		{"IXFR", dns.TypeIXFR, dns.ClassINET, dns.OpcodeQuery, false},
+		{"MAILB", dns.TypeMAILB, dns.ClassINET, dns.OpcodeQuery, false},
+		{"type 0", 0, dns.ClassINET, dns.OpcodeQuery, false},
+		{"CHAOS", dns.TypeTXT, dns.ClassCHAOS, dns.OpcodeQuery, false},
+		{"NOTIFY", dns.TypeSOA, dns.ClassINET, dns.OpcodeNotify, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newQuery("example.com.", tt.qtype)
+			m.Question[0].Qclass = tt.class
+			m.Opcode = tt.op
+			b, err := m.Pack()
+			require.NoError(t, err)
+			var q Query
+			require.NoError(t, q.Parse(b))
+			require.Equal(t, tt.want, q.Cacheable())
+		})
+	}
+}
+
+func TestUDPLimit(t *testing.T) {
+	require.Equal(t, 512, parseQuery(t, "a.", dns.TypeA).UDPLimit())
+	require.Equal(t, 512, parseQuery(t, "a.", dns.TypeA, withEDNS(100, false)).UDPLimit())
+	require.Equal(t, 1000, parseQuery(t, "a.", dns.TypeA, withEDNS(1000, false)).UDPLimit())
+	require.Equal(t, MaxUDPSize, parseQuery(t, "a.", dns.TypeA, withEDNS(65535, false)).UDPLimit())
+}
+
+// FuzzParseQuery checks that whatever Parse accepts, miekg/dns accepts too
+// and reads the same question, EDNS size and DO/CD bits; and that Parse
+// never panics. Its seeds run in the normal test suite.
+func FuzzParseQuery(f *testing.F) {
+	for _, b := range [][]byte{
+		packQuery(f, "example.com.", dns.TypeA),
+		packQuery(f, "Mixed.Case.Example.", dns.TypeAAAA, withEDNS(4096, true)),
+		packQuery(f, ".", dns.TypeNS, withCD()),
+		packQuery(f, `we\.ird\255.name.`, dns.TypeTXT, withEDNS(512, false), withID(7)),
+		packQuery(f, "leader.mesos.", dns.TypeSRV, withEDNS(1232, false)),
+		{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1},
+		{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 41, 4, 0, 0, 0, 0x80, 0, 0, 0},
+	} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var q Query
+		if err := q.Parse(b); err != nil {
+			return
+		}
+		var m dns.Msg
+		if err := m.Unpack(b); err != nil && q.EDNS {
+			// miekg/dns interprets option contents, which the fast path
+			// ignores (it only checks their TLV framing): without the
+			// options the packet must unpack.
+			optAt := headerLen + len(q.Name()) + 4
+			b = append([]byte{}, b[:optAt+optRRLen]...)
+			b[len(b)-2], b[len(b)-1] = 0, 0
+		}
+		require.NoError(t, m.Unpack(b), "Parse accepted a packet miekg/dns rejects")
+		require.Len(t, m.Question, 1)
+		require.Equal(t, m.Id, q.ID)
+		require.Equal(t, m.Question[0].Qtype, q.Qtype)
+		require.Equal(t, m.Question[0].Qclass, q.Qclass)
+		require.Equal(t, m.CheckingDisabled, q.CD)
+		require.Equal(t, m.RecursionDesired, q.RD)
+		// The name is the packet's own bytes, decoding to miekg's name;
+		// the key is its ASCII lower-casing.
+		n := len(q.Name())
+		require.Equal(t, b[headerLen:headerLen+n], q.Name())
+		name, _, err := dns.UnpackDomainName(q.Name(), 0)
+		require.NoError(t, err)
+		require.Equal(t, m.Question[0].Name, name)
+		require.Equal(t, asciiLower(q.Name()), q.Key()[:n])
+		opt := m.IsEdns0()
+		require.Equal(t, opt != nil, q.EDNS)
+		if opt != nil {
+			require.Equal(t, opt.UDPSize(), q.UDPSize)
+			require.Equal(t, opt.Do(), q.DO)
+		}
+	})
+}
+
+func asciiLower(b []byte) []byte {
+	out := bytes.Clone(b)
+	for i, c := range out {
+		if 'A' <= c && c <= 'Z' {
+			out[i] = c + 'a' - 'A'
+		}
+	}
+	return out
+}

@@ -1,0 +1,352 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/miekg/dns"
+)
+
+// Response is an upstream reply prepared for the cache and for relaying to
+// any number of clients: the packed message without its OPT record, with
+// the question lower-cased, plus the offset of every TTL field. It is
+// immutable once built, so one Response may be written for many clients
+// concurrently.
+type Response struct {
+	// buf holds the message (buf[:msgLen]) followed by one big-endian
+	// uint16 per TTL field giving its offset: one allocation per entry.
+	buf    []byte
+	msgLen int
+	qend   int // end of the question section
+	nttl   int // number of TTL offsets
+
+	rcode     int
+	ancount   int
+	truncated bool
+	signed    bool   // carries TSIG or SIG(0): never cached
+	minAnswer uint32 // lowest answer TTL in seconds; MaxUint32 without answers
+	hasSOA    bool
+	soaTTL    uint32 // TTL of the first SOA in authority
+	soaMin    uint32 // its MINIMUM field
+}
+
+// Rcode is the reply's response code.
+func (r *Response) Rcode() int { return r.rcode }
+
+// Truncated reports the TC bit of the upstream reply.
+func (r *Response) Truncated() bool { return r.truncated }
+
+// Msg returns the stored message (no OPT, lower-cased question). It aliases
+// r and must not be modified.
+func (r *Response) Msg() []byte { return r.buf[:r.msgLen] }
+
+// errResponse wraps every reason a reply is refused.
+var errResponse = errors.New("cache: unusable reply")
+
+func respErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errResponse, fmt.Sprintf(format, args...))
+}
+
+// ParseResponse prepares an upstream reply to q. The reply must be a
+// response to a standard query whose single question equals q's (ignoring
+// case); its OPT record, if any, is removed. reply is not retained.
+func ParseResponse(q *Query, reply []byte) (*Response, error) {
+	r, optStart, optEnd, end, err := walkResponse(q, reply)
+	if err != nil {
+		return nil, err
+	}
+	reply = reply[:end] // bytes after the last record are not part of it
+	if optStart >= 0 && optEnd != end {
+		// An OPT before other records is legal but unusual; cutting it out
+		// would shift compression targets, so re-pack without it.
+		repacked, err := repackWithoutOPT(reply)
+		if err != nil {
+			return nil, err
+		}
+		r, optStart, _, end, err = walkResponse(q, repacked)
+		if err != nil {
+			return nil, err
+		}
+		if optStart >= 0 {
+			return nil, respErr("OPT record left after re-packing")
+		}
+		reply = repacked[:end]
+	}
+	msgLen := len(reply)
+	if optStart >= 0 {
+		msgLen = optStart
+	}
+	r.msgLen = msgLen
+	buf := make([]byte, msgLen+2*r.nttl)
+	copy(buf, reply[:msgLen])
+	copy(buf[headerLen:], q.question()) // lower-cased question
+	if optStart >= 0 {
+		binary.BigEndian.PutUint16(buf[10:], binary.BigEndian.Uint16(buf[10:])-1)
+	}
+	// The walk stored the offsets in r.buf temporarily.
+	copy(buf[msgLen:], r.buf)
+	r.buf = buf
+	return r, nil
+}
+
+// walkResponse checks reply against q and records its TTL offsets (into
+// r.buf, as big-endian uint16s) and the policy inputs. It returns the
+// extent of the OPT record (-1, -1 when there is none) and the end of the
+// last record.
+func walkResponse(q *Query, reply []byte) (r *Response, optStart, optEnd, end int, err error) {
+	optStart, optEnd = -1, -1
+	if len(reply) < headerLen {
+		return nil, -1, -1, 0, respErr("%d bytes is shorter than a header", len(reply))
+	}
+	flags := binary.BigEndian.Uint16(reply[2:])
+	if flags&flagQR == 0 {
+		return nil, -1, -1, 0, respErr("QR bit not set")
+	}
+	if op := (flags >> 11) & 0xF; op != 0 {
+		return nil, -1, -1, 0, respErr("opcode %d", op)
+	}
+	if qd := binary.BigEndian.Uint16(reply[4:]); qd != 1 {
+		return nil, -1, -1, 0, respErr("%d questions", qd)
+	}
+	an := int(binary.BigEndian.Uint16(reply[6:]))
+	ns := int(binary.BigEndian.Uint16(reply[8:]))
+	ar := int(binary.BigEndian.Uint16(reply[10:]))
+	qs := q.question()
+	if len(reply) < headerLen+len(qs) || !equalFold(reply[headerLen:headerLen+len(qs)], qs) {
+		return nil, -1, -1, 0, respErr("question does not match the query")
+	}
+	r = &Response{
+		qend:      headerLen + len(qs),
+		rcode:     int(flags & 0xF),
+		ancount:   an,
+		truncated: flags&flagTC != 0,
+		minAnswer: math.MaxUint32,
+	}
+	offs := make([]byte, 0, 2*(an+ns+ar))
+	off := r.qend
+	for i := 0; i < an+ns+ar; i++ {
+		rec := off
+		if off, err = skipName(reply, off); err != nil {
+			return nil, -1, -1, 0, err
+		}
+		if off+10 > len(reply) {
+			return nil, -1, -1, 0, respErr("record %d truncated at offset %d", i, off)
+		}
+		rtype := binary.BigEndian.Uint16(reply[off:])
+		ttl := binary.BigEndian.Uint32(reply[off+4:])
+		rdlen := int(binary.BigEndian.Uint16(reply[off+8:]))
+		start := off
+		off += 10 + rdlen
+		if off > len(reply) {
+			return nil, -1, -1, 0, respErr("record %d data overruns the message", i)
+		}
+		if ttl > math.MaxInt32 { // RFC 2181 8: treat as zero
+			ttl = 0
+		}
+		if rtype == typeOPT {
+			if i < an+ns || optStart >= 0 {
+				return nil, -1, -1, 0, respErr("OPT record outside additional or repeated")
+			}
+			optStart, optEnd = rec, off
+			continue
+		}
+		if rtype == typeTSIG || (rtype == typeSIG && i >= an+ns) {
+			r.signed = true
+		}
+		if start+4 > math.MaxUint16 {
+			return nil, -1, -1, 0, respErr("TTL offset %d beyond 64 KiB", start+4)
+		}
+		offs = binary.BigEndian.AppendUint16(offs, uint16(start+4))
+		switch {
+		case i < an:
+			r.minAnswer = min(r.minAnswer, ttl)
+		case i < an+ns && rtype == typeSOA && !r.hasSOA:
+			if rdlen < 22 {
+				return nil, -1, -1, 0, respErr("SOA data of %d bytes", rdlen)
+			}
+			r.hasSOA = true
+			r.soaTTL = ttl
+			r.soaMin = binary.BigEndian.Uint32(reply[off-4:])
+			if r.soaMin > math.MaxInt32 {
+				r.soaMin = 0
+			}
+		}
+	}
+	r.nttl = len(offs) / 2
+	r.buf = offs
+	return r, optStart, optEnd, off, nil
+}
+
+// skipName returns the offset just past the (possibly compressed) name at
+// off. Compression pointers must point backwards so that removing a
+// trailing OPT record can never break them.
+func skipName(msg []byte, off int) (int, error) {
+	start := off
+	for n := 0; ; {
+		if off >= len(msg) {
+			return 0, respErr("name at offset %d overruns the message", start)
+		}
+		c := int(msg[off])
+		switch c & 0xC0 {
+		case 0x00:
+			if c == 0 {
+				return off + 1, nil
+			}
+			n += 1 + c
+			if n >= maxNameWire {
+				return 0, respErr("name at offset %d longer than 255 bytes", start)
+			}
+			off += 1 + c
+		case 0xC0:
+			if off+2 > len(msg) {
+				return 0, respErr("pointer at offset %d truncated", off)
+			}
+			if ptr := int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF); ptr >= start {
+				return 0, respErr("compression pointer at offset %d points forward", off)
+			}
+			return off + 2, nil
+		default:
+			return 0, respErr("label type %#x at offset %d", c&0xC0, off)
+		}
+	}
+}
+
+// equalFold compares two wire-format byte strings ignoring ASCII case.
+func equalFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func repackWithoutOPT(reply []byte) ([]byte, error) {
+	var m dns.Msg
+	if err := m.Unpack(reply); err != nil {
+		return nil, fmt.Errorf("%w: unpack: %w", errResponse, err)
+	}
+	extra := m.Extra[:0]
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	m.Extra = extra
+	m.Compress = true
+	out, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("%w: re-pack: %w", errResponse, err)
+	}
+	return out, nil
+}
+
+// ttlMode says how TTLs are rewritten on the way out.
+type ttlMode struct {
+	age   uint32 // seconds spent in the cache, subtracted from every TTL
+	limit uint32 // no TTL above this (the entry's remaining lifetime)
+	stale bool   // every TTL becomes staleTTL
+	value uint32 // the stale TTL
+}
+
+var passTTL = ttlMode{limit: math.MaxUint32}
+
+// AppendReply appends r, rewritten as the reply to q, to dst[:0] and
+// returns it: q's ID, flags and question casing, an OPT record when q had
+// one, and TC with empty sections when the whole reply exceeds limit bytes.
+// TTLs are relayed unchanged.
+func (r *Response) AppendReply(dst []byte, q *Query, limit int) []byte {
+	return r.appendReply(dst, q, limit, passTTL)
+}
+
+func (r *Response) appendReply(dst []byte, q *Query, limit int, mode ttlMode) []byte {
+	msg := r.buf[:r.msgLen]
+	size := r.msgLen
+	if q.EDNS {
+		size += optRRLen
+	}
+	truncate := size > limit
+	if truncate {
+		dst = append(dst[:0], msg[:r.qend]...)
+		binary.BigEndian.PutUint32(dst[6:], 0) // ANCOUNT, NSCOUNT
+		dst[10], dst[11] = 0, 0
+	} else {
+		dst = append(dst[:0], msg...)
+	}
+	binary.BigEndian.PutUint16(dst, q.ID)
+	flags := binary.BigEndian.Uint16(dst[2:])
+	flags &^= flagTC | flagRD | flagCD | flagAD
+	if q.RD {
+		flags |= flagRD
+	}
+	if q.CD {
+		flags |= flagCD
+	}
+	// RFC 6840 5.8: AD only for a client that asked for it (AD or DO).
+	if msg[3]&flagAD != 0 && (q.AD || q.DO) {
+		flags |= flagAD
+	}
+	if truncate {
+		flags |= flagTC
+	}
+	binary.BigEndian.PutUint16(dst[2:], flags)
+	copy(dst[headerLen:], q.name[:q.nameLen])
+	if !truncate {
+		offs := r.buf[r.msgLen:]
+		for i := 0; i < len(offs); i += 2 {
+			o := int(binary.BigEndian.Uint16(offs[i:]))
+			var ttl uint32
+			if mode.stale {
+				ttl = mode.value
+			} else {
+				ttl = binary.BigEndian.Uint32(dst[o:])
+				if ttl > math.MaxInt32 {
+					ttl = 0
+				}
+				if ttl > mode.age {
+					ttl -= mode.age
+				} else {
+					ttl = 0
+				}
+				ttl = min(ttl, mode.limit)
+			}
+			binary.BigEndian.PutUint32(dst[o:], ttl)
+		}
+	}
+	if q.EDNS {
+		var do byte
+		if q.DO {
+			do = ednsDO >> 8
+		}
+		dst = append(dst,
+			0, 0, typeOPT, // root owner, TYPE OPT
+			byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), // CLASS: our buffer size
+			0, 0, do, 0, // extended RCODE, version, DO and Z
+			0, 0) // RDLENGTH
+		binary.BigEndian.PutUint16(dst[10:], binary.BigEndian.Uint16(dst[10:])+1)
+	}
+	return dst
+}
+
+// sameQuestion reports whether r answers exactly q's key (lower-cased
+// question; the DO/CD bits are checked by the caller).
+func (r *Response) sameQuestion(q *Query) bool {
+	qs := q.question()
+	return r.qend == headerLen+len(qs) && bytes.Equal(r.buf[headerLen:r.qend], qs)
+}
