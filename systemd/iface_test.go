@@ -1,6 +1,7 @@
 package systemd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,34 +10,29 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
-// netns is a network namespace created for one test.
+// netns runs commands in a network namespace of the test's own.
 type netns struct {
-	t    *testing.T
-	name string
+	t  *testing.T
+	ns *testsupport.NetNS
 }
 
 func newNetns(t *testing.T) *netns {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("network namespace tests need root; spartan-iface not exercised")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) not installed; spartan-iface not exercised")
-	}
-	name := fmt.Sprintf("spartan-iface-%d", os.Getpid())
-	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
-	require.NoError(t, err, "ip netns add: %s", out)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return &netns{t: t, name: name}
+	return &netns{t: t, ns: testsupport.NewNetNS(t)}
 }
 
 // run runs argv inside the namespace with env added to the environment.
 func (n *netns) run(env []string, argv ...string) (string, error) {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.name}, argv...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := n.ns.Command(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -92,7 +88,6 @@ func TestIfaceUpDownIdempotent(t *testing.T) {
 	ns := newNetns(t)
 	script, err := filepath.Abs("spartan-iface")
 	require.NoError(t, err)
-	ns.mustRun(nil, "ip", "link", "set", "lo", "up")
 
 	env := func(addrs string, extra ...string) []string {
 		return append([]string{"SPARTAN_IFACE=spartan", "SPARTAN_ADDRESSES=" + addrs}, extra...)
@@ -116,7 +111,7 @@ func TestIfaceUpDownIdempotent(t *testing.T) {
 		{"down with keep leaves it", env(three, "SPARTAN_KEEP_IFACE=yes"), "down", wantThree},
 	} {
 		t.Run(step.name, func(t *testing.T) {
-			ns := &netns{t: t, name: ns.name}
+			ns := &netns{t: t, ns: ns.ns}
 			ns.mustRun(step.env, script, step.action)
 			require.Equal(t, step.want, ns.addrs("spartan"))
 			for _, a := range wantThree {
