@@ -140,4 +140,3 @@ func ttls(m *dns.Msg) []uint32 {
 	}
 	return out
 }
-

@@ -55,6 +55,15 @@ func respErr(format string, args ...any) error {
 // case); its OPT record, if any, is removed. reply is not retained.
 func ParseResponse(q *Query, reply []byte) (*Response, error) {
 	r, optStart, optEnd, end, err := walkResponse(q, reply)
+	if errors.Is(err, errPointer) {
+		// Legal but unusual compression: let miekg/dns re-pack it.
+		var repacked []byte
+		if repacked, err = repack(reply); err != nil {
+			return nil, err
+		}
+		reply = repacked
+		r, optStart, optEnd, end, err = walkResponse(q, reply)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +71,7 @@ func ParseResponse(q *Query, reply []byte) (*Response, error) {
 	if optStart >= 0 && optEnd != end {
 		// An OPT before other records is legal but unusual; cutting it out
 		// would shift compression targets, so re-pack without it.
-		repacked, err := repackWithoutOPT(reply)
+		repacked, err := repack(reply)
 		if err != nil {
 			return nil, err
 		}
@@ -126,10 +135,14 @@ func walkResponse(q *Query, reply []byte) (r *Response, optStart, optEnd, end in
 		minAnswer: math.MaxUint32,
 	}
 	offs := make([]byte, 0, 2*(an+ns+ar))
+	w := walker{msg: reply, starts: make([]uint64, len(reply)/64+1)}
+	if _, err := w.name(headerLen); err != nil {
+		return nil, -1, -1, 0, err
+	}
 	off := r.qend
 	for i := 0; i < an+ns+ar; i++ {
 		rec := off
-		if off, err = skipName(reply, off); err != nil {
+		if off, err = w.name(off); err != nil {
 			return nil, -1, -1, 0, err
 		}
 		if off+10 > len(reply) {
@@ -142,6 +155,9 @@ func walkResponse(q *Query, reply []byte) (r *Response, optStart, optEnd, end in
 		off += 10 + rdlen
 		if off > len(reply) {
 			return nil, -1, -1, 0, respErr("record %d data overruns the message", i)
+		}
+		if err := w.rdataNames(rtype, start+10, off); err != nil {
+			return nil, -1, -1, 0, err
 		}
 		if ttl > math.MaxInt32 { // RFC 2181 8: treat as zero
 			ttl = 0
@@ -180,16 +196,28 @@ func walkResponse(q *Query, reply []byte) (r *Response, optStart, optEnd, end in
 	return r, optStart, optEnd, off, nil
 }
 
-// skipName returns the offset just past the (possibly compressed) name at
-// off. Compression pointers must point backwards so that removing a
-// trailing OPT record can never break them.
-func skipName(msg []byte, off int) (int, error) {
+// walker reads the names of a message, remembering where each label
+// starts. A compression pointer must target such a label start: then every
+// name reads only name bytes, never a TTL field that a cache hit rewrites,
+// and pointers can only point backwards, so removing a trailing OPT record
+// never breaks one.
+type walker struct {
+	msg    []byte
+	starts []uint64 // bit set of label start offsets
+}
+
+// errPointer marks replies whose compression the walker does not accept;
+// re-packing them with miekg/dns normalises the pointers.
+var errPointer = fmt.Errorf("%w: compression pointer to something not a preceding label", errResponse)
+
+// name walks the name at off and returns the offset just past it.
+func (w *walker) name(off int) (int, error) {
 	start := off
 	for n := 0; ; {
-		if off >= len(msg) {
+		if off >= len(w.msg) {
 			return 0, respErr("name at offset %d overruns the message", start)
 		}
-		c := int(msg[off])
+		c := int(w.msg[off])
 		switch c & 0xC0 {
 		case 0x00:
 			if c == 0 {
@@ -199,19 +227,71 @@ func skipName(msg []byte, off int) (int, error) {
 			if n >= maxNameWire {
 				return 0, respErr("name at offset %d longer than 255 bytes", start)
 			}
+			w.starts[off/64] |= 1 << (off % 64)
 			off += 1 + c
 		case 0xC0:
-			if off+2 > len(msg) {
+			if off+2 > len(w.msg) {
 				return 0, respErr("pointer at offset %d truncated", off)
 			}
-			if ptr := int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF); ptr >= start {
-				return 0, respErr("compression pointer at offset %d points forward", off)
+			ptr := int(binary.BigEndian.Uint16(w.msg[off:]) & 0x3FFF)
+			if ptr >= start || w.starts[ptr/64]&(1<<(ptr%64)) == 0 {
+				return 0, errPointer
 			}
 			return off + 2, nil
 		default:
 			return 0, respErr("label type %#x at offset %d", c&0xC0, off)
 		}
 	}
+}
+
+// rdataNames walks the domain names inside the RDATA at [off, end) of the
+// types whose names may be compressed (RFC 1035 and those miekg/dns
+// decompresses), so that pointers to them are accepted and pointers in
+// them are checked.
+func (w *walker) rdataNames(rtype uint16, off, end int) error {
+	var skip, names int
+	switch rtype {
+	case 2, 3, 4, 5, 7, 8, 9, 12, 39: // NS MD MF CNAME MB MG MR PTR DNAME
+		names = 1
+	case 6, 14, 17: // SOA MINFO RP
+		names = 2
+	case 15, 18, 21, 36: // MX AFSDB RT KX
+		skip, names = 2, 1
+	case 26: // PX
+		skip, names = 2, 2
+	case 33: // SRV
+		skip, names = 6, 1
+	case 46: // RRSIG signer
+		skip, names = 18, 1
+	case 47: // NSEC next name
+		names = 1
+	case 35: // NAPTR: order, preference, three character-strings, name
+		skip = 4
+		for range 3 {
+			if off+skip >= end {
+				return respErr("NAPTR data truncated at offset %d", off)
+			}
+			skip += 1 + int(w.msg[off+skip])
+		}
+		names = 1
+	default:
+		return nil
+	}
+	off += skip
+	for range names {
+		if off >= end {
+			return respErr("record data truncated before a name at offset %d", off)
+		}
+		next, err := w.name(off)
+		if err != nil {
+			return err
+		}
+		if next > end {
+			return respErr("name at offset %d overruns its record data", off)
+		}
+		off = next
+	}
+	return nil
 }
 
 // equalFold compares two wire-format byte strings ignoring ASCII case.
@@ -237,7 +317,8 @@ func equalFold(a, b []byte) bool {
 	return true
 }
 
-func repackWithoutOPT(reply []byte) ([]byte, error) {
+// repack re-encodes reply with miekg/dns, without its OPT record.
+func repack(reply []byte) ([]byte, error) {
 	var m dns.Msg
 	if err := m.Unpack(reply); err != nil {
 		return nil, fmt.Errorf("%w: unpack: %w", errResponse, err)

@@ -48,14 +48,21 @@ func TestParseResponse(t *testing.T) {
 		{"other type", mangle(func(b []byte) []byte { b[12+17+1] = 28; return b }), true},
 		{"cut in a record", good[:len(good)-20], true},
 		{"record count too high", mangle(func(b []byte) []byte { b[7] = 9; return b }), true},
-		{"forward pointer", mangle(func(b []byte) []byte {
+		{"pointer loop", mangle(func(b []byte) []byte {
 			// The answer's owner is a pointer to the question; make it
-			// point past itself.
+			// point to itself.
 			off := 12 + 17 + 4
 			require.Equal(t, byte(0xC0), b[off])
-			binary.BigEndian.PutUint16(b[off:], 0xC000|uint16(off+2))
+			binary.BigEndian.PutUint16(b[off:], 0xC000|uint16(off))
 			return b
 		}), true},
+		{"pointer to a non-label: re-packed", mangle(func(b []byte) []byte {
+			// Point the answer's owner at the question's root byte, a
+			// valid name but not a label start: miekg/dns normalises it.
+			off := 12 + 17 + 4
+			binary.BigEndian.PutUint16(b[off:], 0xC000|uint16(12+16))
+			return b
+		}), false},
 		{"bad label type", mangle(func(b []byte) []byte { b[12+17+4] = 0x80; return b }), true},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,240 @@
+package cache
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Fetcher resolves a packed query upstream (one race across an upstream
+// group) and returns the packed reply. An error means the race produced no
+// usable reply.
+type Fetcher func(ctx context.Context, query []byte) ([]byte, error)
+
+// FrontOptions configure a Front.
+type FrontOptions struct {
+	// ClientTimeout is how long a client whose entry has expired waits for
+	// a fresh answer before it gets the stale one.
+	ClientTimeout time.Duration
+	// RaceTimeout bounds one upstream race; it runs on after a client was
+	// served stale, to refresh the entry.
+	RaceTimeout time.Duration
+}
+
+// Front puts the cache in front of an upstream Fetcher: identical
+// concurrent misses share one race (singleflight), expired entries are
+// served stale when the race fails or is slower than ClientTimeout
+// (RFC 8767), and popular entries are refreshed in the background before
+// they expire. Races run on the Front's own context, not a client's, so a
+// race outlives a client that gave up and still refreshes the cache; Close
+// (or the end of Run's context) cancels them and waits.
+type Front struct {
+	c    *Cache
+	opts FrontOptions
+	sf   singleflight.Group
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex // orders wg.Add against Close's wg.Wait
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewFront returns a Front over c.
+func NewFront(c *Cache, o FrontOptions) (*Front, error) {
+	if o.ClientTimeout <= 0 || o.RaceTimeout <= 0 {
+		return nil, fmt.Errorf("cache: client timeout %s and race timeout %s must be positive",
+			o.ClientTimeout, o.RaceTimeout)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Front{c: c, opts: o, ctx: ctx, cancel: cancel}, nil
+}
+
+// Cache returns the underlying cache.
+func (f *Front) Cache() *Cache { return f.c }
+
+// Run blocks until ctx is done, then closes f. It lets an errgroup own the
+// Front's background work.
+func (f *Front) Run(ctx context.Context) error {
+	<-ctx.Done()
+	f.Close()
+	return nil
+}
+
+// Close cancels every race and prefetch in flight and waits for them.
+func (f *Front) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+}
+
+// enter registers a race; it fails once f is closed.
+func (f *Front) enter() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.wg.Add(1)
+	return true
+}
+
+// Hit is the fast path: it writes a fresh cached reply for q into dst and
+// reports whether it did. It starts a background refresh when the entry is
+// popular and about to expire; fetch is used for it.
+func (f *Front) Hit(q *Query, dst []byte, limit int, fetch Fetcher) ([]byte, bool) {
+	reply, st, prefetch := f.c.Get(q, dst, limit)
+	if st != Fresh {
+		return reply, false
+	}
+	if prefetch {
+		f.prefetch(q, fetch)
+	}
+	return reply, true
+}
+
+// Resolve answers q: from the cache when fresh, otherwise through one
+// coalesced upstream race. If the entry has expired but may be served
+// stale, the client gets the stale answer when the race fails or has not
+// finished within ClientTimeout; a fresh answer that arrives in time always
+// wins. The reply is written into dst, rewritten for q (ID, casing, EDNS,
+// truncation to limit). tcp separates races whose replies may differ by
+// transport (a UDP race may come back truncated).
+func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tcp bool, fetch Fetcher) ([]byte, error) {
+	reply, st, prefetch := f.c.Get(q, dst, limit)
+	switch st {
+	case Fresh:
+		if prefetch {
+			f.prefetch(q, fetch)
+		}
+		return reply, nil
+	}
+	var joined atomic.Bool
+	joined.Store(true)
+	ch := f.race(q, tcp, fetch, &joined)
+	var deadline <-chan time.Time
+	if st == Stale {
+		t := time.NewTimer(f.opts.ClientTimeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	select {
+	case res := <-ch:
+		if joined.Load() {
+			f.c.coalesced.Add(1)
+		}
+		r := res.Val.(*Response)
+		if !r.usable() && st == Stale {
+			if out, ok := f.c.WriteStale(q, dst, limit); ok {
+				return out, nil
+			}
+		}
+		return r.AppendReply(dst, q, limit), nil
+	case <-deadline:
+		if joined.Load() {
+			f.c.coalesced.Add(1)
+		}
+		if out, ok := f.c.WriteStale(q, dst, limit); ok {
+			return out, nil
+		}
+		// Evicted meanwhile: wait for the race after all.
+		select {
+		case res := <-ch:
+			return res.Val.(*Response).AppendReply(dst, q, limit), nil
+		case <-ctx.Done():
+			return dst[:0], fmt.Errorf("cache: waiting for upstream: %w", ctx.Err())
+		}
+	case <-ctx.Done():
+		return dst[:0], fmt.Errorf("cache: waiting for upstream: %w", ctx.Err())
+	}
+}
+
+// race joins or starts the upstream race for q's key. joined is cleared
+// when this call started the race.
+// A race started after Close fails at once with SERVFAIL.
+func (f *Front) race(q *Query, tcp bool, fetch Fetcher, joined *atomic.Bool) <-chan singleflight.Result {
+	leader := *q // the race outlives the caller's Query buffer
+	return f.sf.DoChan(flightKey(q, tcp), func() (any, error) {
+		joined.Store(false)
+		if !f.enter() {
+			return servFail(&leader), nil
+		}
+		defer f.wg.Done()
+		return f.fetch(&leader, fetch), nil
+	})
+}
+
+// fetch runs one upstream race for q and caches its outcome. It always
+// returns a Response: a failed race becomes SERVFAIL.
+func (f *Front) fetch(q *Query, fetch Fetcher) *Response {
+	ctx, cancel := context.WithTimeout(f.ctx, f.opts.RaceTimeout)
+	defer cancel()
+	reply, err := fetch(ctx, q.AppendQuery(make([]byte, 0, 512)))
+	var r *Response
+	if err == nil {
+		r, err = ParseResponse(q, reply)
+	}
+	if err != nil {
+		r = servFail(q)
+	}
+	f.c.Insert(q, r)
+	return r
+}
+
+// prefetch refreshes q's entry in the background, sharing the race with
+// any concurrent miss for the same key.
+func (f *Front) prefetch(q *Query, fetch Fetcher) {
+	var joined atomic.Bool
+	// DoChan delivers to a buffered channel: nobody needs to read it.
+	f.race(q, false, fetch, &joined)
+}
+
+func flightKey(q *Query, tcp bool) string {
+	var b [maxNameWire + 6]byte
+	n := copy(b[:], q.Key())
+	if tcp {
+		b[n] = 1
+	}
+	return string(b[:n+1])
+}
+
+// usable reports whether r is an answer rather than a failure: NOERROR or
+// NXDOMAIN, not truncated.
+func (r *Response) usable() bool {
+	return (r.rcode == rcodeNoError || r.rcode == rcodeNXDomain) && !r.truncated
+}
+
+// servFail builds the SERVFAIL reply to q used when a race fails.
+func servFail(q *Query) *Response {
+	qs := q.question()
+	buf := make([]byte, headerLen+len(qs))
+	binary.BigEndian.PutUint16(buf[2:], flagQR|flagRA|rcodeServFail)
+	binary.BigEndian.PutUint16(buf[4:], 1)
+	copy(buf[headerLen:], qs)
+	return &Response{buf: buf, msgLen: len(buf), qend: len(buf), rcode: rcodeServFail}
+}
+
+// AppendQuery appends to dst[:0] a query for q's key as spartan sends it
+// upstream: ID 0 (the upstream layer sets its own), RD, q's CD bit, q's
+// name, and an OPT advertising MaxUDPSize with q's DO bit.
+func (q *Query) AppendQuery(dst []byte) []byte {
+	var flags uint16 = flagRD
+	if q.CD {
+		flags |= flagCD
+	}
+	dst = append(dst[:0], 0, 0, byte(flags>>8), byte(flags), 0, 1, 0, 0, 0, 0, 0, 1)
+	dst = append(dst, q.name[:q.nameLen]...)
+	dst = append(dst, q.key[q.nameLen:q.nameLen+4]...)
+	var do byte
+	if q.DO {
+		do = ednsDO >> 8
+	}
+	return append(dst, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), 0, 0, do, 0, 0, 0)
+}

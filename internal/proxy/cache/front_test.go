@@ -1,0 +1,301 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spartan-dns/spartan/internal/config"
+)
+
+// These tests run in a synctest bubble: time is virtual (the cache's clock
+// and the client deadline both use it) and synctest.Wait tells when every
+// goroutine is parked, so coalescing and deadlines are tested without
+// sleeping or timing assumptions. Tests over real sockets are in the proxy.
+
+// upstream is an in-memory Fetcher: it answers every query with the reply
+// its answer function builds, after delay, and counts the queries.
+type upstream struct {
+	queries atomic.Int64
+	mu      sync.Mutex
+	delay   time.Duration
+	answer  func(q *dns.Msg) *dns.Msg // nil reply: the race fails
+	gate    chan struct{}             // when set, every query waits for it
+}
+
+func (u *upstream) set(f func(q *dns.Msg) *dns.Msg) {
+	u.mu.Lock()
+	u.answer = f
+	u.mu.Unlock()
+}
+
+func (u *upstream) fetch(ctx context.Context, query []byte) ([]byte, error) {
+	u.queries.Add(1)
+	var q dns.Msg
+	if err := q.Unpack(query); err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	answer, delay, gate := u.answer, u.delay, u.gate
+	u.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	m := answer(&q)
+	if m == nil {
+		return nil, errors.New("every upstream failed")
+	}
+	return m.Pack()
+}
+
+func answerA(ttl uint32, ip string) func(q *dns.Msg) *dns.Msg {
+	return func(q *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Answer = []dns.RR{&dns.A{
+			Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
+			A:   []byte{192, 0, 2, byte(len(ip))},
+		}}
+		return m
+	}
+}
+
+func failing(*dns.Msg) *dns.Msg { return nil }
+
+func newTestFront(t *testing.T, mod func(*config.Cache)) *Front {
+	t.Helper()
+	cfg := config.Default().Cache
+	cfg.StaleMaxAge = config.Duration(time.Hour)
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := New(Options{Config: cfg, ClusterDomain: "mesos."})
+	require.NoError(t, err)
+	f, err := NewFront(c, FrontOptions{
+		ClientTimeout: time.Duration(cfg.ClientTimeout),
+		RaceTimeout:   2 * time.Second,
+	})
+	require.NoError(t, err)
+	t.Cleanup(f.Close)
+	return f
+}
+
+// resolve sends one client query through f and unpacks the reply.
+func resolve(t *testing.T, f *Front, u *upstream, id uint16, name string) *dns.Msg {
+	t.Helper()
+	b, err := newQuery(name, dns.TypeA, withID(id)).Pack()
+	require.NoError(t, err)
+	var q Query
+	require.NoError(t, q.Parse(b))
+	out, err := f.Resolve(context.Background(), &q, nil, q.UDPLimit(), false, u.fetch)
+	require.NoError(t, err)
+	m := new(dns.Msg)
+	require.NoError(t, m.Unpack(out))
+	require.Equal(t, id, m.Id)
+	require.Equal(t, name, m.Question[0].Name)
+	return m
+}
+
+func TestFrontMissThenHit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newTestFront(t, nil)
+		u := &upstream{answer: answerA(60, "x")}
+		m := resolve(t, f, u, 1, "Host.Example.")
+		require.Equal(t, []uint32{60}, ttls(m))
+		time.Sleep(10 * time.Second)
+		m = resolve(t, f, u, 2, "host.EXAMPLE.")
+		require.Equal(t, []uint32{50}, ttls(m))
+		require.Equal(t, int64(1), u.queries.Load())
+		time.Sleep(51 * time.Second)
+		resolve(t, f, u, 3, "host.example.")
+		require.Equal(t, int64(2), u.queries.Load(), "expired entry refetched")
+	})
+}
+
+func TestFrontCoalescesIdenticalMisses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newTestFront(t, nil)
+		gate := make(chan struct{})
+		u := &upstream{answer: answerA(60, "x"), gate: gate}
+		const clients = 100
+		replies := make([]*dns.Msg, clients)
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Go(func() { replies[i] = resolve(t, f, u, uint16(1000+i), "burst.example.") })
+		}
+		synctest.Wait() // every client has joined the one race
+		close(gate)
+		wg.Wait()
+		require.Equal(t, int64(1), u.queries.Load())
+		for i, m := range replies {
+			require.Equal(t, uint16(1000+i), m.Id, "each waiter gets its own ID")
+			require.Len(t, m.Answer, 1)
+		}
+		require.Equal(t, uint64(clients-1), f.Cache().Stats().Coalesced)
+	})
+}
+
+func TestFrontServeStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newTestFront(t, nil)
+		u := &upstream{answer: answerA(60, "good")}
+		resolve(t, f, u, 1, "svc.example.")
+		time.Sleep(61 * time.Second)
+
+		// Every upstream fails at once: stale answer with TTL 30.
+		u.set(failing)
+		m := resolve(t, f, u, 2, "svc.example.")
+		require.Equal(t, dns.RcodeSuccess, m.Rcode)
+		require.Equal(t, []uint32{30}, ttls(m))
+
+		// Upstreams hang: the client gets the stale answer at its deadline,
+		// and the race left running refreshes the cache when it succeeds.
+		gate := make(chan struct{})
+		u.mu.Lock()
+		u.answer, u.gate = answerA(60, "fresh"), gate
+		u.mu.Unlock()
+		start := time.Now()
+		m = resolve(t, f, u, 3, "svc.example.")
+		require.Equal(t, []uint32{30}, ttls(m))
+		require.Equal(t, time.Duration(config.Default().Cache.ClientTimeout), time.Since(start))
+		close(gate)
+		synctest.Wait()
+		u.mu.Lock()
+		u.gate = nil
+		u.mu.Unlock()
+		queries := u.queries.Load()
+		m = resolve(t, f, u, 4, "svc.example.")
+		require.Equal(t, []uint32{60}, ttls(m), "refreshed by the background race")
+		require.Equal(t, queries, u.queries.Load())
+		require.Equal(t, uint64(2), f.Cache().Stats().Stale)
+	})
+}
+
+func TestFrontFreshAnswerInTimeBeatsStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newTestFront(t, nil)
+		u := &upstream{answer: answerA(60, "old")}
+		resolve(t, f, u, 1, "svc.example.")
+		time.Sleep(2 * time.Minute)
+		u.mu.Lock()
+		u.delay = time.Second // under the 1.8 s client deadline
+		u.answer = answerA(120, "new")
+		u.mu.Unlock()
+		m := resolve(t, f, u, 2, "svc.example.")
+		require.Equal(t, []uint32{120}, ttls(m))
+		require.Zero(t, f.Cache().Stats().Stale)
+
+		// NXDOMAIN is an answer too: never replaced by a stale one.
+		time.Sleep(3 * time.Minute)
+		u.set(func(q *dns.Msg) *dns.Msg { m := new(dns.Msg); return m.SetRcode(q, dns.RcodeNameError) })
+		m = resolve(t, f, u, 3, "svc.example.")
+		require.Equal(t, dns.RcodeNameError, m.Rcode)
+	})
+}
+
+func TestFrontStaleMaxAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newTestFront(t, nil)
+		u := &upstream{answer: answerA(60, "x")}
+		resolve(t, f, u, 1, "svc.example.")
+		u.set(failing)
+		time.Sleep(time.Hour) // expired 59 min ago: still servable
+		require.Equal(t, []uint32{30}, ttls(resolve(t, f, u, 2, "svc.example.")))
+		time.Sleep(2 * time.Minute) // past the one-hour stale age
+		m := resolve(t, f, u, 3, "svc.example.")
+		require.Equal(t, dns.RcodeServerFailure, m.Rcode)
+		require.Empty(t, m.Answer)
+	})
+}
+
+func TestFrontPrefetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newTestFront(t, func(c *config.Cache) { c.PrefetchHits = 3 })
+		u := &upstream{answer: answerA(100, "x")}
+		resolve(t, f, u, 1, "popular.example.")
+		for i := range 3 {
+			resolve(t, f, u, uint16(2+i), "popular.example.")
+		}
+		time.Sleep(95 * time.Second)
+		m := resolve(t, f, u, 9, "popular.example.")
+		require.Equal(t, []uint32{5}, ttls(m), "served from the cache while refreshing")
+		synctest.Wait()
+		require.Equal(t, int64(2), u.queries.Load(), "one background refresh")
+		m = resolve(t, f, u, 10, "popular.example.")
+		require.Equal(t, []uint32{100}, ttls(m), "refreshed before expiry")
+		time.Sleep(10 * time.Second)
+		resolve(t, f, u, 11, "popular.example.")
+		require.Equal(t, int64(2), u.queries.Load(), "no miss at the old expiry")
+	})
+}
+
+func TestFrontCloseCancelsRaces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newTestFront(t, nil)
+		u := &upstream{answer: answerA(60, "x"), gate: make(chan struct{})} // never opens
+		b, err := newQuery("hang.example.", dns.TypeA).Pack()
+		require.NoError(t, err)
+		var q Query
+		require.NoError(t, q.Parse(b))
+		done := make(chan []byte)
+		go func() {
+			out, err := f.Resolve(context.Background(), &q, nil, 512, false, u.fetch)
+			require.NoError(t, err)
+			done <- out
+		}()
+		synctest.Wait()
+		f.Close() // returns only once the race has ended
+		m := new(dns.Msg)
+		require.NoError(t, m.Unpack(<-done))
+		require.Equal(t, dns.RcodeServerFailure, m.Rcode)
+
+		// After Close nothing reaches the upstream.
+		before := u.queries.Load()
+		out, err := f.Resolve(context.Background(), &q, nil, 512, false, u.fetch)
+		require.NoError(t, err)
+		require.NoError(t, m.Unpack(out))
+		require.Equal(t, dns.RcodeServerFailure, m.Rcode)
+		require.Equal(t, before, u.queries.Load())
+	})
+}
+
+func TestFrontClientContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newTestFront(t, nil)
+		u := &upstream{answer: answerA(60, "x"), delay: time.Second}
+		b, err := newQuery("slow.example.", dns.TypeA).Pack()
+		require.NoError(t, err)
+		var q Query
+		require.NoError(t, q.Parse(b))
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err = f.Resolve(ctx, &q, nil, 512, false, u.fetch)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		// The race went on without the client and filled the cache.
+		out, st, _ := f.Cache().Get(&q, nil, 512)
+		require.Equal(t, Fresh, st)
+		require.NotEmpty(t, out)
+	})
+}
