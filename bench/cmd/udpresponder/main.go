@@ -1,0 +1,162 @@
+// Command udpresponder is a benchmark helper. In "fixed" mode it is the
+// loopback limit for cache-hit throughput: one goroutine answers every UDP
+// query with a prepared reply, patching only the ID and copying the
+// question, with no parsing, lookup or allocation. In "auth" mode it is a
+// fake upstream that answers every A query with 192.0.2.1 and a long TTL,
+// for warming the caches of the resolvers being compared.
+package main
+
+import (
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:5398", "UDP address to serve")
+	mode := flag.String("mode", "fixed", `"fixed": prepared reply; "auth": answer any A query`)
+	ttl := flag.Uint("ttl", 86400, "TTL of the answers")
+	batch := flag.Int("batch", 32, "fixed mode: packets per recvmmsg/sendmmsg; 0 reads and writes one at a time")
+	flag.Parse()
+	var err error
+	switch *mode {
+	case "fixed":
+		err = serveFixed(*addr, uint32(*ttl), *batch)
+	case "auth":
+		err = serveAuth(*addr, uint32(*ttl))
+	default:
+		err = fmt.Errorf("unknown mode %q", *mode)
+	}
+	if err != nil {
+		slog.Error("udpresponder", "err", err)
+		os.Exit(1)
+	}
+}
+
+// serveFixed answers with a reply prepared once for an A query of the same
+// question length: it copies the client's question over the prepared one
+// (so any name of that length gets a well-formed reply) and patches the ID.
+func serveFixed(addr string, ttl uint32, batch int) error {
+	conn, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	uc := conn.(*net.UDPConn)
+	// The benchmark names are all "hNNNNNN.example.com." (21 bytes).
+	q := new(dns.Msg)
+	q.SetQuestion("h000000.example.com.", dns.TypeA)
+	m := new(dns.Msg)
+	m.SetReply(q)
+	m.Answer = []dns.RR{&dns.A{
+		Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
+		A:   net.IPv4(192, 0, 2, 1).To4(),
+	}}
+	m.Compress = true
+	prepared, err := m.Pack()
+	if err != nil {
+		return fmt.Errorf("pack reply: %w", err)
+	}
+	qend := 12 + 21 + 4
+	go func() {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		<-ch
+		uc.Close()
+	}()
+	if batch > 0 {
+		return serveBatch(uc, prepared, qend, batch)
+	}
+	in := make([]byte, 1500)
+	out := make([]byte, len(prepared))
+	copy(out, prepared)
+	for {
+		n, from, err := uc.ReadFromUDPAddrPort(in)
+		if err != nil {
+			return nil // closed
+		}
+		if n < qend {
+			continue
+		}
+		binary.BigEndian.PutUint16(out, binary.BigEndian.Uint16(in))
+		copy(out[12:qend], in[12:qend])
+		if _, err := uc.WriteToUDPAddrPort(out, from); err != nil {
+			slog.Warn("write", "err", err)
+		}
+	}
+}
+
+func serveAuth(addr string, ttl uint32) error {
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if len(r.Question) == 1 && r.Question[0].Qtype == dns.TypeA {
+			m.Answer = []dns.RR{&dns.A{
+				Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
+				A:   net.IPv4(192, 0, 2, 1).To4(),
+			}}
+		}
+		if opt := r.IsEdns0(); opt != nil {
+			m.SetEdns0(1232, opt.Do())
+		}
+		_ = w.WriteMsg(m)
+	})
+	srv := &dns.Server{Addr: addr, Net: "udp", Handler: h}
+	go func() {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		<-ch
+		_ = srv.Shutdown()
+	}()
+	if err := srv.ListenAndServe(); err != nil {
+		return fmt.Errorf("serve %s: %w", addr, err)
+	}
+	return nil
+}
+
+// serveBatch is serveFixed with recvmmsg/sendmmsg: up to n packets per
+// system call each way.
+func serveBatch(uc *net.UDPConn, prepared []byte, qend, n int) error {
+	pc := ipv4.NewPacketConn(uc)
+	in := make([]ipv4.Message, n)
+	out := make([]ipv4.Message, n)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, 1500)}
+		b := make([]byte, len(prepared))
+		copy(b, prepared)
+		out[i].Buffers = [][]byte{b}
+	}
+	for {
+		k, err := pc.ReadBatch(in, 0)
+		if err != nil {
+			return nil // closed
+		}
+		m := 0
+		for i := range k {
+			q := in[i].Buffers[0][:in[i].N]
+			if len(q) < qend {
+				continue
+			}
+			r := out[m].Buffers[0]
+			binary.BigEndian.PutUint16(r, binary.BigEndian.Uint16(q))
+			copy(r[12:qend], q[12:qend])
+			out[m].Addr = in[i].Addr
+			m++
+		}
+		for sent := 0; sent < m; {
+			w, err := pc.WriteBatch(out[sent:m], 0)
+			if err != nil {
+				slog.Warn("write", "err", err)
+				break
+			}
+			sent += w
+		}
+	}
+}
