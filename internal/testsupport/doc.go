@@ -1,0 +1,10 @@
+// Package testsupport holds the helpers that tests across spartan share to
+// run real servers and processes on loopback: fake DNS upstreams with
+// configurable misbehaviour (upstream.go), a binary builder, a dig wrapper
+// and a child-process runner (binary.go), a fake Mesos master (mesos.go),
+// network namespaces (netns.go), sd_notify and socket-activation stand-ins
+// (notify.go, activation.go) and a Prometheus scraper (prometheus.go).
+//
+// Every helper takes a testing.TB and releases what it started through
+// t.Cleanup, so a test never has to remember to stop anything.
+package testsupport
