@@ -1,0 +1,210 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spartan-dns/spartan/internal/testsupport"
+)
+
+// fake describes one fake upstream of a race test.
+type fake struct {
+	b       testsupport.Behavior
+	latency time.Duration
+}
+
+func startFakes(t *testing.T, fakes []fake) ([]*testsupport.Upstream, []string) {
+	t.Helper()
+	var ups []*testsupport.Upstream
+	var addrs []string
+	for _, f := range fakes {
+		u := testsupport.StartUpstream(t, testsupport.WithBehavior(f.b), testsupport.WithLatency(f.latency))
+		ups = append(ups, u)
+		addrs = append(addrs, u.Addr())
+	}
+	return ups, addrs
+}
+
+func aQuery(name string) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	return m
+}
+
+// answerIP returns the address of the first A record of m, "" without one.
+func answerIP(m *dns.Msg) string {
+	for _, rr := range m.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			return a.A.String()
+		}
+	}
+	return ""
+}
+
+func TestRace(t *testing.T) {
+	const slow = 150 * time.Millisecond
+	tests := []struct {
+		name    string
+		fakes   []fake
+		qname   string
+		tcp     bool
+		timeout time.Duration
+		// expectations
+		winner  int // index of the fake whose reply wins; -1: the race fails
+		rcode   int
+		ip      string
+		outcome Outcomes
+		tcpLegs []int // QueriesTCP per fake, when checked
+	}{
+		{name: "blackhole and fast: the fast one answers",
+			fakes: []fake{{b: testsupport.Blackhole}, {b: testsupport.Answer}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 1, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		{name: "fast SERVFAIL is held, slow NOERROR wins",
+			fakes: []fake{{b: testsupport.ServFail}, {b: testsupport.Answer, latency: slow}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 1, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		{name: "fast REFUSED, NOTIMP, FORMERR and garbage are held",
+			fakes: []fake{{b: testsupport.Refused}, {b: testsupport.NotImp}, {b: testsupport.FormErr},
+				{b: testsupport.Garbage}, {b: testsupport.Answer, latency: slow}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 4, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		{name: "all SERVFAIL fails without waiting for the deadline",
+			fakes: []fake{{b: testsupport.ServFail}, {b: testsupport.ServFail, latency: 20 * time.Millisecond}}, qname: "www.example.",
+			timeout: time.Hour, winner: -1, outcome: Outcomes{Failed: 1}},
+		{name: "all garbage fails without waiting for the deadline",
+			fakes: []fake{{b: testsupport.Garbage}}, qname: "www.example.",
+			timeout: time.Hour, winner: -1, outcome: Outcomes{Failed: 1}},
+		{name: "fast NXDOMAIN wins over slow",
+			fakes: []fake{{b: testsupport.Answer}, {b: testsupport.Answer, latency: slow}}, qname: "host.nx.",
+			timeout: 30 * time.Second, winner: 0, rcode: dns.RcodeNameError, outcome: Outcomes{Answered: 1}},
+		{name: "all blackholed: timeout",
+			fakes: []fake{{b: testsupport.Blackhole}, {b: testsupport.Blackhole}}, qname: "www.example.",
+			timeout: 200 * time.Millisecond, winner: -1, outcome: Outcomes{Timeout: 1}},
+		{name: "wrong ID ignored, real reply accepted",
+			fakes: []fake{{b: testsupport.WrongID, latency: 20 * time.Millisecond}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 0, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		{name: "wrong question ignored, real reply accepted",
+			fakes: []fake{{b: testsupport.WrongQuestion, latency: 20 * time.Millisecond}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 0, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		{name: "wrong source ignored, real reply accepted",
+			fakes: []fake{{b: testsupport.WrongSource, latency: 20 * time.Millisecond}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 0, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		{name: "only spoofs: nothing accepted",
+			fakes: []fake{{b: testsupport.WrongIDOnly}, {b: testsupport.WrongQuestionOnly}, {b: testsupport.WrongSourceOnly}},
+			qname: "www.example.", timeout: 300 * time.Millisecond, winner: -1, outcome: Outcomes{Timeout: 1}},
+		{name: "truncated reply to a UDP client is relayed",
+			fakes: []fake{{b: testsupport.Truncate}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 0, outcome: Outcomes{Answered: 1}, tcpLegs: []int{0}},
+		{name: "truncated reply to a TCP client is retried over TCP",
+			fakes: []fake{{b: testsupport.Truncate}}, qname: "www.example.", tcp: true,
+			timeout: 30 * time.Second, winner: 0, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}, tcpLegs: []int{1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fakes, addrs := startFakes(t, tc.fakes)
+			g, err := NewGroup(".", addrs, nil)
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+			q := aQuery(strings.ToUpper(tc.qname[:1]) + tc.qname[1:])
+			reply, u, err := g.Race(ctx, q, tc.tcp)
+			if tc.winner < 0 {
+				require.Error(t, err)
+				require.Nil(t, reply)
+				if tc.outcome.Failed > 0 {
+					require.ErrorIs(t, err, ErrAllFailed)
+				} else {
+					require.ErrorIs(t, err, ErrTimeout)
+				}
+			} else {
+				require.NoError(t, err)
+				require.Equal(t, addrs[tc.winner], u.String())
+				require.Equal(t, q.Id, reply.Id)
+				require.Equal(t, q.Question[0].Name, reply.Question[0].Name, "client casing restored")
+				require.Equal(t, tc.rcode, reply.Rcode)
+				require.Equal(t, tc.ip, answerIP(reply))
+				require.NotEqual(t, testsupport.ForgedIP.String(), answerIP(reply))
+			}
+			require.Equal(t, tc.outcome, g.Outcomes())
+			for i, n := range tc.tcpLegs {
+				require.Equal(t, n, fakes[i].QueriesTCP(), "TCP queries at fake %d", i)
+			}
+			g.Wait()
+		})
+	}
+}
+
+// Every leg uses its own ID and source port and advertises EDNS 1232.
+func TestLegsWire(t *testing.T) {
+	fake := testsupport.StartUpstream(t)
+	g, err := NewGroup(".", []string{fake.Addr()}, nil)
+	require.NoError(t, err)
+	q := aQuery("www.example.")
+	q.Id = 4242
+	ids := map[uint16]bool{}
+	for i := 0; i < 20; i++ {
+		_, _, err := g.Race(context.Background(), q, false)
+		require.NoError(t, err)
+		got := fake.LastQuery()
+		require.NotNil(t, got.IsEdns0())
+		require.Equal(t, uint16(EDNSSize), got.IsEdns0().UDPSize())
+		ids[got.Id] = true
+	}
+	require.Greater(t, len(ids), 15, "IDs repeat: not random")
+}
+
+// A losing leg is cancelled as soon as the race is won: with a blackholed
+// peer and a long deadline, the race returns and its legs wind down.
+func TestLosersCancelled(t *testing.T) {
+	_, addrs := startFakes(t, []fake{{b: testsupport.Blackhole}, {b: testsupport.Answer}})
+	g, err := NewGroup(".", addrs, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	_, u, err := g.Race(ctx, aQuery("www.example."), false)
+	require.NoError(t, err)
+	require.Equal(t, addrs[1], u.String())
+	done := make(chan struct{})
+	go func() { g.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the blackholed leg was not cancelled")
+	}
+	// Cancellation is not evidence against the upstream.
+	require.Zero(t, g.Upstreams()[0].Failures())
+}
+
+func TestRaceCallerCancel(t *testing.T) {
+	_, addrs := startFakes(t, []fake{{b: testsupport.Blackhole}, {b: testsupport.Blackhole}})
+	g, err := NewGroup(".", addrs, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := g.Race(ctx, aQuery("www.example."), false)
+		errc <- err
+	}()
+	cancel()
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, ErrTimeout)
+		require.True(t, errors.Is(err, context.Canceled))
+	case <-time.After(30 * time.Second):
+		t.Fatal("race ignored its context")
+	}
+	g.Wait()
+}
+
+func TestRaceWireRejectsBadQuery(t *testing.T) {
+	g, err := NewGroup(".", []string{"127.0.0.1:9"}, nil)
+	require.NoError(t, err)
+	for _, q := range [][]byte{nil, make([]byte, 11), make([]byte, 12), {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, 'a'}} {
+		_, _, err := g.RaceWire(context.Background(), q, false)
+		require.ErrorIs(t, err, errQuery)
+	}
+}

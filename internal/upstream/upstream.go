@@ -1,0 +1,202 @@
+// Package upstream sends queries to upstream DNS servers: one Upstream per
+// server address with its passive health, a Group of equivalent upstreams
+// (one zone) that races every query across its members, and a Table mapping
+// zones to groups by longest suffix.
+//
+// A race sends the query at once to every upstream of one group, each leg
+// on a fresh connected UDP socket (so a kernel-chosen random source port)
+// with a fresh random ID. A reply is accepted only from the leg's server
+// (the connected socket filters the source), with the leg's ID and the same
+// question; anything else is ignored and the leg keeps reading. NOERROR
+// (including NODATA) and NXDOMAIN end the race; SERVFAIL, REFUSED, NOTIMP,
+// FORMERR and unparseable replies are held as failures while other legs are
+// pending. When every leg has failed, or the context's deadline passes, the
+// race returns an error so the caller can answer SERVFAIL at once.
+package upstream
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Health tuning. They are constants, not configuration: they shape how
+// fast a dead upstream stops costing packets and how fast a recovered one
+// is trusted again, and need no per-site tuning.
+const (
+	// failHalfLife is the half-life of an upstream's failure score: one
+	// failure weighs half as much after this long, so an upstream that
+	// failed once is not penalised for long.
+	failHalfLife = 10 * time.Second
+	// unhealthyScore is the failure score at which an upstream is skipped
+	// (except for probes) while a healthier one exists: about three recent
+	// failures in a row.
+	unhealthyScore = 2.5
+	// successFactor scales the failure score down on each good reply.
+	successFactor = 0.5
+	// probeInterval is how often an unhealthy upstream still gets a leg,
+	// so its recovery is noticed from real traffic.
+	probeInterval = time.Second
+	// ewmaWeight is the weight of a new latency sample (1/8, as TCP's
+	// smoothed RTT).
+	ewmaWeight = 0.125
+)
+
+// Upstream is one upstream server address and its passive health: an EWMA
+// of reply latency and a failure score (timeouts, error rcodes,
+// unparseable replies) that decays over time. It is safe for concurrent
+// use.
+type Upstream struct {
+	addr    netip.AddrPort
+	udpAddr *net.UDPAddr
+	tcpAddr *net.TCPAddr
+	str     string
+
+	ewma      atomic.Int64 // nanoseconds; 0 until the first reply
+	nextProbe atomic.Int64 // unix nanoseconds
+	healthy   atomic.Bool  // cached view of score < unhealthyScore
+	sent      atomic.Uint64
+	replies   atomic.Uint64
+	failures  atomic.Uint64
+	lastReply atomic.Int64 // unix nanoseconds; creation time before any
+
+	mu      sync.Mutex
+	score   float64
+	scoreAt time.Time
+}
+
+// New returns an upstream for addr ("IP:port").
+func New(addr string) (*Upstream, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: bad address %q: %w", addr, err)
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	u := &Upstream{
+		addr:    ap,
+		udpAddr: net.UDPAddrFromAddrPort(ap),
+		tcpAddr: net.TCPAddrFromAddrPort(ap),
+		str:     ap.String(),
+	}
+	u.healthy.Store(true)
+	u.lastReply.Store(time.Now().UnixNano())
+	return u, nil
+}
+
+// Addr returns the server's address.
+func (u *Upstream) Addr() netip.AddrPort { return u.addr }
+
+// String returns the server's address as host:port.
+func (u *Upstream) String() string { return u.str }
+
+// Latency returns the smoothed reply latency, 0 before the first reply.
+func (u *Upstream) Latency() time.Duration { return time.Duration(u.ewma.Load()) }
+
+// Healthy reports whether the upstream is currently trusted: its decayed
+// failure score is below the threshold.
+func (u *Upstream) Healthy() bool {
+	if u.healthy.Load() {
+		return true
+	}
+	// The cached flag only changes on events; let time heal it too.
+	return u.FailureScore() < unhealthyScore
+}
+
+// FailureScore returns the decayed failure score: roughly the number of
+// recent failures not offset by successes, halving every 10 s.
+func (u *Upstream) FailureScore() float64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.decayLocked(time.Now())
+}
+
+// Sent, Replies and Failures return how many legs were sent to the
+// upstream, how many got a reply (any rcode) and how many failed (timeout,
+// error rcode, unparseable reply, network error) since start.
+func (u *Upstream) Sent() uint64     { return u.sent.Load() }
+func (u *Upstream) Replies() uint64  { return u.replies.Load() }
+func (u *Upstream) Failures() uint64 { return u.failures.Load() }
+
+func (u *Upstream) decayLocked(now time.Time) float64 {
+	if u.score == 0 {
+		u.scoreAt = now
+		return 0
+	}
+	dt := now.Sub(u.scoreAt)
+	if dt > 0 {
+		u.score *= math.Exp2(-float64(dt) / float64(failHalfLife))
+		if u.score < 0.01 {
+			u.score = 0
+		}
+		u.scoreAt = now
+	}
+	return u.score
+}
+
+// observeReply records a reply that arrived after rtt; failed says whether
+// its rcode made the leg fail.
+func (u *Upstream) observeReply(now time.Time, rtt time.Duration, failed bool) {
+	u.replies.Add(1)
+	u.lastReply.Store(now.UnixNano())
+	for {
+		old := u.ewma.Load()
+		v := int64(rtt)
+		if old != 0 {
+			v = old + int64(float64(int64(rtt)-old)*ewmaWeight)
+		}
+		if u.ewma.CompareAndSwap(old, v) {
+			break
+		}
+	}
+	if failed {
+		u.observeFailure(now)
+		return
+	}
+	u.mu.Lock()
+	s := u.decayLocked(now) * successFactor
+	if s < 0.01 {
+		s = 0
+	}
+	u.score = s
+	u.healthy.Store(s < unhealthyScore)
+	u.mu.Unlock()
+}
+
+// observeFailure records a failed leg (timeout, network error, error
+// rcode, unparseable reply).
+func (u *Upstream) observeFailure(now time.Time) {
+	u.failures.Add(1)
+	u.mu.Lock()
+	s := u.decayLocked(now) + 1
+	u.score = s
+	u.healthy.Store(s < unhealthyScore)
+	u.mu.Unlock()
+}
+
+// observeCancelled records a leg cancelled because another leg won. It
+// is no evidence by itself; but an upstream that has not replied to
+// anything for silentAfter while legs kept going to it is failing
+// silently (a black hole behind a faster peer) and gets a failure, so it
+// is eventually skipped instead of costing a socket on every query.
+func (u *Upstream) observeCancelled(now time.Time, silentAfter time.Duration) {
+	if now.UnixNano()-u.lastReply.Load() > int64(silentAfter) {
+		u.observeFailure(now)
+		// Count the next silent period from now, so a silent upstream
+		// collects about one failure per period, not one per query.
+		u.lastReply.Store(now.UnixNano())
+	}
+}
+
+// probeDue reports whether an unhealthy upstream should get a leg now, and
+// if so books the next probe, so concurrent queries do not all probe.
+func (u *Upstream) probeDue(now time.Time) bool {
+	next := u.nextProbe.Load()
+	if now.UnixNano() < next {
+		return false
+	}
+	return u.nextProbe.CompareAndSwap(next, now.Add(probeInterval).UnixNano())
+}

@@ -1,0 +1,186 @@
+package upstream
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Wire-format offsets and flags, RFC 1035 4.1.1.
+const (
+	headerLen = 12
+	flagQR    = 1 << 15
+	flagTC    = 1 << 9
+	maxLabel  = 63
+	maxName   = 255
+
+	rcodeNoError  = 0
+	rcodeServFail = 2
+	rcodeNXDomain = 3
+)
+
+// errQuery reports a query this package cannot send: it must be a packed
+// message with exactly one uncompressed question.
+var errQuery = errors.New("upstream: query is not a packed message with one question")
+
+// questionEnd returns the end of the single question of a packed query.
+func questionEnd(q []byte) (int, error) {
+	if len(q) < headerLen || binary.BigEndian.Uint16(q[4:]) != 1 {
+		return 0, errQuery
+	}
+	off, ok := skipName(q, headerLen, false)
+	if !ok || off+4 > len(q) {
+		return 0, errQuery
+	}
+	return off + 4, nil
+}
+
+// skipName returns the offset after the name at off. With pointers false a
+// compression pointer makes the name invalid (a question's name is never
+// compressed in a well-formed message: nothing precedes it to point to).
+// Pointers must point backwards, which bounds the walk.
+func skipName(msg []byte, off int, pointers bool) (int, bool) {
+	end := -1
+	total := 0
+	for {
+		if off >= len(msg) {
+			return 0, false
+		}
+		l := int(msg[off])
+		switch {
+		case l == 0:
+			if end < 0 {
+				end = off + 1
+			}
+			return end, true
+		case l&0xC0 == 0xC0:
+			if !pointers || off+1 >= len(msg) {
+				return 0, false
+			}
+			target := int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF)
+			if target >= off || target < headerLen {
+				return 0, false
+			}
+			if end < 0 {
+				end = off + 2
+			}
+			off = target
+		case l > maxLabel:
+			return 0, false // 0x40 and 0x80: obsolete label types
+		default:
+			total += l + 1
+			if total > maxName {
+				return 0, false
+			}
+			off += 1 + l
+		}
+	}
+}
+
+// verdict is what a datagram read on a leg's socket means for the leg.
+type verdict uint8
+
+const (
+	// mismatch: not the reply to this leg (wrong ID, not a response, a
+	// different question): ignore it and keep reading.
+	mismatch verdict = iota
+	// answer: NOERROR (NODATA included) or NXDOMAIN, well formed.
+	answer
+	// truncated: the reply to this leg with TC set.
+	truncated
+	// failure: the reply to this leg, but an error rcode or unparseable.
+	failure
+)
+
+// check classifies reply for a leg that sent ID id and question question
+// (the query's bytes from offset 12 to the end of its question).
+//
+// The ID, the QR bit and the question (name compared case-insensitively,
+// type and class) must match, otherwise the datagram is a mismatch: a
+// spoof or a stale reply. Two exceptions make a leg fail rather than wait:
+// a reply with the right ID whose question cannot even be parsed (our
+// server sent garbage), and an error reply with no question section, which
+// some servers send with FORMERR or NOTIMP. Neither can make a bad answer
+// win; at worst a spoofer who guessed ID and port turns a leg into a
+// failure, which it could do by dropping packets too.
+func check(reply []byte, id uint16, question []byte) verdict {
+	if len(reply) < headerLen || binary.BigEndian.Uint16(reply) != id {
+		return mismatch
+	}
+	flags := binary.BigEndian.Uint16(reply[2:])
+	if flags&flagQR == 0 {
+		return mismatch
+	}
+	rcode := int(flags & 0xF)
+	switch qd := binary.BigEndian.Uint16(reply[4:]); {
+	case qd == 0:
+		if rcode != rcodeNoError && rcode != rcodeNXDomain {
+			return failure
+		}
+		return mismatch
+	case qd != 1:
+		return mismatch
+	}
+	qend := headerLen + len(question)
+	if len(reply) < qend || !equalFoldQuestion(reply[headerLen:qend], question) {
+		if off, ok := skipName(reply, headerLen, true); !ok || off+4 > len(reply) {
+			return failure
+		}
+		return mismatch
+	}
+	if flags&flagTC != 0 {
+		// A truncated reply may be cut anywhere after the question.
+		if rcode == rcodeNoError || rcode == rcodeNXDomain {
+			return truncated
+		}
+		return failure
+	}
+	if !wellFormed(reply, qend) {
+		return failure
+	}
+	if rcode == rcodeNoError || rcode == rcodeNXDomain {
+		return answer
+	}
+	return failure
+}
+
+// equalFoldQuestion compares two uncompressed questions of equal length
+// (name, type, class): the name's ASCII letters case-insensitively (RFC
+// 4343), type and class exactly.
+func equalFoldQuestion(a, b []byte) bool {
+	n := len(b) - 4
+	for i := 0; i < n; i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return a[n] == b[n] && a[n+1] == b[n+1] && a[n+2] == b[n+2] && a[n+3] == b[n+3]
+}
+
+// wellFormed reports whether the records after the question (starting at
+// off) are complete: counted records with valid names and RDLENGTH inside
+// the message. Trailing bytes are tolerated, as most resolvers do.
+func wellFormed(msg []byte, off int) bool {
+	n := int(binary.BigEndian.Uint16(msg[6:])) + int(binary.BigEndian.Uint16(msg[8:])) +
+		int(binary.BigEndian.Uint16(msg[10:]))
+	for i := 0; i < n; i++ {
+		var ok bool
+		if off, ok = skipName(msg, off, true); !ok || off+10 > len(msg) {
+			return false
+		}
+		off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
+		if off > len(msg) {
+			return false
+		}
+	}
+	return true
+}
