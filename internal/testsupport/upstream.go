@@ -96,8 +96,9 @@ func WithLatency(d time.Duration) UpstreamOption {
 // WithBehavior sets the initial behaviour (default Answer).
 func WithBehavior(b Behavior) UpstreamOption { return func(u *Upstream) { u.behavior.Store(int32(b)) } }
 
-// WithHandler replaces the default handler. It is called concurrently; a
-// nil reply means no reply at all.
+// WithHandler replaces the default handler. It is called concurrently, on
+// a goroutine of its own per query, so it may block (it must return for
+// Stop to); a nil reply means no reply at all.
 func WithHandler(h func(req *dns.Msg) *dns.Msg) UpstreamOption {
 	return func(u *Upstream) { u.handler = h }
 }
@@ -116,6 +117,7 @@ type Upstream struct {
 	addr     string
 	ttl      uint32
 	handler  func(*dns.Msg) *dns.Msg
+	custom   bool // handler given by the test: may block
 	behavior atomic.Int32
 	latency  atomic.Int64
 	queries  atomic.Int64
@@ -139,7 +141,8 @@ func StartUpstream(t testing.TB, opts ...UpstreamOption) *Upstream {
 	for _, o := range opts {
 		o(u)
 	}
-	if u.handler == nil {
+	u.custom = u.handler != nil
+	if !u.custom {
 		u.handler = u.defaultHandler
 	}
 	u.Start()
@@ -368,28 +371,35 @@ func (u *Upstream) handle(raw []byte, tcp bool, stop chan struct{}, send func([]
 	if len(forged) > 0 {
 		send(forged)
 	}
-	if len(real) == 0 {
+	if real == nil {
 		return
 	}
 	d := time.Duration(u.latency.Load())
-	if d <= 0 {
-		send(real)
+	if d <= 0 && !u.custom {
+		send(real())
 		return
 	}
+	// A custom handler may block (a test's barrier): it runs on its own
+	// goroutine so it never holds up the queries behind it.
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			send(real)
-		case <-stop:
+		if d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-stop:
+				return
+			}
 		}
+		send(real())
 	}()
 }
 
-func (u *Upstream) replies(req *dns.Msg, raw []byte, tcp bool, b Behavior) (forged, real []reply) {
+// replies returns the forged replies to send at once and a function
+// building the real ones (nil: no real reply).
+func (u *Upstream) replies(req *dns.Msg, raw []byte, tcp bool, b Behavior) (forged []reply, real func() []reply) {
 	pack := func(m *dns.Msg, spoofed bool) []reply {
 		if m == nil {
 			return nil
@@ -400,10 +410,12 @@ func (u *Upstream) replies(req *dns.Msg, raw []byte, tcp bool, b Behavior) (forg
 		}
 		return []reply{{data: data, spoofed: spoofed}}
 	}
-	rcode := func(code int) []reply {
-		m := new(dns.Msg)
-		m.SetRcode(req, code)
-		return pack(m, false)
+	rcode := func(code int) func() []reply {
+		return func() []reply {
+			m := new(dns.Msg)
+			m.SetRcode(req, code)
+			return pack(m, false)
+		}
 	}
 	switch b {
 	case Blackhole:
@@ -420,13 +432,15 @@ func (u *Upstream) replies(req *dns.Msg, raw []byte, tcp bool, b Behavior) (forg
 		// ID, QR|RD|RA, QDCOUNT 1, ANCOUNT 3 and then a question that
 		// runs off the end of the message.
 		g := []byte{raw[0], raw[1], 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0, 63, 'x', 'y'}
-		return nil, []reply{{data: g}}
+		return nil, func() []reply { return []reply{{data: g}} }
 	case Truncate:
 		if !tcp {
-			m := new(dns.Msg)
-			m.SetReply(req)
-			m.Truncated = true
-			return nil, pack(m, false)
+			return nil, func() []reply {
+				m := new(dns.Msg)
+				m.SetReply(req)
+				m.Truncated = true
+				return pack(m, false)
+			}
 		}
 	case WrongID, WrongIDOnly:
 		f := u.forge(req)
@@ -448,7 +462,7 @@ func (u *Upstream) replies(req *dns.Msg, raw []byte, tcp bool, b Behavior) (forg
 	case WrongIDOnly, WrongQuestionOnly, WrongSourceOnly:
 		return forged, nil
 	}
-	return forged, pack(u.handler(req), false)
+	return forged, func() []reply { return pack(u.handler(req), false) }
 }
 
 // forge builds a reply to req whose answer is ForgedIP.

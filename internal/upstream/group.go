@@ -134,7 +134,7 @@ func (g *Group) Race(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, *Up
 }
 
 // RaceWire sends the packed query (one uncompressed question; its ID is
-// ignored, every leg sets its own) to the group and returns the first
+// ignored, every leg sets its own; query is not retained) to the group and returns the first
 // usable reply and who sent it. The reply carries the leg's ID and the
 // question as the upstream echoed it; restoring the client's is the
 // caller's job. tcp says the client asked over TCP: a truncated reply is
@@ -167,6 +167,10 @@ func (g *Group) RaceWire(ctx context.Context, query []byte, tcp bool) ([]byte, *
 		return g.finish(ctx, res.reply, res.u, res.err)
 	}
 
+	// Losing legs may still be starting when the race returns; they get
+	// their own copy of the query, so the caller may reuse its buffer.
+	r.query = append([]byte(nil), query...)
+	r.question = r.query[headerLen:qend]
 	results := make(chan legResult, len(legs))
 	ls := make([]leg, len(legs))
 	g.legs.Add(len(legs))

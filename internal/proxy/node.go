@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/metrics"
+	"github.com/spartan-dns/spartan/internal/upstream"
+	"github.com/spartan-dns/spartan/internal/zones"
+)
+
+// NodeOptions configure NewNode.
+type NodeOptions struct {
+	// Config is the validated configuration.
+	Config *config.Config
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *metrics.Metrics
+	// PacketConns and Listeners, when set, are served instead of binding
+	// Config.Listen (sockets passed by the service manager).
+	PacketConns []net.PacketConn
+	Listeners   []net.Listener
+}
+
+// Node is a node-local proxy assembled from a configuration: its upstream
+// table, local zone, query path and listeners.
+type Node struct {
+	Table     *upstream.Table
+	Local     *zones.Zone
+	Forwarder *Forwarder
+	Server    *Server
+	pcs       []net.PacketConn
+	lns       []net.Listener
+}
+
+// NewNode builds the proxy and binds its sockets; Run serves them.
+func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
+	cfg, logger := o.Config, o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	var obs upstream.Observer
+	if o.Metrics != nil {
+		obs = o.Metrics
+	}
+	table, err := BuildTable(cfg, logger, obs)
+	if err != nil {
+		return nil, err
+	}
+	allow, err := ParseAllowNets(cfg.AllowNets)
+	if err != nil {
+		return nil, err
+	}
+	first, err := netip.ParseAddrPort(cfg.Listen[0])
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	local := zones.NewLocal(first.Addr())
+	fwd, err := NewForwarder(Options{
+		Table: table, Local: local, AllowNets: allow,
+		RaceTimeout: cfg.RaceTimeout.D(), MaxInFlight: cfg.MaxInFlight,
+		Metrics: o.Metrics, LogQueries: cfg.Log.Queries, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Table: table, Local: local, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners}
+	if len(n.pcs) == 0 && len(n.lns) == 0 {
+		if n.pcs, n.lns, err = ListenAll(ctx, cfg.Listen); err != nil {
+			return nil, err
+		}
+	}
+	n.Server = &Server{
+		Handler: fwd, Logger: logger,
+		TCPIdleTimeout: cfg.TCPIdleTimeout.D(), MaxTCPConns: cfg.MaxTCPConnections,
+		ShutdownGrace: cfg.ShutdownGrace.D(),
+	}
+	if o.Metrics != nil {
+		o.Metrics.SetUpstreams(n.UpstreamStates)
+	}
+	return n, nil
+}
+
+// Addrs returns the bound UDP addresses (the TCP ones are the same).
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, pc := range n.pcs {
+		out = append(out, pc.LocalAddr().String())
+	}
+	return out
+}
+
+// Run serves until ctx is done, then shuts down gracefully (see
+// Server.Serve) and waits for the last upstream legs to close.
+func (n *Node) Run(ctx context.Context) error {
+	err := n.Server.Serve(ctx, n.pcs, n.lns)
+	n.Table.Wait()
+	return err
+}
+
+// Close releases the sockets of a Node that was never Run.
+func (n *Node) Close() {
+	for _, pc := range n.pcs {
+		pc.Close()
+	}
+	for _, ln := range n.lns {
+		ln.Close()
+	}
+}
+
+// UpstreamStates reports every upstream's health, for metrics.
+func (n *Node) UpstreamStates() []metrics.UpstreamState {
+	var out []metrics.UpstreamState
+	for _, g := range n.Table.Groups() {
+		for _, u := range g.Upstreams() {
+			out = append(out, metrics.UpstreamState{Group: g.Zone(), Addr: u.String(), Healthy: u.Healthy(), Latency: u.Latency()})
+		}
+	}
+	return out
+}

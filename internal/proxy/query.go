@@ -1,0 +1,410 @@
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/spartan-dns/spartan/internal/metrics"
+	"github.com/spartan-dns/spartan/internal/proxy/cache"
+	"github.com/spartan-dns/spartan/internal/upstream"
+	"github.com/spartan-dns/spartan/internal/zones"
+)
+
+// The query path, in order:
+//
+//  1. parse the query from the wire (cache.Query: no dns.Msg, no
+//     allocation); odd but valid queries are normalized through dns.Msg
+//     first, malformed ones are counted and get FORMERR when the header is
+//     readable (nothing otherwise), responses are dropped;
+//  2. client ACL: a client outside AllowNets gets REFUSED;
+//  3. opcode other than QUERY: NOTIMP;
+//  4. the local zone "spartan." is answered here, whatever the upstreams do;
+//  5. [cache seam: a hit is answered here, a miss goes on];
+//  6. in-flight cap: beyond MaxInFlight races, SERVFAIL at once;
+//  7. the upstream table picks the group of the longest matching zone;
+//  8. the group races the query (upstream.Group.RaceWire); failure or
+//     deadline: SERVFAIL;
+//  9. the reply is rewritten for the client (ID, question casing, our OPT
+//     when the client sent one, TC with empty sections when it exceeds the
+//     client's UDP size) and sent.
+//
+// Steps 1-4 and 6 never block, so they also run as ServeFast on the
+// listener's read goroutine.
+
+// Options configure a Forwarder.
+type Options struct {
+	// Table routes queries to upstream groups. Required.
+	Table *upstream.Table
+	// Local is the node-local zone ("spartan."). Required.
+	Local *zones.Zone
+	// AllowNets are the client networks served; others get REFUSED.
+	AllowNets []netip.Prefix
+	// RaceTimeout bounds one upstream race.
+	RaceTimeout time.Duration
+	// MaxInFlight caps concurrent upstream races.
+	MaxInFlight int
+	// Metrics, when set, receives one ObserveQuery per answered query.
+	Metrics *metrics.Metrics
+	// LogQueries logs every query at debug level.
+	LogQueries bool
+	Logger     *slog.Logger
+}
+
+// Forwarder is the node-local query path: it implements Handler and
+// FastHandler.
+type Forwarder struct {
+	o        Options
+	inflight atomic.Int64
+
+	malformed atomic.Uint64
+	refused   atomic.Uint64
+	overload  atomic.Uint64
+}
+
+// Stats are the Forwarder's counters since start.
+type Stats struct {
+	Malformed uint64 // unparseable messages (dropped or answered FORMERR)
+	Refused   uint64 // queries from clients outside AllowNets
+	Overload  uint64 // queries answered SERVFAIL because MaxInFlight was reached
+	InFlight  int64  // upstream races now
+}
+
+// NewForwarder checks o and returns the query path.
+func NewForwarder(o Options) (*Forwarder, error) {
+	if o.Table == nil || o.Local == nil {
+		return nil, errors.New("proxy: forwarder needs an upstream table and the local zone")
+	}
+	if o.RaceTimeout <= 0 || o.MaxInFlight <= 0 {
+		return nil, fmt.Errorf("proxy: race timeout %s and max in flight %d must be positive", o.RaceTimeout, o.MaxInFlight)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Forwarder{o: o}, nil
+}
+
+// Stats returns the counters.
+func (f *Forwarder) Stats() Stats {
+	return Stats{Malformed: f.malformed.Load(), Refused: f.refused.Load(),
+		Overload: f.overload.Load(), InFlight: f.inflight.Load()}
+}
+
+// query is the parsed state of one request.
+type query struct {
+	q      cache.Query
+	name   int    // length of the wire name
+	zone   string // metrics label: routing zone
+	answer bool   // prepare produced the final reply
+}
+
+// ServeFast answers what needs no upstream: malformed, refused and
+// local-zone queries. Everything else returns ok false.
+func (f *Forwarder) ServeFast(req *Request, dst []byte) ([]byte, bool) {
+	var qs query
+	reply := f.prepare(req, &qs, dst)
+	if !qs.answer {
+		return nil, false
+	}
+	f.observe(req, &qs, reply)
+	return reply, true
+}
+
+// ServeDNS answers any query, racing the upstreams when needed.
+func (f *Forwarder) ServeDNS(ctx context.Context, req *Request, dst []byte) []byte {
+	var qs query
+	reply := f.prepare(req, &qs, dst)
+	if !qs.answer {
+		reply = f.forward(ctx, req, &qs, dst)
+	}
+	f.observe(req, &qs, reply)
+	return reply
+}
+
+// prepare runs the non-blocking steps (1-4, 6). It sets qs.answer when
+// reply is final.
+func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
+	qs.answer = true
+	err := qs.q.Parse(req.Msg)
+	if errors.Is(err, cache.ErrUnsupported) {
+		var reply []byte
+		var ok bool
+		if reply, ok = f.normalize(req, qs, dst); !ok {
+			return reply
+		}
+	} else if err != nil {
+		f.malformed.Add(1)
+		return formErr(req.Msg, dst)
+	}
+	qs.name = len(qs.q.Name())
+	if !f.allowed(req.Client.Addr()) {
+		f.refused.Add(1)
+		return appendError(dst, &qs.q, dns.RcodeRefused)
+	}
+	if qs.q.Opcode != dns.OpcodeQuery {
+		return appendError(dst, &qs.q, dns.RcodeNotImplemented)
+	}
+	if inZone(qs.q.Key()[:qs.name], localWire) {
+		qs.zone = zones.LocalOrigin
+		return f.local(req, qs, dst)
+	}
+
+	// Cache seam: a cache hit is answered here, from the wire, before any
+	// upstream work (set qs.answer and return the reply); a miss falls
+	// through to forward.
+
+	if f.inflight.Load() >= int64(f.o.MaxInFlight) {
+		f.overload.Add(1)
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
+	qs.answer = false
+	return nil
+}
+
+// forward runs steps 7-9.
+func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []byte) []byte {
+	g := f.o.Table.LookupWire(qs.q.Key()[:qs.name])
+	qs.zone = g.Zone()
+	if f.inflight.Add(1) > int64(f.o.MaxInFlight) {
+		f.inflight.Add(-1)
+		f.overload.Add(1)
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
+	defer f.inflight.Add(-1)
+	ctx, cancel := context.WithTimeout(ctx, f.o.RaceTimeout)
+	defer cancel()
+	// The upstream query is built in dst, which the reply then reuses.
+	reply, from, err := g.RaceWire(ctx, qs.q.AppendQuery(dst), req.TCP)
+	if err != nil {
+		if f.o.LogQueries {
+			f.o.Logger.Debug("upstream race failed", "zone", qs.zone, "client", req.Client, "err", err)
+		}
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
+	limit := 65535
+	if !req.TCP {
+		limit = qs.q.UDPLimit()
+	}
+	if binary.BigEndian.Uint16(reply[2:])&(1<<9) != 0 {
+		// Truncated upstream reply to a UDP client: the client retries
+		// over TCP, where the race retries over TCP too.
+		return appendTruncated(dst, &qs.q, reply)
+	}
+	resp, err := cache.ParseResponse(&qs.q, reply)
+	if err != nil {
+		f.o.Logger.Debug("unusable upstream reply", "upstream", from, "zone", qs.zone, "err", err)
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
+	return resp.AppendReply(dst, &qs.q, limit)
+}
+
+func (f *Forwarder) allowed(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range f.o.AllowNets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// local answers from the local zone with dns.Msg: rare (health checks),
+// so clarity beats speed.
+func (f *Forwarder) local(req *Request, qs *query, dst []byte) []byte {
+	qname, _, err := dns.UnpackDomainName(qs.q.Name(), 0)
+	if err != nil {
+		return appendError(dst, &qs.q, dns.RcodeFormatError)
+	}
+	res := f.o.Local.Lookup(qname, qs.q.Qtype)
+	m := new(dns.Msg)
+	m.Id = qs.q.ID
+	m.Response = true
+	m.Opcode = dns.OpcodeQuery
+	m.RecursionDesired = qs.q.RD
+	m.RecursionAvailable = true
+	m.CheckingDisabled = qs.q.CD
+	m.Authoritative = res.Authoritative
+	m.Rcode = res.Rcode
+	m.Question = []dns.Question{{Name: qname, Qtype: qs.q.Qtype, Qclass: qs.q.Qclass}}
+	m.Answer, m.Ns, m.Extra = res.Answer, res.Ns, res.Extra
+	if qs.q.EDNS {
+		m.SetEdns0(cache.MaxUDPSize, qs.q.DO)
+	}
+	if !req.TCP {
+		m.Truncate(qs.q.UDPLimit())
+	}
+	m.Compress = true
+	out, err := m.PackBuffer(dst[:cap(dst)])
+	if err != nil {
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
+	return out
+}
+
+// normalize handles a well-formed query the wire parser does not take
+// (several additional records such as TSIG, an OPT out of place, EDNS
+// version above 0, other sections filled in): answered here when it must
+// be refused, otherwise rewritten as a plain query and parsed again. It
+// returns ok true when qs.q is ready for the normal path.
+func (f *Forwarder) normalize(req *Request, qs *query, dst []byte) ([]byte, bool) {
+	m := new(dns.Msg)
+	if err := m.Unpack(req.Msg); err != nil {
+		f.malformed.Add(1)
+		return formErr(req.Msg, dst), false
+	}
+	if m.Response {
+		return nil, false // never answer a response: that is how loops start
+	}
+	reply := new(dns.Msg)
+	switch {
+	case m.Opcode != dns.OpcodeQuery:
+		reply.SetRcode(m, dns.RcodeNotImplemented)
+	case len(m.Question) != 1:
+		f.malformed.Add(1)
+		reply.SetRcode(m, dns.RcodeFormatError)
+	case m.IsEdns0() != nil && m.IsEdns0().Version() != 0:
+		reply.SetRcode(m, dns.RcodeBadVers)
+		reply.SetEdns0(cache.MaxUDPSize, m.IsEdns0().Do())
+	default:
+		n := new(dns.Msg)
+		n.Id, n.RecursionDesired, n.CheckingDisabled, n.AuthenticatedData = m.Id, m.RecursionDesired, m.CheckingDisabled, m.AuthenticatedData
+		n.Question = m.Question
+		if opt := m.IsEdns0(); opt != nil {
+			n.SetEdns0(opt.UDPSize(), opt.Do())
+		}
+		wire, err := n.Pack()
+		if err == nil && qs.q.Parse(wire) == nil {
+			return nil, true
+		}
+		f.malformed.Add(1)
+		reply.SetRcode(m, dns.RcodeFormatError)
+	}
+	if !f.allowed(req.Client.Addr()) {
+		f.refused.Add(1)
+		reply.Rcode = dns.RcodeRefused
+	}
+	out, err := reply.PackBuffer(dst[:cap(dst)])
+	if err != nil {
+		return nil, false
+	}
+	return out, false
+}
+
+func (f *Forwarder) observe(req *Request, qs *query, reply []byte) {
+	if f.o.Metrics == nil && !f.o.LogQueries {
+		return
+	}
+	rcode := -1
+	if len(reply) >= 4 {
+		rcode = int(reply[3] & 0xF)
+	}
+	proto := metrics.UDP
+	if req.TCP {
+		proto = metrics.TCP
+	}
+	d := time.Since(req.Received)
+	f.o.Metrics.ObserveQuery(metrics.Query{Zone: qs.zone, Qtype: qs.q.Qtype, Proto: proto, Rcode: rcode, Duration: d})
+	if f.o.LogQueries {
+		f.o.Logger.Debug("query", "client", req.Client, "tcp", req.TCP, "qtype", dns.Type(qs.q.Qtype),
+			"zone", qs.zone, "rcode", rcode, "duration", d)
+	}
+}
+
+// localWire is "spartan." in wire format.
+var localWire = []byte("\x07spartan\x00")
+
+// inZone reports whether the lower-cased wire name is zone or below it.
+func inZone(name, zone []byte) bool {
+	if len(name) < len(zone) || string(name[len(name)-len(zone):]) != string(zone) {
+		return false
+	}
+	// The suffix must start at a label boundary.
+	for off := 0; off < len(name); off += 1 + int(name[off]) {
+		if off == len(name)-len(zone) {
+			return true
+		}
+		if name[off] == 0 {
+			break
+		}
+	}
+	return false
+}
+
+// Wire-format flags.
+const (
+	flagQR = 1 << 15
+	flagRD = 1 << 8
+	flagRA = 1 << 7
+	flagCD = 1 << 4
+	flagTC = 1 << 9
+)
+
+// appendHeader appends the reply header for q with rcode and the given
+// section counts.
+func appendHeader(dst []byte, q *cache.Query, rcode int, extra uint16) []byte {
+	flags := uint16(flagQR|flagRA) | uint16(q.Opcode)<<11 | uint16(rcode&0xF)
+	if q.RD {
+		flags |= flagRD
+	}
+	if q.CD {
+		flags |= flagCD
+	}
+	return append(dst[:0], byte(q.ID>>8), byte(q.ID), byte(flags>>8), byte(flags),
+		0, 1, 0, 0, 0, 0, byte(extra>>8), byte(extra))
+}
+
+// appendQuestionOPT appends q's question, with the client's casing, and
+// our OPT record when the client sent one.
+func appendQuestionOPT(dst []byte, q *cache.Query) []byte {
+	name := q.Name()
+	dst = append(dst, name...)
+	dst = append(dst, q.Key()[len(name):len(name)+4]...)
+	if q.EDNS {
+		var do byte
+		if q.DO {
+			do = 0x80
+		}
+		dst = append(dst, 0, 0, 41, byte(cache.MaxUDPSize>>8), byte(cache.MaxUDPSize&0xFF), 0, 0, do, 0, 0, 0)
+	}
+	return dst
+}
+
+func ednsCount(q *cache.Query) uint16 {
+	if q.EDNS {
+		return 1
+	}
+	return 0
+}
+
+// appendError appends a reply to q with rcode and no records.
+func appendError(dst []byte, q *cache.Query, rcode int) []byte {
+	dst = appendHeader(dst, q, rcode, ednsCount(q))
+	return appendQuestionOPT(dst, q)
+}
+
+// appendTruncated appends an empty TC reply to q carrying upstream's rcode
+// and AA bit.
+func appendTruncated(dst []byte, q *cache.Query, upstream []byte) []byte {
+	dst = appendHeader(dst, q, int(upstream[3]&0xF), ednsCount(q))
+	dst[2] |= byte(flagTC>>8) | upstream[2]&0x04 // TC, AA
+	return appendQuestionOPT(dst, q)
+}
+
+// formErr appends FORMERR for an unparseable message when its header is
+// readable and it is not itself a response; otherwise it returns nil (no
+// reply).
+func formErr(msg, dst []byte) []byte {
+	if len(msg) < 12 || msg[2]&0x80 != 0 {
+		return nil
+	}
+	opcode := msg[2] & 0x78
+	rd := msg[2] & 0x01
+	return append(dst[:0], msg[0], msg[1], 0x80|opcode|rd, flagRA|dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0)
+}

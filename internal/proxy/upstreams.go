@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+
+	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/resolvconf"
+	"github.com/spartan-dns/spartan/internal/upstream"
+)
+
+// RootUpstreams returns the upstreams of the root zone: cfg.Upstreams, or
+// the nameservers of cfg.UpstreamsFile (port 53) when that is empty, minus
+// any address that would send queries back to this proxy:
+//
+//   - one of our own listen addresses (or, for a wildcard listen address,
+//     any address of this host on the same port);
+//   - a loopback address (127.0.0.0/8, ::1) when none of our listen
+//     addresses is on loopback: on a node that is the host's stub resolver
+//     (systemd-resolved's 127.0.0.53, a local dnsmasq), which forwards
+//     to the resolv.conf that lists us: a loop. When we listen on loopback
+//     ourselves (a demo, tests), loopback upstreams on other addresses
+//     are kept.
+//
+// Each dropped address is logged as a warning. An empty result is an
+// error: a proxy with no root upstream cannot do its job.
+func RootUpstreams(cfg *config.Config, logger *slog.Logger) ([]string, error) {
+	addrs, source := cfg.Upstreams, "upstreams"
+	if len(addrs) == 0 {
+		data, err := os.ReadFile(cfg.UpstreamsFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstreamsFile: %w", err)
+		}
+		f := resolvconf.Parse(data)
+		for _, w := range f.Warnings() {
+			logger.Warn("upstreams file", "file", cfg.UpstreamsFile, "warning", w)
+		}
+		for _, a := range f.Nameservers() {
+			addrs = append(addrs, netip.AddrPortFrom(a, config.DNSPort).String())
+		}
+		source = cfg.UpstreamsFile
+	}
+	listen, err := parseAddrPorts(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	onLoopback := slices.ContainsFunc(listen, func(a netip.AddrPort) bool { return a.Addr().IsLoopback() })
+	var kept []string
+	for _, s := range addrs {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: upstream %q: %w", source, s, err)
+		}
+		switch {
+		case isSelf(ap, listen):
+			logger.Warn("upstream dropped: it is this proxy's own address", "upstream", s, "source", source)
+		case ap.Addr().Unmap().IsLoopback() && !onLoopback:
+			logger.Warn("upstream dropped: a loopback resolver is the host's stub and would forward back to this proxy",
+				"upstream", s, "source", source)
+		default:
+			kept = append(kept, ap.String())
+		}
+	}
+	if len(kept) == 0 {
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("%s: no nameserver for the root zone", source)
+		}
+		return nil, fmt.Errorf("%s: no usable upstream for the root zone: every one of %v was dropped (own or loopback stub address)", source, addrs)
+	}
+	return kept, nil
+}
+
+func parseAddrPorts(addrs []string) ([]netip.AddrPort, error) {
+	out := make([]netip.AddrPort, 0, len(addrs))
+	for _, a := range addrs {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("listen address %q: %w", a, err)
+		}
+		out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+	return out, nil
+}
+
+// isSelf reports whether ap is one of the listen addresses, counting a
+// wildcard listen address as every address of this host.
+func isSelf(ap netip.AddrPort, listen []netip.AddrPort) bool {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	for _, l := range listen {
+		if l == ap {
+			return true
+		}
+		if l.Addr().IsUnspecified() && l.Port() == ap.Port() && (ap.Addr().IsLoopback() || hostAddr(ap.Addr())) {
+			return true
+		}
+	}
+	return false
+}
+
+func hostAddr(a netip.Addr) bool {
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range ifaddrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if b, ok := netip.AddrFromSlice(n.IP); ok && b.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// BuildTable builds the upstream table from cfg: the root group from
+// RootUpstreams, one group per cfg.Zones entry, and the cluster domain's
+// group from cfg.Masters unless cfg.Zones names that domain. Our own listen
+// addresses are dropped from every group. obs may be nil.
+func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) (*upstream.Table, error) {
+	root, err := RootUpstreams(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	listen, err := parseAddrPorts(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	zoneAddrs := map[string][]string{}
+	for z, addrs := range cfg.Zones {
+		zoneAddrs[z] = addrs
+	}
+	if _, named := zoneAddrs[cfg.ClusterDomain]; !named && len(cfg.Masters) > 0 {
+		zoneAddrs[cfg.ClusterDomain] = cfg.Masters
+	}
+	g, err := upstream.NewGroup(".", root, obs)
+	if err != nil {
+		return nil, err
+	}
+	groups := []*upstream.Group{g}
+	zonesSorted := make([]string, 0, len(zoneAddrs))
+	for z := range zoneAddrs {
+		zonesSorted = append(zonesSorted, z)
+	}
+	slices.Sort(zonesSorted)
+	for _, z := range zonesSorted {
+		var kept []string
+		for _, s := range zoneAddrs[z] {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				return nil, fmt.Errorf("zone %s: upstream %q: %w", z, s, err)
+			}
+			if isSelf(ap, listen) {
+				logger.Warn("upstream dropped: it is this proxy's own address", "upstream", s, "zone", z)
+				continue
+			}
+			kept = append(kept, s)
+		}
+		if len(kept) == 0 {
+			return nil, fmt.Errorf("zone %s: no usable upstream (every one is this proxy's own address)", z)
+		}
+		g, err := upstream.NewGroup(z, kept, obs)
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
+	}
+	return upstream.NewTable(groups...)
+}
+
+// ParseAllowNets parses cfg.AllowNets.
+func ParseAllowNets(nets []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, n := range nets {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("allowNets: %w", err))
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out, errors.Join(errs...)
+}
