@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/metrics"
+	"github.com/spartan-dns/spartan/internal/proxy/cache"
 	"github.com/spartan-dns/spartan/internal/upstream"
 	"github.com/spartan-dns/spartan/internal/zones"
 )
@@ -24,13 +26,19 @@ type NodeOptions struct {
 	// Config.Listen (sockets passed by the service manager).
 	PacketConns []net.PacketConn
 	Listeners   []net.Listener
+	// Now is the cache's clock; nil means time.Now. Tests inject one to
+	// expire entries without waiting.
+	Now func() time.Time
 }
 
 // Node is a node-local proxy assembled from a configuration: its upstream
 // table, local zone, query path and listeners.
 type Node struct {
-	Table     *upstream.Table
-	Local     *zones.Zone
+	Table *upstream.Table
+	Local *zones.Zone
+	// Cache is the response cache, nil when disabled. Flush it after a
+	// cluster change.
+	Cache     *cache.Cache
 	Forwarder *Forwarder
 	Server    *Server
 	pcs       []net.PacketConn
@@ -60,15 +68,30 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	local := zones.NewLocal(first.Addr())
+	var c *cache.Cache
+	if !cfg.Cache.Disabled {
+		c, err = cache.New(cache.Options{Config: cfg.Cache, ClusterDomain: cfg.ClusterDomain, Now: o.Now})
+		if err != nil {
+			return nil, err
+		}
+		if o.Metrics != nil {
+			o.Metrics.SetCache(func() metrics.Cache {
+				s := c.Stats()
+				return metrics.Cache{Entries: s.Entries, Bytes: s.Bytes, Hits: s.Hits, Misses: s.Misses,
+					Evictions: s.Evictions, Stale: s.Stale, Prefetch: s.Prefetch, Coalesced: s.Coalesced}
+			})
+		}
+	}
 	fwd, err := NewForwarder(Options{
 		Table: table, Local: local, AllowNets: allow,
+		Cache: c, StaleClientTimeout: cfg.Cache.ClientTimeout.D(),
 		RaceTimeout: cfg.RaceTimeout.D(), MaxInFlight: cfg.MaxInFlight,
 		Metrics: o.Metrics, LogQueries: cfg.Log.Queries, Logger: logger,
 	})
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Table: table, Local: local, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners}
+	n := &Node{Table: table, Local: local, Cache: c, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners}
 	if len(n.pcs) == 0 && len(n.lns) == 0 {
 		if n.pcs, n.lns, err = ListenAll(ctx, cfg.Listen); err != nil {
 			return nil, err
@@ -98,6 +121,7 @@ func (n *Node) Addrs() []string {
 // Server.Serve) and waits for the last upstream legs to close.
 func (n *Node) Run(ctx context.Context) error {
 	err := n.Server.Serve(ctx, n.pcs, n.lns)
+	n.Forwarder.Close()
 	n.Table.Wait()
 	return err
 }

@@ -51,6 +51,12 @@ type Options struct {
 	RaceTimeout time.Duration
 	// MaxInFlight caps concurrent upstream races.
 	MaxInFlight int
+	// Cache, when set, answers hits on the fast path and sits in front of
+	// the races (coalescing, serve-stale, prefetch).
+	Cache *cache.Cache
+	// StaleClientTimeout is how long a client whose cache entry has
+	// expired waits for the race before it gets the stale answer.
+	StaleClientTimeout time.Duration
 	// Metrics, when set, receives one ObserveQuery per answered query.
 	Metrics *metrics.Metrics
 	// LogQueries logs every query at debug level.
@@ -62,6 +68,7 @@ type Options struct {
 // FastHandler.
 type Forwarder struct {
 	o        Options
+	front    *cache.Front // nil without a cache
 	inflight atomic.Int64
 
 	malformed atomic.Uint64
@@ -88,7 +95,25 @@ func NewForwarder(o Options) (*Forwarder, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Forwarder{o: o}, nil
+	f := &Forwarder{o: o}
+	if o.Cache != nil {
+		front, err := cache.NewFront(o.Cache, cache.FrontOptions{
+			Fetch: f.fetch, ClientTimeout: o.StaleClientTimeout, RaceTimeout: o.RaceTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		f.front = front
+	}
+	return f, nil
+}
+
+// Close stops the cache's background races (prefetches, races that
+// outlived their clients) and waits for them.
+func (f *Forwarder) Close() {
+	if f.front != nil {
+		f.front.Close()
+	}
 }
 
 // Stats returns the counters.
@@ -157,8 +182,15 @@ func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
 	}
 
 	// Cache seam: a cache hit is answered here, from the wire, before any
-	// upstream work (set qs.answer and return the reply); a miss falls
-	// through to forward.
+	// upstream work; a miss falls through to forward.
+	if f.front != nil && qs.q.Cacheable() {
+		if reply, ok := f.front.Hit(&qs.q, dst, replyLimit(req, &qs.q)); ok {
+			if f.o.Metrics != nil || f.o.LogQueries {
+				qs.zone = f.o.Table.LookupWire(qs.q.Key()[:qs.name]).Zone()
+			}
+			return reply
+		}
+	}
 
 	if f.inflight.Load() >= int64(f.o.MaxInFlight) {
 		f.overload.Add(1)
@@ -180,6 +212,13 @@ func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []
 	defer f.inflight.Add(-1)
 	ctx, cancel := context.WithTimeout(ctx, f.o.RaceTimeout)
 	defer cancel()
+	if f.front != nil && qs.q.Cacheable() {
+		reply, err := f.front.Resolve(ctx, &qs.q, dst, replyLimit(req, &qs.q), req.TCP)
+		if err != nil {
+			return appendError(dst, &qs.q, dns.RcodeServerFailure)
+		}
+		return reply
+	}
 	// The upstream query is built in dst, which the reply then reuses.
 	reply, from, err := g.RaceWire(ctx, qs.q.AppendQuery(dst), req.TCP)
 	if err != nil {
@@ -203,6 +242,21 @@ func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []
 		return appendError(dst, &qs.q, dns.RcodeServerFailure)
 	}
 	return resp.AppendReply(dst, &qs.q, limit)
+}
+
+// fetch is the cache's upstream: one race in the group q routes to.
+func (f *Forwarder) fetch(ctx context.Context, q *cache.Query, query []byte, tcp bool) ([]byte, error) {
+	g := f.o.Table.LookupWire(q.Key()[:len(q.Name())])
+	reply, _, err := g.RaceWire(ctx, query, tcp)
+	return reply, err
+}
+
+// replyLimit is the largest reply the client takes.
+func replyLimit(req *Request, q *cache.Query) int {
+	if req.TCP {
+		return 65535
+	}
+	return q.UDPLimit()
 }
 
 func (f *Forwarder) allowed(a netip.Addr) bool {

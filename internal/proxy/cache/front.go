@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,13 +12,16 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Fetcher resolves a packed query upstream (one race across an upstream
-// group) and returns the packed reply. An error means the race produced no
-// usable reply.
-type Fetcher func(ctx context.Context, query []byte) ([]byte, error)
+// Fetcher resolves the packed query for q upstream (one race across the
+// upstream group q routes to) and returns the packed reply. tcp says the
+// race serves TCP clients (a truncated UDP reply must be retried over
+// TCP). An error means the race produced no usable reply.
+type Fetcher func(ctx context.Context, q *Query, query []byte, tcp bool) ([]byte, error)
 
 // FrontOptions configure a Front.
 type FrontOptions struct {
+	// Fetch runs upstream races. Required.
+	Fetch Fetcher
 	// ClientTimeout is how long a client whose entry has expired waits for
 	// a fresh answer before it gets the stale one.
 	ClientTimeout time.Duration
@@ -47,6 +51,9 @@ type Front struct {
 
 // NewFront returns a Front over c.
 func NewFront(c *Cache, o FrontOptions) (*Front, error) {
+	if o.Fetch == nil {
+		return nil, errors.New("cache: front needs a fetcher")
+	}
 	if o.ClientTimeout <= 0 || o.RaceTimeout <= 0 {
 		return nil, fmt.Errorf("cache: client timeout %s and race timeout %s must be positive",
 			o.ClientTimeout, o.RaceTimeout)
@@ -88,14 +95,14 @@ func (f *Front) enter() bool {
 
 // Hit is the fast path: it writes a fresh cached reply for q into dst and
 // reports whether it did. It starts a background refresh when the entry is
-// popular and about to expire; fetch is used for it.
-func (f *Front) Hit(q *Query, dst []byte, limit int, fetch Fetcher) ([]byte, bool) {
+// popular and about to expire. It never blocks.
+func (f *Front) Hit(q *Query, dst []byte, limit int) ([]byte, bool) {
 	reply, st, prefetch := f.c.Get(q, dst, limit)
 	if st != Fresh {
 		return reply, false
 	}
 	if prefetch {
-		f.prefetch(q, fetch)
+		f.prefetch(q)
 	}
 	return reply, true
 }
@@ -107,18 +114,18 @@ func (f *Front) Hit(q *Query, dst []byte, limit int, fetch Fetcher) ([]byte, boo
 // wins. The reply is written into dst, rewritten for q (ID, casing, EDNS,
 // truncation to limit). tcp separates races whose replies may differ by
 // transport (a UDP race may come back truncated).
-func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tcp bool, fetch Fetcher) ([]byte, error) {
+func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tcp bool) ([]byte, error) {
 	reply, st, prefetch := f.c.Get(q, dst, limit)
 	switch st {
 	case Fresh:
 		if prefetch {
-			f.prefetch(q, fetch)
+			f.prefetch(q)
 		}
 		return reply, nil
 	}
 	var joined atomic.Bool
 	joined.Store(true)
-	ch := f.race(q, tcp, fetch, &joined)
+	ch := f.race(q, tcp, &joined)
 	var deadline <-chan time.Time
 	if st == Stale {
 		t := time.NewTimer(f.opts.ClientTimeout)
@@ -159,7 +166,7 @@ func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tc
 // race joins or starts the upstream race for q's key. joined is cleared
 // when this call started the race.
 // A race started after Close fails at once with SERVFAIL.
-func (f *Front) race(q *Query, tcp bool, fetch Fetcher, joined *atomic.Bool) <-chan singleflight.Result {
+func (f *Front) race(q *Query, tcp bool, joined *atomic.Bool) <-chan singleflight.Result {
 	leader := *q // the race outlives the caller's Query buffer
 	return f.sf.DoChan(flightKey(q, tcp), func() (any, error) {
 		joined.Store(false)
@@ -167,16 +174,16 @@ func (f *Front) race(q *Query, tcp bool, fetch Fetcher, joined *atomic.Bool) <-c
 			return servFail(&leader), nil
 		}
 		defer f.wg.Done()
-		return f.fetch(&leader, fetch), nil
+		return f.fetch(&leader, tcp), nil
 	})
 }
 
 // fetch runs one upstream race for q and caches its outcome. It always
 // returns a Response: a failed race becomes SERVFAIL.
-func (f *Front) fetch(q *Query, fetch Fetcher) *Response {
+func (f *Front) fetch(q *Query, tcp bool) *Response {
 	ctx, cancel := context.WithTimeout(f.ctx, f.opts.RaceTimeout)
 	defer cancel()
-	reply, err := fetch(ctx, q.AppendQuery(make([]byte, 0, 512)))
+	reply, err := f.opts.Fetch(ctx, q, q.AppendQuery(make([]byte, 0, 512)), tcp)
 	var r *Response
 	if err == nil {
 		r, err = ParseResponse(q, reply)
@@ -190,10 +197,10 @@ func (f *Front) fetch(q *Query, fetch Fetcher) *Response {
 
 // prefetch refreshes q's entry in the background, sharing the race with
 // any concurrent miss for the same key.
-func (f *Front) prefetch(q *Query, fetch Fetcher) {
+func (f *Front) prefetch(q *Query) {
 	var joined atomic.Bool
 	// DoChan delivers to a buffered channel: nobody needs to read it.
-	f.race(q, false, fetch, &joined)
+	f.race(q, false, &joined)
 }
 
 func flightKey(q *Query, tcp bool) string {

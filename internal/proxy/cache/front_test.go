@@ -36,7 +36,7 @@ func (u *upstream) set(f func(q *dns.Msg) *dns.Msg) {
 	u.mu.Unlock()
 }
 
-func (u *upstream) fetch(ctx context.Context, query []byte) ([]byte, error) {
+func (u *upstream) fetch(ctx context.Context, _ *Query, query []byte, _ bool) ([]byte, error) {
 	u.queries.Add(1)
 	var q dns.Msg
 	if err := q.Unpack(query); err != nil {
@@ -82,7 +82,7 @@ func answerA(ttl uint32, ip string) func(q *dns.Msg) *dns.Msg {
 
 func failing(*dns.Msg) *dns.Msg { return nil }
 
-func newTestFront(t *testing.T, mod func(*config.Cache)) *Front {
+func newTestFront(t *testing.T, u *upstream, mod func(*config.Cache)) *Front {
 	t.Helper()
 	cfg := config.Default().Cache
 	cfg.StaleMaxAge = config.Duration(time.Hour)
@@ -92,6 +92,7 @@ func newTestFront(t *testing.T, mod func(*config.Cache)) *Front {
 	c, err := New(Options{Config: cfg, ClusterDomain: "mesos."})
 	require.NoError(t, err)
 	f, err := NewFront(c, FrontOptions{
+		Fetch:         u.fetch,
 		ClientTimeout: time.Duration(cfg.ClientTimeout),
 		RaceTimeout:   2 * time.Second,
 	})
@@ -107,7 +108,7 @@ func resolve(t *testing.T, f *Front, u *upstream, id uint16, name string) *dns.M
 	require.NoError(t, err)
 	var q Query
 	require.NoError(t, q.Parse(b))
-	out, err := f.Resolve(context.Background(), &q, nil, q.UDPLimit(), false, u.fetch)
+	out, err := f.Resolve(context.Background(), &q, nil, q.UDPLimit(), false)
 	require.NoError(t, err)
 	m := new(dns.Msg)
 	require.NoError(t, m.Unpack(out))
@@ -118,8 +119,8 @@ func resolve(t *testing.T, f *Front, u *upstream, id uint16, name string) *dns.M
 
 func TestFrontMissThenHit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newTestFront(t, nil)
 		u := &upstream{answer: answerA(60, "x")}
+		f := newTestFront(t, u, nil)
 		m := resolve(t, f, u, 1, "Host.Example.")
 		require.Equal(t, []uint32{60}, ttls(m))
 		time.Sleep(10 * time.Second)
@@ -134,9 +135,9 @@ func TestFrontMissThenHit(t *testing.T) {
 
 func TestFrontCoalescesIdenticalMisses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newTestFront(t, nil)
 		gate := make(chan struct{})
 		u := &upstream{answer: answerA(60, "x"), gate: gate}
+		f := newTestFront(t, u, nil)
 		const clients = 100
 		replies := make([]*dns.Msg, clients)
 		var wg sync.WaitGroup
@@ -157,8 +158,8 @@ func TestFrontCoalescesIdenticalMisses(t *testing.T) {
 
 func TestFrontServeStale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newTestFront(t, nil)
 		u := &upstream{answer: answerA(60, "good")}
+		f := newTestFront(t, u, nil)
 		resolve(t, f, u, 1, "svc.example.")
 		time.Sleep(61 * time.Second)
 
@@ -193,8 +194,8 @@ func TestFrontServeStale(t *testing.T) {
 
 func TestFrontFreshAnswerInTimeBeatsStale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newTestFront(t, nil)
 		u := &upstream{answer: answerA(60, "old")}
+		f := newTestFront(t, u, nil)
 		resolve(t, f, u, 1, "svc.example.")
 		time.Sleep(2 * time.Minute)
 		u.mu.Lock()
@@ -215,8 +216,8 @@ func TestFrontFreshAnswerInTimeBeatsStale(t *testing.T) {
 
 func TestFrontStaleMaxAge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newTestFront(t, nil)
 		u := &upstream{answer: answerA(60, "x")}
+		f := newTestFront(t, u, nil)
 		resolve(t, f, u, 1, "svc.example.")
 		u.set(failing)
 		time.Sleep(time.Hour) // expired 59 min ago: still servable
@@ -230,8 +231,8 @@ func TestFrontStaleMaxAge(t *testing.T) {
 
 func TestFrontPrefetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newTestFront(t, func(c *config.Cache) { c.PrefetchHits = 3 })
 		u := &upstream{answer: answerA(100, "x")}
+		f := newTestFront(t, u, func(c *config.Cache) { c.PrefetchHits = 3 })
 		resolve(t, f, u, 1, "popular.example.")
 		for i := range 3 {
 			resolve(t, f, u, uint16(2+i), "popular.example.")
@@ -251,15 +252,15 @@ func TestFrontPrefetch(t *testing.T) {
 
 func TestFrontCloseCancelsRaces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newTestFront(t, nil)
 		u := &upstream{answer: answerA(60, "x"), gate: make(chan struct{})} // never opens
+		f := newTestFront(t, u, nil)
 		b, err := newQuery("hang.example.", dns.TypeA).Pack()
 		require.NoError(t, err)
 		var q Query
 		require.NoError(t, q.Parse(b))
 		done := make(chan []byte)
 		go func() {
-			out, err := f.Resolve(context.Background(), &q, nil, 512, false, u.fetch)
+			out, err := f.Resolve(context.Background(), &q, nil, 512, false)
 			require.NoError(t, err)
 			done <- out
 		}()
@@ -271,7 +272,7 @@ func TestFrontCloseCancelsRaces(t *testing.T) {
 
 		// After Close nothing reaches the upstream.
 		before := u.queries.Load()
-		out, err := f.Resolve(context.Background(), &q, nil, 512, false, u.fetch)
+		out, err := f.Resolve(context.Background(), &q, nil, 512, false)
 		require.NoError(t, err)
 		require.NoError(t, m.Unpack(out))
 		require.Equal(t, dns.RcodeServerFailure, m.Rcode)
@@ -281,15 +282,15 @@ func TestFrontCloseCancelsRaces(t *testing.T) {
 
 func TestFrontClientContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newTestFront(t, nil)
 		u := &upstream{answer: answerA(60, "x"), delay: time.Second}
+		f := newTestFront(t, u, nil)
 		b, err := newQuery("slow.example.", dns.TypeA).Pack()
 		require.NoError(t, err)
 		var q Query
 		require.NoError(t, q.Parse(b))
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		_, err = f.Resolve(ctx, &q, nil, 512, false, u.fetch)
+		_, err = f.Resolve(ctx, &q, nil, 512, false)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		time.Sleep(time.Second)
 		synctest.Wait()

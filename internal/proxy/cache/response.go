@@ -350,8 +350,8 @@ var passTTL = ttlMode{limit: math.MaxUint32}
 
 // AppendReply appends r, rewritten as the reply to q, to dst[:0] and
 // returns it: q's ID, flags and question casing, an OPT record when q had
-// one, and TC with empty sections when the whole reply exceeds limit bytes.
-// TTLs are relayed unchanged.
+// one, and TC with empty sections when the whole reply exceeds limit bytes
+// or the upstream's reply was truncated. TTLs are relayed unchanged.
 func (r *Response) AppendReply(dst []byte, q *Query, limit int) []byte {
 	return r.appendReply(dst, q, limit, passTTL)
 }
@@ -362,7 +362,7 @@ func (r *Response) appendReply(dst []byte, q *Query, limit int, mode ttlMode) []
 	if q.EDNS {
 		size += optRRLen
 	}
-	truncate := size > limit
+	truncate := size > limit || r.truncated
 	if truncate {
 		dst = append(dst[:0], msg[:r.qend]...)
 		binary.BigEndian.PutUint32(dst[6:], 0) // ANCOUNT, NSCOUNT
