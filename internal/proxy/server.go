@@ -236,6 +236,9 @@ var udpJobs = sync.Pool{New: func() any {
 
 func (u *udpListener) serve() error {
 	fast, _ := u.s.Handler.(FastHandler)
+	if !u.wildcard {
+		return u.serveBatch(fast)
+	}
 	for {
 		j := udpJobs.Get().(*udpJob)
 		j.u = u
