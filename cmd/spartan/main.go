@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spartan: %v\n", err)
 		return 2
 	}
-	if err := serve(ctx, cfg, logger); err != nil {
+	if err := serve(ctx, cfg, args, logger); err != nil {
 		logger.Error("spartan stopped", "err", err)
 		if errors.Is(err, errUsage) {
 			return 2
@@ -125,9 +125,10 @@ func splitList(s string) []string {
 	return out
 }
 
-// serve runs the proxy, its metrics endpoint and the service-manager
-// supervision until ctx is done.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+// serve runs the proxy, its metrics endpoint, the service-manager
+// supervision and live reload until ctx is done. args is the command line,
+// re-applied over the configuration file on each reload.
+func serve(ctx context.Context, cfg *config.Config, args []string, logger *slog.Logger) error {
 	sockets, err := service.Activated()
 	if err != nil {
 		return err
@@ -149,12 +150,18 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if m != nil {
 		if ln, err := metrics.Listen(gctx, cfg.Metrics); err != nil {
 			// Metrics are not worth refusing to serve DNS for.
-			logger.Warn("metrics endpoint disabled", "err", err)
+			logger.Error("metrics endpoint disabled; DNS keeps serving", "err", err)
 		} else {
 			g.Go(func() error { return m.Serve(gctx, ln) })
 		}
 	}
-	selfAddr, err := service.SelfQueryAddr(node.Addrs()[0])
+	// The self-query goes through our own listener: UDP when we have one
+	// (a socket-activated process may have been passed TCP only).
+	selfNet, selfAddrs := "udp", node.Addrs()
+	if len(selfAddrs) == 0 {
+		selfNet, selfAddrs = "tcp", node.TCPAddrs()
+	}
+	selfAddr, err := service.SelfQueryAddr(selfAddrs[0])
 	if err != nil {
 		return err
 	}
@@ -162,53 +169,20 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Check: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			return service.SelfQuery(ctx, "udp", selfAddr)
+			return service.SelfQuery(ctx, selfNet, selfAddr)
 		},
-		Status: func() string { return status(node) },
-		Log:    logger,
+		Log: logger,
+	}
+	o := newOps(node, cfg, args, logger, m)
+	sup.Status = o.status
+	if m != nil {
+		m.SetReady(o.ready(sup))
 	}
 	g.Go(func() error { return sup.Run(gctx) })
-	g.Go(func() error { ignoreHangup(gctx, logger); return nil })
+	g.Go(func() error { return o.run(gctx) })
 
-	var groups []string
-	for _, gr := range node.Table.Groups() {
-		var addrs []string
-		for _, u := range gr.Upstreams() {
-			addrs = append(addrs, u.String())
-		}
-		groups = append(groups, gr.Zone()+"="+strings.Join(addrs, ","))
-	}
-	logger.Info("spartan serving", "listen", node.Addrs(), "upstreams", groups)
+	logger.Info("spartan serving", "listen", node.Addrs(), "upstreams", describeTable(node.Table()))
 	err = g.Wait()
 	logger.Info("spartan stopped")
 	return err
-}
-
-// status is the one-line summary sent to the service manager.
-func status(n *proxy.Node) string {
-	healthy, total := 0, 0
-	for _, s := range n.UpstreamStates() {
-		total++
-		if s.Healthy {
-			healthy++
-		}
-	}
-	st := n.Forwarder.Stats()
-	return fmt.Sprintf("serving; upstreams healthy %d/%d; races in flight %d", healthy, total, st.InFlight)
-}
-
-// ignoreHangup keeps SIGHUP (systemctl reload) from killing the process;
-// configuration reload is not wired in yet, so it is logged and ignored.
-func ignoreHangup(ctx context.Context, logger *slog.Logger) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	defer signal.Stop(ch)
-	for {
-		select {
-		case <-ch:
-			logger.Warn("SIGHUP: configuration reload is not supported yet; restart to apply changes")
-		case <-ctx.Done():
-			return
-		}
-	}
 }

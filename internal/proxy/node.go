@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/spartan-dns/spartan/internal/config"
@@ -34,7 +35,6 @@ type NodeOptions struct {
 // Node is a node-local proxy assembled from a configuration: its upstream
 // table, local zone, query path and listeners.
 type Node struct {
-	Table *upstream.Table
 	Local *zones.Zone
 	// Cache is the response cache, nil when disabled. Flush it after a
 	// cluster change.
@@ -43,6 +43,11 @@ type Node struct {
 	Server    *Server
 	pcs       []net.PacketConn
 	lns       []net.Listener
+	logger    *slog.Logger
+	obs       upstream.Observer
+
+	mu      sync.Mutex
+	retired []*upstream.Table // replaced by Reload; Run waits for their legs
 }
 
 // NewNode builds the proxy and binds its sockets; Run serves them.
@@ -91,7 +96,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Table: table, Local: local, Cache: c, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners}
+	n := &Node{Local: local, Cache: c, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners, logger: logger, obs: obs}
 	if len(n.pcs) == 0 && len(n.lns) == 0 {
 		if n.pcs, n.lns, err = ListenAll(ctx, cfg.Listen); err != nil {
 			return nil, err
@@ -117,13 +122,52 @@ func (n *Node) Addrs() []string {
 	return out
 }
 
+// TCPAddrs returns the bound TCP addresses. With socket activation they
+// may differ from the UDP ones (or exist alone).
+func (n *Node) TCPAddrs() []string {
+	var out []string
+	for _, ln := range n.lns {
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
 // Run serves until ctx is done, then shuts down gracefully (see
 // Server.Serve) and waits for the last upstream legs to close.
 func (n *Node) Run(ctx context.Context) error {
 	err := n.Server.Serve(ctx, n.pcs, n.lns)
 	n.Forwarder.Close()
-	n.Table.Wait()
+	n.Table().Wait()
+	n.mu.Lock()
+	retired := n.retired
+	n.retired = nil
+	n.mu.Unlock()
+	for _, t := range retired {
+		t.Wait()
+	}
 	return err
+}
+
+// Table returns the upstream table in use.
+func (n *Node) Table() *upstream.Table { return n.Forwarder.Table() }
+
+// Reload builds the upstream table of cfg (re-reading its upstreams file)
+// and, only if that succeeds, swaps it in atomically; on error the running
+// table is untouched. Queries in flight finish on the groups they started
+// with. The new groups start with fresh health state. Listen addresses and
+// the other settings bound at start are not changed by a reload.
+func (n *Node) Reload(cfg *config.Config) (*upstream.Table, error) {
+	t, err := BuildTable(cfg, n.logger, n.obs)
+	if err != nil {
+		return nil, err
+	}
+	old := n.Forwarder.SwapTable(t)
+	n.mu.Lock()
+	// Keep the retired table until Run ends so that its last legs are
+	// waited for: a few small structs per reload.
+	n.retired = append(n.retired, old)
+	n.mu.Unlock()
+	return t, nil
 }
 
 // Close releases the sockets of a Node that was never Run.
@@ -139,7 +183,7 @@ func (n *Node) Close() {
 // UpstreamStates reports every upstream's health, for metrics.
 func (n *Node) UpstreamStates() []metrics.UpstreamState {
 	var out []metrics.UpstreamState
-	for _, g := range n.Table.Groups() {
+	for _, g := range n.Table().Groups() {
 		for _, u := range g.Upstreams() {
 			out = append(out, metrics.UpstreamState{Group: g.Zone(), Addr: u.String(), Healthy: u.Healthy(), Latency: u.Latency()})
 		}

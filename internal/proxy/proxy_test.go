@@ -60,7 +60,7 @@ func startNode(t testing.TB, edit func(c *config.Config)) *node {
 }
 
 func (n *node) group(zone string) *upstream.Group {
-	for _, g := range n.Table.Groups() {
+	for _, g := range n.Table().Groups() {
 		if g.Zone() == zone {
 			return g
 		}

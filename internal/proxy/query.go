@@ -41,7 +41,8 @@ import (
 
 // Options configure a Forwarder.
 type Options struct {
-	// Table routes queries to upstream groups. Required.
+	// Table routes queries to upstream groups. Required. SwapTable
+	// replaces it while serving.
 	Table *upstream.Table
 	// Local is the node-local zone ("spartan."). Required.
 	Local *zones.Zone
@@ -68,6 +69,7 @@ type Options struct {
 // FastHandler.
 type Forwarder struct {
 	o        Options
+	table    atomic.Pointer[upstream.Table]
 	front    *cache.Front // nil without a cache
 	inflight atomic.Int64
 
@@ -96,6 +98,7 @@ func NewForwarder(o Options) (*Forwarder, error) {
 		o.Logger = slog.Default()
 	}
 	f := &Forwarder{o: o}
+	f.table.Store(o.Table)
 	if o.Cache != nil {
 		front, err := cache.NewFront(o.Cache, cache.FrontOptions{
 			Fetch: f.fetch, ClientTimeout: o.StaleClientTimeout, RaceTimeout: o.RaceTimeout,
@@ -115,6 +118,14 @@ func (f *Forwarder) Close() {
 		f.front.Close()
 	}
 }
+
+// Table returns the upstream table queries are routed with now.
+func (f *Forwarder) Table() *upstream.Table { return f.table.Load() }
+
+// SwapTable routes every query that starts from now on with t and returns
+// the table it replaces. Queries already racing keep the groups they
+// started with and finish normally: a reload drops nothing in flight.
+func (f *Forwarder) SwapTable(t *upstream.Table) *upstream.Table { return f.table.Swap(t) }
 
 // Stats returns the counters.
 func (f *Forwarder) Stats() Stats {
@@ -186,7 +197,7 @@ func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
 	if f.front != nil && qs.q.Cacheable() {
 		if reply, ok := f.front.Hit(&qs.q, dst, replyLimit(req, &qs.q)); ok {
 			if f.o.Metrics != nil || f.o.LogQueries {
-				qs.zone = f.o.Table.LookupWire(qs.q.Key()[:qs.name]).Zone()
+				qs.zone = f.table.Load().LookupWire(qs.q.Key()[:qs.name]).Zone()
 			}
 			return reply
 		}
@@ -202,7 +213,7 @@ func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
 
 // forward runs steps 7-9.
 func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []byte) []byte {
-	g := f.o.Table.LookupWire(qs.q.Key()[:qs.name])
+	g := f.table.Load().LookupWire(qs.q.Key()[:qs.name])
 	qs.zone = g.Zone()
 	if f.inflight.Add(1) > int64(f.o.MaxInFlight) {
 		f.inflight.Add(-1)
@@ -246,7 +257,7 @@ func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []
 
 // fetch is the cache's upstream: one race in the group q routes to.
 func (f *Forwarder) fetch(ctx context.Context, q *cache.Query, query []byte, tcp bool) ([]byte, error) {
-	g := f.o.Table.LookupWire(q.Key()[:len(q.Name())])
+	g := f.table.Load().LookupWire(q.Key()[:len(q.Name())])
 	reply, _, err := g.RaceWire(ctx, query, tcp)
 	return reply, err
 }

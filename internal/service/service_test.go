@@ -205,6 +205,7 @@ func TestSupervisorReadinessAndWatchdog(t *testing.T) {
 	i = sock.WaitFor(t, i+1, wait, isFail)
 	require.NotContains(t, sock.Messages(), "READY=1")
 	require.NotContains(t, sock.Messages(), "WATCHDOG=1")
+	require.False(t, sup.Healthy())
 
 	r.unwedge()
 	ready := sock.WaitForMessage(t, i, wait, "READY=1")
@@ -223,9 +224,11 @@ func TestSupervisorReadinessAndWatchdog(t *testing.T) {
 	f1 := sock.WaitFor(t, ready, wait, isFail)
 	f2 := sock.WaitFor(t, f1+1, wait, isFail)
 	sock.WaitFor(t, f2+1, wait, isFail)
+	require.False(t, sup.Healthy())
 	r.unwedge()
 	ok := sock.WaitFor(t, f1, wait, func(m string) bool { return m == "CHECK=ok" })
 	resumed := sock.WaitForMessage(t, ok, wait, "WATCHDOG=1")
+	require.True(t, sup.Healthy())
 
 	cancel()
 	require.NoError(t, <-done)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -28,7 +29,13 @@ type Supervisor struct {
 	StatusInterval time.Duration
 	// ReadyRetry is the pause between start-up checks. Default: 50ms.
 	ReadyRetry time.Duration
+
+	healthy atomic.Bool
 }
+
+// Healthy reports whether the last self-query succeeded: false before
+// READY=1 and while pings are withheld.
+func (s *Supervisor) Healthy() bool { return s.healthy.Load() }
 
 // Run waits until Check passes and sends READY=1 with the status; then,
 // until ctx is done, checks every WatchdogSec/2 (from WATCHDOG_USEC) and
@@ -45,6 +52,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		n = &Notifier{Log: log}
 	}
 	defer n.Stopping()
+	defer s.healthy.Store(false)
 
 	wd, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
@@ -95,6 +103,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case <-time.After(retry):
 		}
 	}
+	s.healthy.Store(true)
 	st := status()
 	n.Ready(st)
 	log.Info("ready", "status", st, "watchdog", wd)
@@ -118,11 +127,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		switch {
 		case err != nil && healthy:
 			healthy = false
+			s.healthy.Store(false)
 			log.Error("self-query failed: withholding watchdog pings so systemd restarts a wedged process", "err", err)
 			n.Status("unhealthy: " + err.Error())
 			st = ""
 		case err == nil && !healthy:
 			healthy = true
+			s.healthy.Store(true)
 			log.Info("self-query succeeds again")
 		}
 		if !healthy {

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/metrics"
+	"github.com/spartan-dns/spartan/internal/proxy"
+	"github.com/spartan-dns/spartan/internal/service"
+	"github.com/spartan-dns/spartan/internal/upstream"
+)
+
+// upstreamsPoll is how often the upstreams file is checked for changes.
+const upstreamsPoll = 2 * time.Second
+
+// ops is the operational side of a running proxy: live reload (SIGHUP and
+// upstreams file changes), readiness, status and zone metrics.
+type ops struct {
+	node  *proxy.Node
+	args  []string // command line, re-applied over the file on reload
+	start *config.Config
+	cur   atomic.Pointer[config.Config]
+	log   *slog.Logger
+	rl    *service.Reloader
+}
+
+func newOps(node *proxy.Node, cfg *config.Config, args []string, logger *slog.Logger, m *metrics.Metrics) *ops {
+	o := &ops{node: node, args: args, start: cfg, log: logger}
+	o.cur.Store(cfg)
+	o.rl = service.NewReloader(o.reload)
+	o.rl.Notifier = &service.Notifier{Log: logger}
+	o.rl.Log = logger
+	o.rl.Observe = m.ObserveReload
+	if m != nil {
+		m.SetZones(o.zones)
+	}
+	return o
+}
+
+// run handles SIGHUP and watches the upstreams file until ctx is done.
+func (o *ops) run(ctx context.Context) error {
+	go o.rl.Run(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var watched string
+	var w *service.FileWatcher
+	t := time.NewTicker(upstreamsPoll)
+	defer t.Stop()
+	for {
+		// The file to watch follows the configuration: a reload may
+		// name another one, or list the upstreams inline instead.
+		if path := upstreamsFile(o.cur.Load()); path != watched {
+			watched, w = path, nil
+			if path != "" {
+				w = service.NewFileWatcher(path)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			// SIGHUP is also the operator's "forget what you cached"
+			// after a cluster change: flush whether or not the new
+			// configuration is accepted.
+			if c := o.node.Cache; c != nil {
+				c.Flush()
+				o.log.Info("cache flushed", "reason", "SIGHUP")
+			}
+			o.rl.Trigger("SIGHUP")
+		case <-t.C:
+			if w == nil {
+				continue
+			}
+			changed, err := w.Changed()
+			if err != nil {
+				o.log.Warn("cannot check the upstreams file", "file", watched, "err", err)
+				continue
+			}
+			if changed {
+				o.rl.Trigger("upstreams file " + watched + " changed")
+			}
+		}
+	}
+}
+
+func upstreamsFile(cfg *config.Config) string {
+	if len(cfg.Upstreams) > 0 {
+		return ""
+	}
+	return cfg.UpstreamsFile
+}
+
+// reload re-reads the configuration with the original command line and
+// swaps in its upstream table. Anything invalid, including an upstreams
+// file without a usable nameserver, refuses the whole reload.
+func (o *ops) reload(ctx context.Context, reason string) (string, error) {
+	next, err := loadConfig(o.args, io.Discard)
+	if err != nil {
+		return o.status(), err
+	}
+	for _, f := range restartOnly(o.start, next) {
+		o.log.Warn("setting changed; it takes effect only after a restart", "field", f)
+	}
+	t, err := o.node.Reload(next)
+	if err != nil {
+		return o.status(), fmt.Errorf("upstreams: %w", err)
+	}
+	o.cur.Store(next)
+	o.log.Info("upstream table swapped", "reason", reason, "upstreams", describeTable(t))
+	return o.status(), nil
+}
+
+// restartOnly lists the settings that differ between a and b but are
+// bound at start (sockets, cache, limits): a reload cannot apply them.
+func restartOnly(a, b *config.Config) []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		a, b any
+	}{
+		{"listen", a.Listen, b.Listen},
+		{"clusterDomain", a.ClusterDomain, b.ClusterDomain},
+		{"allowNets", a.AllowNets, b.AllowNets},
+		{"raceTimeout", a.RaceTimeout, b.RaceTimeout},
+		{"tcpIdleTimeout", a.TCPIdleTimeout, b.TCPIdleTimeout},
+		{"maxTCPConnections", a.MaxTCPConnections, b.MaxTCPConnections},
+		{"maxInFlight", a.MaxInFlight, b.MaxInFlight},
+		{"shutdownGrace", a.ShutdownGrace, b.ShutdownGrace},
+		{"cache", a.Cache, b.Cache},
+		{"metrics", a.Metrics, b.Metrics},
+		{"log", a.Log, b.Log},
+		{"master", a.Master, b.Master},
+	} {
+		if !reflect.DeepEqual(f.a, f.b) {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+func describeTable(t *upstream.Table) []string {
+	var groups []string
+	for _, g := range t.Groups() {
+		var addrs []string
+		for _, u := range g.Upstreams() {
+			addrs = append(addrs, u.String())
+		}
+		groups = append(groups, g.Zone()+"="+strings.Join(addrs, ","))
+	}
+	return groups
+}
+
+// status is the one-line summary sent to the service manager
+// (systemctl status shows it).
+func (o *ops) status() string {
+	healthy, total := 0, 0
+	for _, s := range o.node.UpstreamStates() {
+		total++
+		if s.Healthy {
+			healthy++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "serving %s; upstreams healthy %d/%d", strings.Join(o.node.Addrs(), ","), healthy, total)
+	if c := o.node.Cache; c != nil {
+		fmt.Fprintf(&b, "; cache %d entries", c.Stats().Entries)
+	}
+	for _, z := range o.zones() {
+		fmt.Fprintf(&b, "; zone %s serial %d", z.Origin, z.Serial)
+	}
+	fmt.Fprintf(&b, "; races in flight %d", o.node.Forwarder.Stats().InFlight)
+	return b.String()
+}
+
+// zones reports the authoritative zones served, for metrics and status.
+func (o *ops) zones() []metrics.Zone {
+	z := o.node.Local
+	return []metrics.Zone{{Origin: z.Origin(), Records: z.Len(), Serial: z.Serial()}}
+}
+
+// ready is the /ready check: the listeners answer the self-query, and the
+// root group can answer, either because one of its upstreams is healthy or
+// because the cache is warm enough to serve through an upstream outage.
+func (o *ops) ready(sup *service.Supervisor) func() error {
+	return func() error {
+		if !sup.Healthy() {
+			return errors.New("the self-query through the listener does not succeed")
+		}
+		for _, g := range o.node.Table().Groups() {
+			if g.Zone() != "." {
+				continue
+			}
+			for _, u := range g.Upstreams() {
+				if u.Healthy() {
+					return nil
+				}
+			}
+		}
+		if c := o.node.Cache; c != nil && c.Stats().Entries > 0 {
+			return nil
+		}
+		return errors.New(`no healthy upstream in the "." group and the cache is empty`)
+	}
+}
