@@ -137,13 +137,13 @@ func (n *Node) TCPAddrs() []string {
 func (n *Node) Run(ctx context.Context) error {
 	err := n.Server.Serve(ctx, n.pcs, n.lns)
 	n.Forwarder.Close()
-	n.Table().Wait()
+	n.Table().Close()
 	n.mu.Lock()
 	retired := n.retired
 	n.retired = nil
 	n.mu.Unlock()
 	for _, t := range retired {
-		t.Wait()
+		t.Close()
 	}
 	return err
 }

@@ -37,6 +37,9 @@ func startNode(t testing.TB, edit func(c *config.Config)) *node {
 	cfg := config.Default()
 	cfg.Listen = []string{pc.LocalAddr().String()}
 	cfg.Metrics = ""
+	// These tests are about forwarding: every query must reach the
+	// upstreams. Cache behaviour is tested with the cache.
+	cfg.Cache.Disabled = true
 	edit(&cfg)
 	require.NoError(t, cfg.Validate())
 	n, err := NewNode(context.Background(), NodeOptions{

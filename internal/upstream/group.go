@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -60,6 +61,8 @@ type Group struct {
 	zone      string
 	ups       []*Upstream
 	obs       Observer
+	poll      *poller
+	closeOnce sync.Once
 	legs      sync.WaitGroup // legs still winding down after their race
 	answered  counter
 	failed    counter
@@ -86,7 +89,21 @@ func NewGroup(zone string, addrs []string, obs Observer) (*Group, error) {
 		seen[u.str] = true
 		g.ups = append(g.ups, u)
 	}
+	var err error
+	if g.poll, err = acquirePoller(); err != nil {
+		return nil, fmt.Errorf("upstream: group %s: %w", zone, err)
+	}
 	return g, nil
+}
+
+// Close waits for the legs of finished races and releases the group's
+// share of the socket poller. The group must not race after Close; a
+// second Close does nothing.
+func (g *Group) Close() {
+	g.closeOnce.Do(func() {
+		g.legs.Wait()
+		releasePoller()
+	})
 }
 
 // Zone returns the group's zone.
@@ -155,15 +172,13 @@ func (g *Group) RaceWire(ctx context.Context, query []byte, tcp bool) ([]byte, *
 	}
 	var pick [8]*Upstream
 	legs := g.pick(pick[:0], time.Now())
-	r := race{g: g, query: query, question: query[headerLen:qend], tcp: tcp, deadline: deadline}
+	r := &race{g: g, ctx: ctx, query: query, question: query[headerLen:qend], tcp: tcp, deadline: deadline}
 
 	if len(legs) == 1 {
 		// One leg runs on the caller's goroutine: no channel, no extra
-		// goroutine, only a context watch for cancellation.
-		l := &leg{u: legs[0]}
-		stop := context.AfterFunc(ctx, l.cancel)
-		res := r.run(l)
-		stop()
+		// goroutine.
+		l := leg{u: legs[0]}
+		res := r.run(&l)
 		return g.finish(ctx, res.reply, res.u, res.err)
 	}
 
@@ -171,6 +186,7 @@ func (g *Group) RaceWire(ctx context.Context, query []byte, tcp bool) ([]byte, *
 	// their own copy of the query, so the caller may reuse its buffer.
 	r.query = append([]byte(nil), query...)
 	r.question = r.query[headerLen:qend]
+	r.stop = make(chan struct{})
 	results := make(chan legResult, len(legs))
 	ls := make([]leg, len(legs))
 	g.legs.Add(len(legs))
@@ -182,6 +198,7 @@ func (g *Group) RaceWire(ctx context.Context, query []byte, tcp bool) ([]byte, *
 		}(&ls[i])
 	}
 	cancelAll := func(except *leg) {
+		close(r.stop)
 		for i := range ls {
 			if &ls[i] != except {
 				ls[i].cancel()
@@ -256,6 +273,8 @@ func (g *Group) pick(dst []*Upstream, now time.Time) []*Upstream {
 // race is one query's state shared by its legs (read-only).
 type race struct {
 	g        *Group
+	ctx      context.Context
+	stop     chan struct{} // closed when the race is over; nil with one leg
 	query    []byte
 	question []byte
 	tcp      bool
@@ -267,13 +286,17 @@ type race struct {
 type leg struct {
 	u         *Upstream
 	mu        sync.Mutex
-	conn      net.Conn
+	conn      deadliner
 	cancelled bool
 }
 
+// deadliner is the part of a leg's socket (*os.File for UDP, net.Conn for
+// TCP) that cancellation needs.
+type deadliner interface{ SetDeadline(time.Time) error }
+
 // attach registers the leg's connection; false means the leg was already
 // cancelled (the caller closes c).
-func (l *leg) attach(c net.Conn) bool {
+func (l *leg) attach(c deadliner) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cancelled {
@@ -381,56 +404,94 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return
 // few nanoseconds per call.
 func newID() uint16 { return uint16(rand.Uint32()) }
 
+// socket returns a fresh non-blocking UDP socket connected to u, made
+// with raw system calls (net.DialUDP adds setsockopt, getsockname,
+// getpeername, an fcntl and two epoll_ctl calls, and address formatting).
+func (u *Upstream) socket() (int, error) {
+	fd, err := syscall.Socket(u.family, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("udp socket: %w", os.NewSyscallError("socket", err))
+	}
+	// connect picks a random ephemeral source port and makes the kernel
+	// drop datagrams from any other source.
+	if _, _, e := syscall.Syscall(syscall.SYS_CONNECT, uintptr(fd), uintptr(u.rawPtr), u.rawLen); e != 0 {
+		syscall.Close(fd)
+		return -1, fmt.Errorf("udp connect %s: %w", u.str, os.NewSyscallError("connect", e))
+	}
+	return fd, nil
+}
+
 // exchangeUDP sends the query on a fresh connected UDP socket (the kernel
 // picks a random source port and drops datagrams from any other source)
 // and reads until a reply passes check or the leg ends.
 func (r *race) exchangeUDP(l *leg) ([]byte, verdict, error) {
-	c, err := net.DialUDP("udp", nil, l.u.udpAddr)
-	if err != nil {
-		return nil, failure, fmt.Errorf("udp socket: %w", err)
-	}
-	defer c.Close()
-	if !l.attach(c) {
+	if l.isCancelled() {
 		return nil, failure, errLegCancelled
 	}
-	defer l.detach()
-	if err := c.SetDeadline(r.deadline); err != nil {
+	fd, err := l.u.socket()
+	if err != nil {
 		return nil, failure, err
 	}
+	defer syscall.Close(fd)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	id := newID()
 	n := copy(buf, r.query)
 	binary.BigEndian.PutUint16(buf, id)
-	if _, err := c.Write(buf[:n]); err != nil {
-		return nil, failure, r.netErr(l, "udp write", err)
+	if _, err := syscall.Write(fd, buf[:n]); err != nil {
+		return nil, failure, r.netErr(l, "udp write", os.NewSyscallError("write", err))
 	}
+	// Registered after the write: a reply that is already there is
+	// reported at once by epoll_ctl, and no read is wasted before it.
+	ready, err := r.g.poll.add(fd)
+	if err != nil {
+		return nil, failure, err
+	}
+	defer r.g.poll.remove(fd, ready)
 	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return nil, failure, r.netErr(l, "udp read", err)
+		select {
+		case <-ready:
+		case <-r.ctx.Done():
+			return nil, failure, r.ended()
+		case <-r.stop:
+			return nil, failure, r.ended()
 		}
-		v := check(buf[:n], id, r.question)
-		if v == mismatch {
-			continue
-		}
-		if n == len(buf) && v != failure {
-			// Possibly cut by our buffer: only TCP gets it whole.
-			v = truncated
-			if !r.tcp {
-				return r.exchangeTCP(l)
+		for {
+			n, err := syscall.Read(fd, buf)
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				if err == syscall.EINTR {
+					continue
+				}
+				break // a stale wake-up, or only spoofs so far: wait again
 			}
+			if err != nil {
+				// ECONNREFUSED: ICMP port unreachable, nobody listens.
+				return nil, failure, r.netErr(l, "udp read", os.NewSyscallError("read", err))
+			}
+			v := check(buf[:n], id, r.question)
+			if v == mismatch {
+				continue
+			}
+			if n == len(buf) && v != failure {
+				// Possibly cut by our buffer: only TCP gets it whole.
+				v = truncated
+				if !r.tcp {
+					return r.exchangeTCP(l)
+				}
+			}
+			return append([]byte(nil), buf[:n]...), v, nil
 		}
-		return append([]byte(nil), buf[:n]...), v, nil
 	}
 }
 
 // exchangeTCP sends the query over a new TCP connection to the leg's
 // upstream and reads replies until one passes check.
 func (r *race) exchangeTCP(l *leg) ([]byte, verdict, error) {
+	// Cancellation unblocks the connection through its deadline.
+	defer context.AfterFunc(r.ctx, l.cancel)()
 	d := net.Dialer{Deadline: r.deadline}
-	c, err := d.Dial("tcp", l.u.tcpAddr.String())
+	c, err := d.DialContext(r.ctx, "tcp", l.u.str)
 	if err != nil {
 		return nil, failure, r.netErr(l, "tcp connect", err)
 	}
@@ -485,6 +546,16 @@ func (r *race) netErr(l *leg, op string, err error) error {
 		return errLegTimeout
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// ended is the error of a leg whose race is over: a timeout when the
+// deadline has passed (it counts against the upstream), a cancellation
+// otherwise (another leg won, or the caller gave up).
+func (r *race) ended() error {
+	if !time.Now().Before(r.deadline) {
+		return errLegTimeout
+	}
+	return errLegCancelled
 }
 
 // counter is a monotonic event counter.

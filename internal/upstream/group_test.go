@@ -31,6 +31,14 @@ func startFakes(t *testing.T, fakes []fake) ([]*testsupport.Upstream, []string) 
 	return ups, addrs
 }
 
+func newGroup(t *testing.T, addrs []string) *Group {
+	t.Helper()
+	g, err := NewGroup(".", addrs, nil)
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+	return g
+}
+
 func aQuery(name string) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion(name, dns.TypeA)
@@ -106,8 +114,7 @@ func TestRace(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			fakes, addrs := startFakes(t, tc.fakes)
-			g, err := NewGroup(".", addrs, nil)
-			require.NoError(t, err)
+			g := newGroup(t, addrs)
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
 			q := aQuery(strings.ToUpper(tc.qname[:1]) + tc.qname[1:])
@@ -141,8 +148,7 @@ func TestRace(t *testing.T) {
 // Every leg uses its own ID and source port and advertises EDNS 1232.
 func TestLegsWire(t *testing.T) {
 	fake := testsupport.StartUpstream(t)
-	g, err := NewGroup(".", []string{fake.Addr()}, nil)
-	require.NoError(t, err)
+	g := newGroup(t, []string{fake.Addr()})
 	q := aQuery("www.example.")
 	q.Id = 4242
 	ids := map[uint16]bool{}
@@ -161,8 +167,7 @@ func TestLegsWire(t *testing.T) {
 // peer and a long deadline, the race returns and its legs wind down.
 func TestLosersCancelled(t *testing.T) {
 	_, addrs := startFakes(t, []fake{{b: testsupport.Blackhole}, {b: testsupport.Answer}})
-	g, err := NewGroup(".", addrs, nil)
-	require.NoError(t, err)
+	g := newGroup(t, addrs)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	_, u, err := g.Race(ctx, aQuery("www.example."), false)
@@ -179,10 +184,54 @@ func TestLosersCancelled(t *testing.T) {
 	require.Zero(t, g.Upstreams()[0].Failures())
 }
 
+// A stopped upstream answers ICMP port unreachable: the connected leg
+// socket reports it and the leg fails at once instead of timing out.
+func TestRefusedPortFailsFast(t *testing.T) {
+	fake := testsupport.StartUpstream(t)
+	fake.Stop()
+	g := newGroup(t, []string{fake.Addr()})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	_, _, err := g.Race(ctx, aQuery("www.example."), false)
+	require.ErrorIs(t, err, ErrAllFailed)
+	require.Equal(t, Outcomes{Failed: 1}, g.Outcomes())
+	require.Equal(t, uint64(1), g.Upstreams()[0].Failures())
+}
+
+// Health: a blackholed upstream behind a healthy one collects failures,
+// is then skipped except for probes, and comes back when it answers.
+func TestHealthSkipsAndProbes(t *testing.T) {
+	fakes, addrs := startFakes(t, []fake{{b: testsupport.Blackhole}, {b: testsupport.Answer}})
+	g := newGroup(t, addrs)
+	g.silentFor = 0 // every cancelled leg of a silent upstream counts
+	bad := g.Upstreams()[0]
+	for i := 0; i < 10 && bad.Healthy(); i++ {
+		_, _, err := g.Race(context.Background(), aQuery("www.example."), false)
+		require.NoError(t, err)
+		g.Wait()
+	}
+	require.False(t, bad.Healthy(), "score %.2f", bad.FailureScore())
+	// Skipped now, apart from one probe per interval.
+	sent := bad.Sent()
+	for i := 0; i < 20; i++ {
+		_, _, err := g.Race(context.Background(), aQuery("www.example."), false)
+		require.NoError(t, err)
+	}
+	require.LessOrEqual(t, bad.Sent()-sent, uint64(1))
+	// Recovery is noticed through a probe.
+	fakes[0].SetBehavior(testsupport.Answer)
+	fakes[1].SetLatency(time.Second) // the probe's reply wins
+	bad.nextProbe.Store(0)
+	_, u, err := g.Race(context.Background(), aQuery("www.example."), false)
+	require.NoError(t, err)
+	require.Same(t, bad, u)
+	require.Greater(t, bad.Replies(), uint64(0))
+	require.Less(t, bad.FailureScore(), 2.5)
+}
+
 func TestRaceCallerCancel(t *testing.T) {
 	_, addrs := startFakes(t, []fake{{b: testsupport.Blackhole}, {b: testsupport.Blackhole}})
-	g, err := NewGroup(".", addrs, nil)
-	require.NoError(t, err)
+	g := newGroup(t, addrs)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
@@ -201,8 +250,7 @@ func TestRaceCallerCancel(t *testing.T) {
 }
 
 func TestRaceWireRejectsBadQuery(t *testing.T) {
-	g, err := NewGroup(".", []string{"127.0.0.1:9"}, nil)
-	require.NoError(t, err)
+	g := newGroup(t, []string{"127.0.0.1:9"})
 	for _, q := range [][]byte{nil, make([]byte, 11), make([]byte, 12), {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, 'a'}} {
 		_, _, err := g.RaceWire(context.Background(), q, false)
 		require.ErrorIs(t, err, errQuery)

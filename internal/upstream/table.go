@@ -76,6 +76,13 @@ func (t *Table) LookupWire(name []byte) *Group {
 	return t.byWire["\x00"]
 }
 
+// Close closes every group (see Group.Close).
+func (t *Table) Close() {
+	for _, g := range t.groups {
+		g.Close()
+	}
+}
+
 // Wait waits for every group's cancelled legs to finish.
 func (t *Table) Wait() {
 	for _, g := range t.groups {

@@ -15,13 +15,16 @@
 package upstream
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Health tuning. They are constants, not configuration: they shape how
@@ -51,10 +54,15 @@ const (
 // unparseable replies) that decays over time. It is safe for concurrent
 // use.
 type Upstream struct {
-	addr    netip.AddrPort
-	udpAddr *net.UDPAddr
-	tcpAddr *net.TCPAddr
-	str     string
+	addr netip.AddrPort
+	str  string
+	// The legs' connect(2) address, built once and only read after:
+	// syscall.Connect would write into a shared syscall.Sockaddr.
+	family int
+	raw4   syscall.RawSockaddrInet4
+	raw6   syscall.RawSockaddrInet6
+	rawPtr unsafe.Pointer
+	rawLen uintptr
 
 	ewma      atomic.Int64 // nanoseconds; 0 until the first reply
 	nextProbe atomic.Int64 // unix nanoseconds
@@ -77,10 +85,28 @@ func New(addr string) (*Upstream, error) {
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	u := &Upstream{
-		addr:    ap,
-		udpAddr: net.UDPAddrFromAddrPort(ap),
-		tcpAddr: net.TCPAddrFromAddrPort(ap),
-		str:     ap.String(),
+		addr:   ap,
+		family: syscall.AF_INET,
+		str:    ap.String(),
+	}
+	if ap.Addr().Is4() {
+		u.raw4.Family = syscall.AF_INET
+		u.raw4.Addr = ap.Addr().As4()
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&u.raw4.Port))[:], ap.Port())
+		u.rawPtr, u.rawLen = unsafe.Pointer(&u.raw4), syscall.SizeofSockaddrInet4
+	} else {
+		u.family = syscall.AF_INET6
+		u.raw6.Family = syscall.AF_INET6
+		u.raw6.Addr = ap.Addr().As16()
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&u.raw6.Port))[:], ap.Port())
+		if z := ap.Addr().Zone(); z != "" {
+			ifi, err := net.InterfaceByName(z)
+			if err != nil {
+				return nil, fmt.Errorf("upstream: address %q: zone: %w", addr, err)
+			}
+			u.raw6.Scope_id = uint32(ifi.Index)
+		}
+		u.rawPtr, u.rawLen = unsafe.Pointer(&u.raw6), syscall.SizeofSockaddrInet6
 	}
 	u.healthy.Store(true)
 	u.lastReply.Store(time.Now().UnixNano())
