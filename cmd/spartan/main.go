@@ -181,7 +181,7 @@ func serve(ctx context.Context, cfg *config.Config, args []string, logger *slog.
 	g.Go(func() error { return sup.Run(gctx) })
 	g.Go(func() error { return o.run(gctx) })
 
-	logger.Info("spartan serving", "listen", node.Addrs(), "upstreams", describeTable(node.Table()))
+	logger.Info("spartan serving", "listen", listening(node), "upstreams", describeTable(node.Table()))
 	err = g.Wait()
 	logger.Info("spartan stopped")
 	return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -151,6 +152,17 @@ func restartOnly(a, b *config.Config) []string {
 	return out
 }
 
+// listening lists the addresses served, UDP and TCP, each once.
+func listening(n *proxy.Node) []string {
+	var out []string
+	for _, a := range append(n.Addrs(), n.TCPAddrs()...) {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func describeTable(t *upstream.Table) []string {
 	var groups []string
 	for _, g := range t.Groups() {
@@ -174,7 +186,7 @@ func (o *ops) status() string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "serving %s; upstreams healthy %d/%d", strings.Join(o.node.Addrs(), ","), healthy, total)
+	fmt.Fprintf(&b, "serving %s; upstreams healthy %d/%d", strings.Join(listening(o.node), ","), healthy, total)
 	if c := o.node.Cache; c != nil {
 		fmt.Fprintf(&b, "; cache %d entries", c.Stats().Entries)
 	}

@@ -126,7 +126,16 @@ type Process struct {
 // StartProcess starts bin with args.
 func StartProcess(t testing.TB, bin string, args ...string) *Process {
 	t.Helper()
-	p := &Process{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	return StartCmd(t, exec.Command(bin, args...))
+}
+
+// StartCmd starts a prepared command (for its environment, or a command
+// wrapping the binary such as "ip netns exec"); its output is captured as
+// with StartProcess.
+func StartCmd(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	bin, args := cmd.Path, cmd.Args[1:]
+	p := &Process{cmd: cmd, done: make(chan struct{})}
 	p.cmd.Stdout = &p.out
 	p.cmd.Stderr = teeWriter{&p.out, &p.err}
 	require.NoError(t, p.cmd.Start(), "starting %s", bin)

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spartan-dns/spartan/internal/testsupport"
+)
+
+// Operational tests against the built binary: socket activation, restarts
+// under load, sd_notify, metrics and live reload.
+
+const waitLong = 30 * time.Second // bound against hanging, not a speed target
+
+func freeAddr(t *testing.T) string {
+	return fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "127.0.0.1"))
+}
+
+// answerWith is an upstream handler answering every A query with ip.
+func answerWith(ip string) func(req *dns.Msg) *dns.Msg {
+	return func(req *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.RecursionAvailable = true
+		if req.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(req.Question[0].Name + " 60 IN A " + ip)
+			m.Answer = []dns.RR{rr}
+		}
+		return m
+	}
+}
+
+// waitCount waits until s occurs n times in the process output.
+func waitCount(t *testing.T, p *testsupport.Process, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for strings.Count(p.Output(), s) < n {
+		require.False(t, p.Exited(), "process exited waiting for %q", s)
+		require.True(t, time.Now().Before(deadline), "waiting for %d× %q in:\n%s", n, s, p.Output())
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func stopGracefully(t *testing.T, p *testsupport.Process) {
+	t.Helper()
+	require.NoError(t, p.Signal(syscall.SIGTERM))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	code, err := p.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 0, code, p.Output())
+}
+
+// TestSystemdSocketActivate is the contract: started by
+// "systemd-socket-activate -d -l ADDR BIN -config FILE" spartan serves DNS
+// on ADDR over UDP; without -d, over TCP. The configured listen address is
+// not bound: the passed socket replaces it.
+func TestSystemdSocketActivate(t *testing.T) {
+	tool, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not installed (apt-get install systemd); socket activation not exercised")
+	}
+	bin := testsupport.BuildBinary(t, pkg)
+	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
+	for _, tc := range []struct {
+		name string
+		flag []string
+		dig  []string
+	}{
+		{"udp", []string{"-d"}, nil},
+		{"tcp", nil, []string{"+tcp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, unused := freeAddr(t), freeAddr(t)
+			cfg := writeFile(t, "spartan.json", fmt.Sprintf(`{"listen": [%q], "upstreams": [%q], "metrics": ""}`, unused, up.Addr()))
+			args := append(append([]string{}, tc.flag...), "-l", addr, bin, "-config", cfg)
+			p := testsupport.StartCmd(t, exec.Command(tool, args...))
+			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+			defer cancel()
+			require.NoError(t, p.WaitOutput(ctx, "Listening on"))
+
+			// The first query makes the tool exec spartan; it waits in
+			// the socket meanwhile.
+			out, err := testsupport.Dig(t, addr, append(tc.dig, "+time=10", "www.example.com", "A", "+short")...)
+			require.NoError(t, err)
+			require.Contains(t, out, testsupport.DefaultIP.String())
+			out, err = testsupport.Dig(t, addr, append(tc.dig, "ready.spartan", "A", "+short")...)
+			require.NoError(t, err)
+			require.Contains(t, out, "127.0.0.1")
+			require.NoError(t, p.WaitOutput(ctx, "spartan serving"))
+			require.Contains(t, p.Output(), "serving "+addr)
+
+			_, err = testsupport.Dig(t, unused, append(tc.dig, "+time=1", "ready.spartan")...)
+			require.Error(t, err, "the configured address must not be bound under socket activation")
+			stopGracefully(t, p)
+		})
+	}
+}
+
+// TestKillRestartUnderSteadyLoad holds the listening sockets the way
+// systemd does with spartan.socket, and SIGKILLs and restarts spartan three
+// times under a steady stream of UDP and TCP queries. Clients retry as a
+// stub resolver does (timeout 1 s, 3 attempts); no query may fail.
+func TestKillRestartUnderSteadyLoad(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
+	h := testsupport.NewSocketHolder(t)
+	cfg := writeFile(t, "spartan.json", fmt.Sprintf(`{"listen": [%q], "upstreams": [%q], "metrics": ""}`, freeAddr(t), up.Addr()))
+	h.Start(t, nil, bin, "-config", cfg)
+
+	udp := testsupport.StartQueryStream(t, h.Addr, testsupport.QueryStreamOptions{Workers: 4})
+	tcp := testsupport.StartQueryStream(t, h.Addr, testsupport.QueryStreamOptions{Workers: 2, Net: "tcp",
+		Name: func(w, i int) string { return fmt.Sprintf("t%d-%d.stream.example.", w, i) }})
+	udp.WaitAnswered(t, 100, waitLong)
+	tcp.WaitAnswered(t, 50, waitLong)
+	for range 3 {
+		pid := h.Pid()
+		h.Kill()
+		// Nobody serves for a moment: queries queue in the sockets.
+		time.Sleep(200 * time.Millisecond)
+		h.Start(t, nil, bin, "-config", cfg)
+		require.NotEqual(t, pid, h.Pid())
+		udp.WaitAnswered(t, 100, waitLong)
+		tcp.WaitAnswered(t, 50, waitLong)
+	}
+	ru, rt := udp.Stop(), tcp.Stop()
+	t.Logf("udp: %d answered, %d retries; tcp: %d answered, %d retries", ru.Answered, ru.Retries, rt.Answered, rt.Retries)
+	require.Empty(t, ru.Failed, "UDP queries that never got an answer")
+	require.Empty(t, rt.Failed, "TCP queries that never got an answer")
+}
+
+// TestMetricsAfterKnownQueries sends a known series of queries and checks
+// the counters, /health and /ready. Counters are compared before and after
+// the series; the supervisor's own self-queries (ready.spartan A over UDP)
+// are told apart by transport: the series asks the local zone over TCP.
+func TestMetricsAfterKnownQueries(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
+	listen, metricsAddr := freeAddr(t), freeAddr(t)
+	cfg := writeFile(t, "spartan.json", fmt.Sprintf(`{"listen": [%q], "upstreams": [%q], "metrics": %q}`, listen, up.Addr(), metricsAddr))
+	p := testsupport.StartProcess(t, bin, "-config", cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, p.WaitOutput(ctx, "msg=ready"))
+	url := "http://" + metricsAddr + "/metrics"
+
+	before := testsupport.Scrape(t, url)
+	for _, q := range [][]string{
+		{"+tcp", "ready.spartan", "A"}, {"+tcp", "ready.spartan", "A"}, {"+tcp", "ready.spartan", "A"},
+		{"www.example.com", "A"}, {"www.example.com", "A"}, // miss, then hit
+		{"+tcp", "www.example.com", "AAAA"}, // NODATA from upstream
+		{"host.nx", "A"},                    // NXDOMAIN from upstream
+		{"+tcp", "nothing.spartan", "A"},    // NXDOMAIN from the local zone
+	} {
+		_, err := testsupport.Dig(t, listen, q...)
+		require.NoError(t, err)
+	}
+	after := testsupport.Scrape(t, url)
+	delta := func(name string, labels ...string) float64 {
+		a, _ := after.Value(name, labels...)
+		b, _ := before.Value(name, labels...)
+		return a - b
+	}
+	self := delta("spartan_dns_requests_total", "zone", "spartan.", "type", "A", "proto", "udp")
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"spartan_dns_requests_total", []string{"zone", "spartan.", "type", "A", "proto", "tcp"}, 4},
+		{"spartan_dns_requests_total", []string{"zone", ".", "type", "A", "proto", "udp"}, 3},
+		{"spartan_dns_requests_total", []string{"zone", ".", "type", "AAAA", "proto", "tcp"}, 1},
+		{"spartan_dns_responses_total", []string{"rcode", "NOERROR"}, 6 + self},
+		{"spartan_dns_responses_total", []string{"rcode", "NXDOMAIN"}, 2},
+		{"spartan_dns_request_duration_seconds", []string{"proto", "udp"}, 3 + self},
+		{"spartan_dns_request_duration_seconds", []string{"proto", "tcp"}, 5},
+		{"spartan_cache_hits_total", nil, 1},
+		{"spartan_upstream_requests_total", []string{"group", ".", "upstream", up.Addr()}, 3},
+		{"spartan_upstream_wins_total", []string{"group", ".", "upstream", up.Addr()}, 3},
+		{"spartan_upstream_races_total", []string{"group", ".", "outcome", "answered"}, 3},
+		{"spartan_upstream_timeouts_total", []string{"group", ".", "upstream", up.Addr()}, 0},
+	} {
+		require.Equal(t, c.want, delta(c.name, c.labels...), "%s%v", c.name, c.labels)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"spartan_upstream_healthy", []string{"group", ".", "upstream", up.Addr()}, 1},
+		{"spartan_zone_serial", []string{"zone", "spartan."}, 1},
+		{"spartan_config_reloads_total", []string{"result", "failure"}, 0},
+	} {
+		require.Equal(t, c.want, after.Must(t, c.name, c.labels...), "%s%v", c.name, c.labels)
+	}
+	require.Equal(t, 3, up.Queries())
+	require.GreaterOrEqual(t, after.Must(t, "spartan_cache_entries"), 3.0)
+	require.Positive(t, after.Must(t, "spartan_cache_misses_total"))
+
+	for path, want := range map[string]string{"/health": "ok\n", "/ready": "ready\n"} {
+		resp, err := http.Get("http://" + metricsAddr + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Equal(t, want, string(body), path)
+	}
+	stopGracefully(t, p)
+}
+
+// TestMetricsBindFailureKeepsServing: a metrics address already in use is
+// logged as an error and DNS is served anyway.
+func TestMetricsBindFailureKeepsServing(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	listen := freeAddr(t)
+	cfg := writeFile(t, "spartan.json", fmt.Sprintf(`{"listen": [%q], "upstreams": [%q], "metrics": %q}`, listen, up.Addr(), busy.Addr()))
+	p := testsupport.StartProcess(t, bin, "-config", cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, p.WaitOutput(ctx, "msg=ready"))
+	require.Contains(t, p.Output(), `level=ERROR msg="metrics endpoint disabled; DNS keeps serving"`)
+	out, err := testsupport.Dig(t, listen, "www.example.com", "A", "+short")
+	require.NoError(t, err)
+	require.Contains(t, out, testsupport.DefaultIP.String())
+	stopGracefully(t, p)
+}
+
+// TestReloadUnderLoad changes routing under a steady query stream: first
+// by rewriting the upstreams file (noticed without a signal), then with
+// SIGHUP and a new configuration adding a zone; then an invalid
+// configuration and an upstreams file without nameservers are refused
+// while the running configuration keeps serving. No query may fail.
+func TestReloadUnderLoad(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	// Nameservers in a resolv.conf file have no port: these serve port 53
+	// on loopback addresses of their own.
+	upA := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.152:53"), testsupport.WithHandler(answerWith("192.0.2.1")))
+	upB := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.153:53"), testsupport.WithHandler(answerWith("192.0.2.2")))
+	upC := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.154:0"), testsupport.WithHandler(answerWith("203.0.113.3")))
+	dir := t.TempDir()
+	upstreams := filepath.Join(dir, "upstreams.conf")
+	replace := func(path, content string) {
+		tmp := path + ".tmp"
+		require.NoError(t, os.WriteFile(tmp, []byte(content), 0o644))
+		require.NoError(t, os.Rename(tmp, path))
+	}
+	replace(upstreams, "nameserver 127.0.0.152\n")
+	listen := freeAddr(t)
+	base := fmt.Sprintf(`"listen": [%q], "upstreamsFile": %q, "metrics": ""`, listen, upstreams)
+	cfgPath := filepath.Join(dir, "spartan.json")
+	replace(cfgPath, "{"+base+"}")
+	p := testsupport.StartProcess(t, bin, "-config", cfgPath)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, p.WaitOutput(ctx, "msg=ready"))
+
+	stream := testsupport.StartQueryStream(t, listen, testsupport.QueryStreamOptions{Workers: 4})
+	stream.WaitAnswered(t, 100, waitLong)
+	require.Equal(t, map[string]int{"192.0.2.1": stream.Answers()["192.0.2.1"]}, stream.Answers())
+
+	// 1. The upstreams file changes: routing follows without a signal.
+	replace(upstreams, "# moved\nnameserver 127.0.0.153\n")
+	waitCount(t, p, "upstream table swapped", 1)
+	stream.WaitAnswered(t, 100, waitLong)
+	before, queriesA := stream.Answers()["192.0.2.1"], upA.Queries()
+	stream.WaitAnswered(t, 100, waitLong)
+	require.Equal(t, before, stream.Answers()["192.0.2.1"], "queries still reach the old upstream after the swap")
+	require.Positive(t, stream.Answers()["192.0.2.2"])
+	require.Positive(t, upB.Queries())
+
+	// 2. SIGHUP with a new zone: the cache is flushed and corp. routes to
+	// its own group.
+	replace(cfgPath, fmt.Sprintf(`{%s, "zones": {"corp.": [%q]}}`, base, upC.Addr()))
+	require.NoError(t, p.Signal(syscall.SIGHUP))
+	waitCount(t, p, "upstream table swapped", 2)
+	require.Contains(t, p.Output(), "cache flushed")
+	out, err := testsupport.Dig(t, listen, "db.corp", "A", "+short")
+	require.NoError(t, err)
+	require.Contains(t, out, "203.0.113.3")
+	require.Equal(t, 1, upC.Queries())
+	stream.WaitAnswered(t, 100, waitLong)
+
+	// 3. An invalid configuration is refused; the running one serves on.
+	replace(cfgPath, `{"listen": [], "bogus": 1}`)
+	require.NoError(t, p.Signal(syscall.SIGHUP))
+	waitCount(t, p, "configuration reload refused", 1)
+	require.Contains(t, p.Output(), cfgPath)
+	stream.WaitAnswered(t, 100, waitLong)
+	out, err = testsupport.Dig(t, listen, "db2.corp", "A", "+short")
+	require.NoError(t, err)
+	require.Contains(t, out, "203.0.113.3")
+
+	// 4. So is an upstreams file left without a nameserver.
+	replace(cfgPath, fmt.Sprintf(`{%s, "zones": {"corp.": [%q]}}`, base, upC.Addr()))
+	replace(upstreams, "# emptied by mistake\n")
+	waitCount(t, p, "configuration reload refused", 2)
+	stream.WaitAnswered(t, 100, waitLong)
+	require.Equal(t, before, stream.Answers()["192.0.2.1"])
+
+	res := stream.Stop()
+	t.Logf("%d answered, %d retries during the reloads", res.Answered, res.Retries)
+	require.Empty(t, res.Failed, "queries that never got an answer")
+	require.Equal(t, queriesA, upA.Queries(), "queries reached the replaced upstream")
+	stopGracefully(t, p)
+}
