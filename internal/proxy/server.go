@@ -102,6 +102,8 @@ type Server struct {
 	stopping atomic.Bool
 	mu       sync.Mutex
 	conns    map[*tcpConn]struct{}
+	jobs     chan *udpJob  // to idle workers; unbuffered
+	idleStop chan struct{} // closed when Serve returns
 }
 
 // TCPConns returns the number of open TCP connections.
@@ -133,6 +135,9 @@ func (s *Server) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.List
 	defer cancelHandlers()
 	s.hctx = hctx
 	s.conns = make(map[*tcpConn]struct{})
+	s.jobs = make(chan *udpJob)
+	s.idleStop = make(chan struct{})
+	defer close(s.idleStop) // idle workers exit; busy ones are in inflight
 
 	var readers errgroup.Group
 	var udps []*udpListener
@@ -271,8 +276,40 @@ func (u *udpListener) serve() error {
 				continue
 			}
 		}
-		u.s.inflight.Add(1)
-		go j.serve()
+		u.s.dispatch(j)
+	}
+}
+
+// workerIdle is how long an idle UDP worker waits for a query before it
+// exits.
+const workerIdle = 10 * time.Second
+
+// dispatch runs j.serve on an idle worker, or on a new one when none is
+// idle. Workers are reused because a goroutine per query would grow a
+// fresh stack on every query (the upstream path needs more than a new
+// goroutine's stack), which costs more than a tenth of a cache miss.
+func (s *Server) dispatch(j *udpJob) {
+	s.inflight.Add(1)
+	select {
+	case s.jobs <- j:
+	default:
+		go s.worker(j)
+	}
+}
+
+func (s *Server) worker(j *udpJob) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		j.serve()
+		t.Reset(workerIdle)
+		select {
+		case j = <-s.jobs:
+		case <-t.C:
+			return
+		case <-s.idleStop:
+			return
+		}
 	}
 }
 
@@ -513,17 +550,23 @@ func Listen(ctx context.Context, addr string) (*net.UDPConn, net.Listener, error
 	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
 		udpNet, tcpNet = "udp6", "tcp6"
 	}
-	pc, err := listenConfig.ListenPacket(ctx, udpNet, addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("proxy: listen udp %s: %w", addr, err)
+	for attempt := 0; ; attempt++ {
+		pc, err := listenConfig.ListenPacket(ctx, udpNet, addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("proxy: listen udp %s: %w", addr, err)
+		}
+		// With port 0, TCP takes the port the kernel gave UDP; that port
+		// may be taken for TCP, so a few ports are tried.
+		ln, err := listenConfig.Listen(ctx, tcpNet, pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			if ap.Port() == 0 && errors.Is(err, syscall.EADDRINUSE) && attempt < 20 {
+				continue
+			}
+			return nil, nil, fmt.Errorf("proxy: listen tcp %s: %w", addr, err)
+		}
+		return pc.(*net.UDPConn), ln, nil
 	}
-	// With port 0, TCP takes the port the kernel gave UDP.
-	ln, err := listenConfig.Listen(ctx, tcpNet, pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, nil, fmt.Errorf("proxy: listen tcp %s: %w", addr, err)
-	}
-	return pc.(*net.UDPConn), ln, nil
 }
 
 // ListenAll binds every address; on error nothing stays bound.

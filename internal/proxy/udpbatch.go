@@ -74,8 +74,7 @@ func (u *udpListener) serveBatch(fast FastHandler) error {
 			j.u = u
 			j.req = req
 			j.req.Msg = j.buf[:copy(j.buf[:cap(j.buf)], req.Msg)]
-			u.s.inflight.Add(1)
-			go j.serve()
+			u.s.dispatch(j)
 		}
 		for sent := 0; sent < nout; {
 			k, err := bc.WriteBatch(out[sent:nout], 0)
