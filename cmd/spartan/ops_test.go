@@ -321,3 +321,87 @@ func TestReloadUnderLoad(t *testing.T) {
 	require.Equal(t, queriesA, upA.Queries(), "queries reached the replaced upstream")
 	stopGracefully(t, p)
 }
+
+// TestSdNotify runs spartan under a real NOTIFY_SOCKET with a watchdog:
+// READY=1 with a status line, WATCHDOG=1 pings, STOPPING=1 on SIGTERM.
+func TestSdNotify(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
+	sock := testsupport.NewNotifySocket(t)
+	listen := freeAddr(t)
+	cfg := writeFile(t, "spartan.json", fmt.Sprintf(`{"listen": [%q], "upstreams": [%q], "metrics": ""}`, listen, up.Addr()))
+	cmd := exec.Command(bin, "-config", cfg)
+	cmd.Env = append(os.Environ(), sock.Env(), "WATCHDOG_USEC=1000000")
+	p := testsupport.StartCmd(t, cmd)
+
+	ready := sock.WaitForMessage(t, 0, waitLong, "READY=1")
+	status := sock.Messages()[ready+1]
+	require.True(t, strings.HasPrefix(status, "STATUS=serving "+listen+"; upstreams healthy 1/1; cache 0 entries; zone spartan. serial 1"), status)
+	i := sock.WaitForMessage(t, ready, waitLong, "WATCHDOG=1")
+	sock.WaitForMessage(t, i+1, waitLong, "WATCHDOG=1")
+
+	// systemctl reload: RELOADING=1, then READY=1 again.
+	require.NoError(t, p.Signal(syscall.SIGHUP))
+	r := sock.WaitForMessage(t, i, waitLong, "RELOADING=1")
+	sock.WaitForMessage(t, r, waitLong, "READY=1")
+
+	require.NoError(t, p.Signal(syscall.SIGTERM))
+	sock.WaitForMessage(t, r, waitLong, "STOPPING=1")
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	code, err := p.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 0, code)
+}
+
+// TestWatchdogStopsWhenQueryPathFails runs spartan in a network namespace
+// on an address of the node interface made by systemd/spartan-iface, then
+// deletes that address: the process is alive but its listener is no longer
+// reachable, as after NodeLocal DNSCache's interface removal. The
+// self-query fails, so WATCHDOG=1 stops (systemd would restart it); once
+// spartan-iface repairs the interface, pings resume.
+func TestWatchdogStopsWhenQueryPathFails(t *testing.T) {
+	ns := testsupport.NewNetNS(t)
+	bin := testsupport.BuildBinary(t, pkg)
+	iface, err := filepath.Abs("../../systemd/spartan-iface")
+	require.NoError(t, err)
+	ifaceEnv := []string{"SPARTAN_IFACE=spartan", "SPARTAN_ADDRESSES=192.0.2.53"}
+	runIface := func(action string) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		cmd := ns.Command(ctx, iface, action)
+		cmd.Env = append(os.Environ(), ifaceEnv...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "spartan-iface %s: %s", action, out)
+	}
+	runIface("up")
+
+	sock := testsupport.NewNotifySocket(t)
+	cfg := writeFile(t, "spartan.json", `{"listen": ["192.0.2.53:53"], "upstreams": ["192.0.2.99"], "metrics": ""}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := ns.Command(ctx, bin, "-config", cfg)
+	cmd.Env = append(os.Environ(), sock.Env(), "WATCHDOG_USEC=1000000")
+	p := testsupport.StartCmd(t, cmd)
+
+	ready := sock.WaitForMessage(t, 0, waitLong, "READY=1")
+	i := sock.WaitForMessage(t, ready, waitLong, "WATCHDOG=1")
+	sock.WaitForMessage(t, i+1, waitLong, "WATCHDOG=1")
+
+	ns.Run(t, "ip", "addr", "del", "192.0.2.53/32", "dev", "spartan")
+	bad := sock.WaitFor(t, i, waitLong, func(m string) bool { return strings.HasPrefix(m, "STATUS=unhealthy: self-query udp 192.0.2.53:53") })
+	// Three watchdog intervals (WatchdogSec=1s, checks every 500ms) with
+	// the listener unreachable: not one ping.
+	time.Sleep(3 * time.Second)
+	for _, m := range sock.Messages()[bad:] {
+		require.NotEqual(t, "WATCHDOG=1", m, "pinged while the self-query fails")
+	}
+	require.False(t, p.Exited())
+
+	runIface("up")
+	sock.WaitForMessage(t, bad, waitLong, "WATCHDOG=1")
+	stopGracefully(t, p)
+	sock.WaitForMessage(t, bad, waitLong, "STOPPING=1")
+	require.Contains(t, p.Output(), "self-query failed: withholding watchdog pings")
+	require.Contains(t, p.Output(), "self-query succeeds again")
+}

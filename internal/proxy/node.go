@@ -68,6 +68,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	allow = append(allow, ownAddrs(cfg.Listen, o.PacketConns, o.Listeners)...)
 	first, err := netip.ParseAddrPort(cfg.Listen[0])
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -111,6 +112,39 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		o.Metrics.SetUpstreams(n.UpstreamStates)
 	}
 	return n, nil
+}
+
+// ownAddrs returns the proxy's own specific listen addresses as host
+// prefixes. A process on the node that queries one of them sends from that
+// same address (the kernel picks the destination as source for a local
+// address), so they are always allowed: otherwise the node's own clients,
+// its health checks and the self-query would be refused whenever the
+// listen address (the DC/OS 198.51.100.0/24 set, say) is outside
+// allowNets.
+func ownAddrs(listen []string, pcs []net.PacketConn, lns []net.Listener) []netip.Prefix {
+	var out []netip.Prefix
+	add := func(a netip.Addr) {
+		a = a.Unmap()
+		if a.IsValid() && !a.IsUnspecified() {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	for _, l := range listen {
+		if ap, err := netip.ParseAddrPort(l); err == nil {
+			add(ap.Addr())
+		}
+	}
+	for _, pc := range pcs {
+		if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+			add(ua.AddrPort().Addr())
+		}
+	}
+	for _, ln := range lns {
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+			add(ta.AddrPort().Addr())
+		}
+	}
+	return out
 }
 
 // Addrs returns the bound UDP addresses (the TCP ones are the same).

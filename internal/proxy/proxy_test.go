@@ -79,6 +79,21 @@ func ask(t testing.TB, addr, network string, m *dns.Msg) *dns.Msg {
 	return r
 }
 
+// askFrom is ask from the local address src: a client other than the
+// proxy's own listen address, which is always allowed.
+func askFrom(t testing.TB, src, addr, network string, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	ip := net.ParseIP(src)
+	var local net.Addr = &net.UDPAddr{IP: ip}
+	if network == "tcp" {
+		local = &net.TCPAddr{IP: ip}
+	}
+	c := &dns.Client{Net: network, Timeout: 10 * time.Second, Dialer: &net.Dialer{LocalAddr: local}}
+	r, _, err := c.Exchange(m, addr)
+	require.NoError(t, err)
+	return r
+}
+
 func msg(name string, qtype uint16) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
@@ -472,10 +487,14 @@ func TestClientACLAndOpcode(t *testing.T) {
 		c.Upstreams = []string{u.Addr()}
 		c.AllowNets = []string{"10.0.0.0/8"}
 	})
-	r := ask(t, refusing.addr, "udp", msg("www.example.", dns.TypeA))
+	r := askFrom(t, "127.0.0.9", refusing.addr, "udp", msg("www.example.", dns.TypeA))
 	require.Equal(t, dns.RcodeRefused, r.Rcode)
-	r = ask(t, refusing.addr, "tcp", msg("ready.spartan.", dns.TypeA))
+	r = askFrom(t, "127.0.0.9", refusing.addr, "tcp", msg("ready.spartan.", dns.TypeA))
 	require.Equal(t, dns.RcodeRefused, r.Rcode)
+	// The node itself, querying its listen address from that address, is
+	// always served: the health check must not depend on allowNets.
+	r = ask(t, refusing.addr, "udp", msg("ready.spartan.", dns.TypeA))
+	require.Equal(t, dns.RcodeSuccess, r.Rcode)
 	require.Zero(t, u.Queries())
 
 	n := startNode(t, func(c *config.Config) { c.Upstreams = []string{u.Addr()} })
