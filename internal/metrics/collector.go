@@ -35,7 +35,9 @@ var (
 	dZoneRecords = desc("zone", "records", "Records in an authoritative zone.", "zone")
 	dZoneSerial  = desc("zone", "serial", "SOA serial of an authoritative zone.", "zone")
 
+	dPolls        = desc("state", "polls_total", "Polls of the Mesos master's state.")
 	dPollFailures = desc("state", "poll_failures_total", "Failed polls of the Mesos master's state.")
+	dPollLast     = desc("state", "poll_last_duration_seconds", "Duration of the latest state poll.")
 	dPollLastOK   = desc("state", "poll_last_success_timestamp_seconds", "Time of the last successful state poll.")
 
 	dReloads      = desc("config", "reloads_total", "Configuration reloads, by result.", "result")
@@ -50,7 +52,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		dRequests, dResponses, dLegs, dWins, dTimeouts, dErrors, dRaces, dHealthy, dEWMA,
 		dCacheEntries, dCacheBytes, dCacheHits, dCacheMisses, dCacheEvictions, dCacheStale,
-		dCachePrefetch, dCacheCoalesced, dZoneRecords, dZoneSerial, dPollFailures, dPollLastOK,
+		dCachePrefetch, dCacheCoalesced, dZoneRecords, dZoneSerial, dPolls, dPollFailures, dPollLast, dPollLastOK,
 		dReloads, dReloadLastOK,
 	} {
 		ch <- d
@@ -119,9 +121,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- gauge(dZoneSerial, float64(z.Serial), z.Origin)
 		}
 	}
-	ch <- counter(dPollFailures, m.pollFailures.Load())
-	if t := m.pollLastOK.Load(); t != 0 {
-		ch <- gauge(dPollLastOK, unixSeconds(t))
+	if f := m.pollSrc.Load(); f != nil {
+		p := (*f)()
+		ch <- counter(dPolls, p.Polls)
+		ch <- counter(dPollFailures, p.Failures)
+		ch <- gauge(dPollLast, p.LastDuration.Seconds())
+		if !p.LastSuccess.IsZero() {
+			ch <- gauge(dPollLastOK, float64(p.LastSuccess.UnixNano())/float64(time.Second))
+		}
+	} else {
+		ch <- counter(dPollFailures, m.pollFailures.Load())
+		if t := m.pollLastOK.Load(); t != 0 {
+			ch <- gauge(dPollLastOK, unixSeconds(t))
+		}
 	}
 	ch <- counter(dReloads, m.reloadOK.Load(), "success")
 	ch <- counter(dReloads, m.reloadFailed.Load(), "failure")

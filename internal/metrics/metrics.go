@@ -59,6 +59,7 @@ type Metrics struct {
 	cacheSrc     atomic.Pointer[func() Cache]
 	upstreamSrc  atomic.Pointer[func() []UpstreamState]
 	zoneSrc      atomic.Pointer[func() []Zone]
+	pollSrc      atomic.Pointer[func() Poll]
 	readySrc     atomic.Pointer[func() error]
 }
 
@@ -128,6 +129,25 @@ type Zone struct {
 	Origin  string
 	Records int
 	Serial  uint32
+}
+
+// Poll is a snapshot of the master-mode state poller's statistics.
+type Poll struct {
+	Polls, Failures uint64        // totals since start
+	LastDuration    time.Duration // of the latest poll
+	LastSuccess     time.Time     // zero before the first success
+}
+
+// SetPoller sets the function read at scrape time for the state poller
+// (master mode); nil removes it. When set, it is the source of the
+// state_poll counters instead of ObservePoll's; ObservePoll still feeds
+// the duration histogram.
+func (m *Metrics) SetPoller(f func() Poll) {
+	if f == nil {
+		m.pollSrc.Store(nil)
+		return
+	}
+	m.pollSrc.Store(&f)
 }
 
 // SetCache sets the function read at scrape time for cache statistics;

@@ -150,6 +150,16 @@ func TestScrapeAfterKnownEvents(t *testing.T) {
 		require.Contains(t, s, name)
 	}
 
+	// A poller source replaces the hook's counters.
+	m.SetPoller(func() metrics.Poll {
+		return metrics.Poll{Polls: 9, Failures: 2, LastDuration: 150 * time.Millisecond, LastSuccess: time.Unix(1700000000, 0)}
+	})
+	s = testsupport.Scrape(t, base+"/metrics")
+	require.Equal(t, 9.0, s.Must(t, "spartan_state_polls_total"))
+	require.Equal(t, 2.0, s.Must(t, "spartan_state_poll_failures_total"))
+	require.InDelta(t, 0.15, s.Must(t, "spartan_state_poll_last_duration_seconds"), 1e-9)
+	require.Equal(t, 1700000000.0, s.Must(t, "spartan_state_poll_last_success_timestamp_seconds"))
+
 	// Removing the cache source removes its series.
 	m.SetCache(nil)
 	s = testsupport.Scrape(t, base+"/metrics")
