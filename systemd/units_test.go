@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
@@ -162,4 +163,57 @@ func TestServiceContract(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(iface), "StopWhenUnneeded=yes")
 	require.Contains(t, string(iface), "RemainAfterExit=yes")
+}
+
+// TestInstallLayout checks what install.sh puts where under DESTDIR, and
+// that a second install keeps configuration an operator has edited.
+func TestInstallLayout(t *testing.T) {
+	bins := buildBinaries(t)
+	root := t.TempDir()
+	install := func() string {
+		cmd := exec.Command(filepath.Join(repoRoot(t), "scripts", "install.sh"), bins)
+		cmd.Env = append(os.Environ(), "DESTDIR="+root, "PREFIX=/usr")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "install.sh: %s", out)
+		return string(out)
+	}
+	install()
+	for path, mode := range map[string]os.FileMode{
+		"usr/bin/spartan":                                 0o755,
+		"usr/bin/spartan-watchdog":                        0o755,
+		"usr/lib/spartan/spartan-iface":                   0o755,
+		"usr/lib/systemd/system/spartan.service":          0o644,
+		"usr/lib/systemd/system/spartan.socket":           0o644,
+		"usr/lib/systemd/system/spartan-iface.service":    0o644,
+		"usr/lib/systemd/system/spartan-watchdog.service": 0o644,
+		"etc/spartan/spartan.json":                        0o644,
+		"etc/spartan/spartan-master.json":                 0o644,
+		"etc/spartan/spartan.env":                         0o644,
+		"etc/spartan/upstreams.conf":                      0o644,
+	} {
+		fi, err := os.Stat(filepath.Join(root, path))
+		require.NoError(t, err, path)
+		require.Equal(t, mode, fi.Mode().Perm(), path)
+	}
+	// The installed binaries are the real ones, not links into the build.
+	fi, err := os.Lstat(filepath.Join(root, "usr/bin/spartan"))
+	require.NoError(t, err)
+	require.True(t, fi.Mode().IsRegular())
+
+	edited := filepath.Join(root, "etc/spartan/spartan.json")
+	require.NoError(t, os.WriteFile(edited, []byte(`{"listen": ["169.254.20.10:53"]}`), 0o644))
+	out := install()
+	require.Contains(t, out, "keeping existing")
+	data, err := os.ReadFile(edited)
+	require.NoError(t, err)
+	require.Equal(t, `{"listen": ["169.254.20.10:53"]}`, string(data))
+}
+
+// TestSampleConfigsAreValid loads every sample configuration with the
+// binary's own validation.
+func TestSampleConfigsAreValid(t *testing.T) {
+	for _, f := range []string{"spartan.json", "spartan-master.json"} {
+		_, err := config.Load(f)
+		require.NoError(t, err, f)
+	}
 }
