@@ -72,6 +72,12 @@ func (p *poller) run(rc syscall.RawConn) {
 				}
 			}
 			p.mu.Unlock()
+			if n < len(events) {
+				// Drained: a socket that becomes ready from now on
+				// makes the epoll descriptor readable again, so parking
+				// without one more (empty) epoll_wait is safe.
+				return false
+			}
 		}
 	})
 }
