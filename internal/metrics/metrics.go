@@ -61,6 +61,15 @@ type Metrics struct {
 	zoneSrc      atomic.Pointer[func() []Zone]
 	pollSrc      atomic.Pointer[func() Poll]
 	readySrc     atomic.Pointer[func() error]
+
+	extraMu sync.Mutex
+	extra   []route // added with Handle, served beside the metrics
+}
+
+// route is one extra HTTP handler served on the metrics address.
+type route struct {
+	pattern string
+	h       http.Handler
 }
 
 // New returns a registry holding every spartan metric plus the Go runtime
@@ -219,10 +228,26 @@ func (m *Metrics) ObserveReload(err error) {
 	m.reloadLastOK.Store(time.Now().UnixNano())
 }
 
-// Handler serves /metrics, /health (the process is alive and serving HTTP)
-// and /ready (the readiness check set with SetReady passes).
+// Handle adds an administrative handler (such as the cache flush) to the
+// metrics address, which listens on loopback by default. pattern is an
+// http.ServeMux pattern. Handlers added after Serve has started are not
+// served.
+func (m *Metrics) Handle(pattern string, h http.Handler) {
+	m.extraMu.Lock()
+	defer m.extraMu.Unlock()
+	m.extra = append(m.extra, route{pattern, h})
+}
+
+// Handler serves /metrics, /health (the process is alive and serving HTTP),
+// /ready (the readiness check set with SetReady passes) and the handlers
+// added with Handle.
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
+	m.extraMu.Lock()
+	for _, r := range m.extra {
+		mux.Handle(r.pattern, r.h)
+	}
+	m.extraMu.Unlock()
 	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(m.reg,
 		promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {

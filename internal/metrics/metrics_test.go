@@ -196,6 +196,28 @@ func TestHealthAndReady(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, code)
 }
 
+func TestExtraHandlersAreServed(t *testing.T) {
+	m := metrics.New()
+	m.Handle("POST /cache/flush", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "flushed")
+	}))
+	base := serve(t, m)
+
+	resp, err := http.Post(base+"/cache/flush", "text/plain", nil)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "flushed\n", string(body))
+
+	// Only the method registered is routed; metrics keep working.
+	code, _ := get(t, base+"/cache/flush")
+	require.Equal(t, http.StatusMethodNotAllowed, code)
+	code, _ = get(t, base+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+}
+
 func TestListenFailureIsReported(t *testing.T) {
 	ctx := context.Background()
 	ln, err := metrics.Listen(ctx, "127.0.0.1:0")
