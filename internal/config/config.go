@@ -241,7 +241,7 @@ func Load(path string) (Config, error) {
 // and validates the result.
 func Parse(data []byte) (Config, error) {
 	cfg := Default()
-	if err := decodeStrict(data, &cfg); err != nil {
+	if err := DecodeStrict(data, &cfg); err != nil {
 		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -250,7 +250,11 @@ func Parse(data []byte) (Config, error) {
 	return cfg, nil
 }
 
-func decodeStrict(data []byte, v any) error {
+// DecodeStrict decodes one JSON object from data into v, which holds the
+// defaults: unknown fields, wrong types and trailing data are errors, and a
+// field's error is a *FieldError naming it. Other configuration files (the
+// watchdog's) use it too, so every file fails the same way.
+func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -283,7 +287,7 @@ func decodeStrict(data []byte, v any) error {
 func (m *Master) UnmarshalJSON(b []byte) error {
 	type plain Master // without this method, to avoid recursion
 	p := plain(DefaultMaster())
-	if err := decodeStrict(b, &p); err != nil {
+	if err := DecodeStrict(b, &p); err != nil {
 		var fe *FieldError
 		if errors.As(err, &fe) {
 			return &FieldError{Field: "master." + fe.Field, Reason: fe.Reason}

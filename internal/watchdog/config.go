@@ -1,15 +1,9 @@
 package watchdog
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -114,26 +108,8 @@ func LoadConfig(path string) (Config, error) {
 // wrong types and trailing data are errors.
 func ParseConfig(data []byte) (Config, error) {
 	cfg := DefaultConfig()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		var syntaxErr *json.SyntaxError
-		switch {
-		case errors.As(err, &typeErr) && typeErr.Type == reflect.TypeOf(config.Duration(0)):
-			return Config{}, &config.FieldError{Field: typeErr.Field, Reason: fmt.Sprintf("not a duration: %s (want e.g. \"5s\", \"500ms\" or a number of seconds)", typeErr.Value)}
-		case errors.As(err, &typeErr):
-			return Config{}, &config.FieldError{Field: typeErr.Field, Reason: fmt.Sprintf("expected %s, got JSON %s", typeErr.Type, typeErr.Value)}
-		case errors.As(err, &syntaxErr):
-			return Config{}, fmt.Errorf("invalid JSON at byte %d: %w", syntaxErr.Offset, err)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-			return Config{}, &config.FieldError{Field: name, Reason: "unknown field"}
-		}
-		return Config{}, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Config{}, errors.New("invalid JSON: trailing data after the configuration object")
+	if err := config.DecodeStrict(data, &cfg); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
 }
