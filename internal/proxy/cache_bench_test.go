@@ -21,7 +21,7 @@ import (
 // figure; qps is reported.
 func BenchmarkCacheHitUDP(b *testing.B) {
 	u := testsupport.StartUpstream(b, testsupport.WithTTL(86400))
-	n := startCachedNode(b, newTestClock(), []*testsupport.Upstream{u}, func(c *config.Config) {
+	n := startCachedNode(b, testsupport.NewClock(), []*testsupport.Upstream{u}, func(c *config.Config) {
 		c.Cache.PrefetchHits = 0
 	})
 	const names = 1000

@@ -1,10 +1,7 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -20,63 +17,21 @@ import (
 // loopback that count the queries they receive. Time in the cache comes
 // from an injected clock, so TTLs expire without sleeping.
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // startCachedNode starts a proxy with the cache on, its clock clk, and
 // the root group ups.
-func startCachedNode(t testing.TB, clk *testClock, ups []*testsupport.Upstream, edit func(c *config.Config)) *node {
+func startCachedNode(t testing.TB, clk *testsupport.Clock, ups []*testsupport.Upstream, edit func(c *config.Config)) *node {
 	t.Helper()
-	pc, ln, err := Listen(context.Background(), "127.0.0.1:0")
-	require.NoError(t, err)
-	cfg := config.Default()
-	cfg.Listen = []string{pc.LocalAddr().String()}
-	cfg.Metrics = ""
-	cfg.Upstreams = nil
-	for _, u := range ups {
-		cfg.Upstreams = append(cfg.Upstreams, u.Addr())
-	}
-	if edit != nil {
-		edit(&cfg)
-	}
-	require.NoError(t, cfg.Validate())
-	n, err := NewNode(context.Background(), NodeOptions{
-		Config: &cfg, Logger: slog.New(slog.DiscardHandler), Now: clk.Now,
-		PacketConns: []net.PacketConn{pc}, Listeners: []net.Listener{ln},
-	})
-	require.NoError(t, err)
-	require.NotNil(t, n.Cache)
-	ctx, cancel := context.WithCancel(context.Background())
-	nd := &node{Node: n, addr: pc.LocalAddr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { nd.done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-nd.done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("proxy did not stop")
+	nd := runNode(t, clk.Now, func(c *config.Config) {
+		c.Upstreams = nil
+		for _, u := range ups {
+			c.Upstreams = append(c.Upstreams, u.Addr())
+		}
+		if edit != nil {
+			edit(c)
 		}
 	})
+	require.NotNil(t, nd.Cache)
 	return nd
-}
-
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
 func answerTTL(t testing.TB, m *dns.Msg) uint32 {
@@ -95,7 +50,7 @@ func queries(ups ...*testsupport.Upstream) int {
 
 func TestCacheHitTTLAndExpiry(t *testing.T) {
 	u := testsupport.StartUpstream(t, testsupport.WithTTL(60))
-	clk := newTestClock()
+	clk := testsupport.NewClock()
 	n := startCachedNode(t, clk, []*testsupport.Upstream{u}, nil)
 
 	r := ask(t, n.addr, "udp", msg("www.Example.", dns.TypeA))
@@ -148,7 +103,7 @@ func TestCacheNegative(t *testing.T) {
 	}
 	root := testsupport.StartUpstream(t, testsupport.WithHandler(handler))
 	master := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.4:0"), testsupport.WithHandler(handler))
-	clk := newTestClock()
+	clk := testsupport.NewClock()
 	n := startCachedNode(t, clk, []*testsupport.Upstream{root}, func(c *config.Config) {
 		c.Masters = []string{master.Addr()}
 	})
@@ -180,7 +135,7 @@ func TestCacheNegative(t *testing.T) {
 
 func TestCacheServFail(t *testing.T) {
 	u := testsupport.StartUpstream(t, testsupport.WithTTL(60))
-	clk := newTestClock()
+	clk := testsupport.NewClock()
 	n := startCachedNode(t, clk, []*testsupport.Upstream{u}, nil)
 
 	t.Run("not cached over a good entry", func(t *testing.T) {
@@ -218,7 +173,7 @@ func TestCacheCoalescesConcurrentMisses(t *testing.T) {
 	// The latency keeps the race open while every client joins it.
 	u1 := testsupport.StartUpstream(t, testsupport.WithLatency(300*time.Millisecond))
 	u2 := testsupport.StartUpstream(t, testsupport.WithLatency(300*time.Millisecond))
-	n := startCachedNode(t, newTestClock(), []*testsupport.Upstream{u1, u2}, nil)
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u1, u2}, nil)
 	const clients = 100
 	var wg sync.WaitGroup
 	replies := make([]*dns.Msg, clients)
@@ -246,7 +201,7 @@ func TestCacheCoalescesConcurrentMisses(t *testing.T) {
 func TestCacheIdenticalUDPMissesOneQueryPerUpstream(t *testing.T) {
 	u1 := testsupport.StartUpstream(t, testsupport.WithLatency(300*time.Millisecond))
 	u2 := testsupport.StartUpstream(t, testsupport.WithLatency(300*time.Millisecond))
-	n := startCachedNode(t, newTestClock(), []*testsupport.Upstream{u1, u2}, nil)
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u1, u2}, nil)
 	const clients = 100
 	var wg sync.WaitGroup
 	for range clients {
@@ -264,7 +219,7 @@ func TestCacheIdenticalUDPMissesOneQueryPerUpstream(t *testing.T) {
 func TestCacheServeStaleWhenUpstreamsDie(t *testing.T) {
 	u1 := testsupport.StartUpstream(t, testsupport.WithTTL(60))
 	u2 := testsupport.StartUpstream(t, testsupport.WithTTL(60))
-	clk := newTestClock()
+	clk := testsupport.NewClock()
 	n := startCachedNode(t, clk, []*testsupport.Upstream{u1, u2}, func(c *config.Config) {
 		c.Cache.StaleMaxAge = config.Duration(time.Hour)
 		c.Cache.ClientTimeout = config.Duration(200 * time.Millisecond)
@@ -303,7 +258,7 @@ func TestCacheServeStaleWhenUpstreamsDie(t *testing.T) {
 
 func TestCachePrefetch(t *testing.T) {
 	u := testsupport.StartUpstream(t, testsupport.WithTTL(60))
-	clk := newTestClock()
+	clk := testsupport.NewClock()
 	n := startCachedNode(t, clk, []*testsupport.Upstream{u}, func(c *config.Config) { c.Cache.PrefetchHits = 3 })
 	for range 4 {
 		ask(t, n.addr, "udp", msg("popular.example.", dns.TypeA))
@@ -329,7 +284,7 @@ func TestCachePrefetch(t *testing.T) {
 
 func TestCacheDOAndCDSeparateEntries(t *testing.T) {
 	u := testsupport.StartUpstream(t)
-	n := startCachedNode(t, newTestClock(), []*testsupport.Upstream{u}, nil)
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u}, nil)
 	variants := []func() *dns.Msg{
 		func() *dns.Msg { return msg("sec.example.", dns.TypeA) },
 		func() *dns.Msg { m := msg("sec.example.", dns.TypeA); m.SetEdns0(1232, true); return m },
@@ -360,7 +315,7 @@ func TestCacheDOAndCDSeparateEntries(t *testing.T) {
 func TestCacheEvictionKeepsByteBound(t *testing.T) {
 	u := testsupport.StartUpstream(t)
 	const maxBytes = 8 << 10
-	n := startCachedNode(t, newTestClock(), []*testsupport.Upstream{u}, func(c *config.Config) {
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u}, func(c *config.Config) {
 		c.Cache.MaxBytes = maxBytes
 	})
 	for i := range 100 {
@@ -380,7 +335,7 @@ func TestCacheEvictionKeepsByteBound(t *testing.T) {
 
 func TestCacheTruncatesForUDPClients(t *testing.T) {
 	u := testsupport.StartUpstream(t, testsupport.WithHandler(bigHandler))
-	n := startCachedNode(t, newTestClock(), []*testsupport.Upstream{u}, nil)
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u}, nil)
 	// Warm over TCP, where the whole answer fits.
 	r := ask(t, n.addr, "tcp", msg("big.example.", dns.TypeA))
 	require.False(t, r.Truncated)
@@ -399,7 +354,7 @@ func TestCacheTruncatesForUDPClients(t *testing.T) {
 
 func TestCacheFlush(t *testing.T) {
 	u := testsupport.StartUpstream(t)
-	n := startCachedNode(t, newTestClock(), []*testsupport.Upstream{u}, nil)
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u}, nil)
 	ask(t, n.addr, "udp", msg("a.example.", dns.TypeA))
 	ask(t, n.addr, "udp", msg("b.example.", dns.TypeA))
 	removed, err := n.Cache.FlushName("a.example.")

@@ -30,20 +30,32 @@ type node struct {
 
 // startNode binds a proxy on a free loopback port, applies edit to a
 // default configuration, validates it and serves until the test ends.
+// These tests are about forwarding, so the cache is off: every query must
+// reach the upstreams (the cache has its own tests, startCachedNode).
 func startNode(t testing.TB, edit func(c *config.Config)) *node {
+	t.Helper()
+	return runNode(t, nil, func(c *config.Config) {
+		c.Cache.Disabled = true
+		edit(c)
+	})
+}
+
+// runNode binds a proxy on a free loopback port with the default
+// configuration changed by edit and the clock now (nil: the real one), and
+// serves until the test ends.
+func runNode(t testing.TB, now func() time.Time, edit func(c *config.Config)) *node {
 	t.Helper()
 	pc, ln, err := Listen(context.Background(), "127.0.0.1:0")
 	require.NoError(t, err)
 	cfg := config.Default()
 	cfg.Listen = []string{pc.LocalAddr().String()}
 	cfg.Metrics = ""
-	// These tests are about forwarding: every query must reach the
-	// upstreams. Cache behaviour is tested with the cache.
-	cfg.Cache.Disabled = true
-	edit(&cfg)
+	if edit != nil {
+		edit(&cfg)
+	}
 	require.NoError(t, cfg.Validate())
 	n, err := NewNode(context.Background(), NodeOptions{
-		Config: &cfg, Logger: slog.New(slog.DiscardHandler),
+		Config: &cfg, Logger: slog.New(slog.DiscardHandler), Now: now,
 		PacketConns: []net.PacketConn{pc}, Listeners: []net.Listener{ln},
 	})
 	require.NoError(t, err)

@@ -119,8 +119,12 @@ func hostAddr(a netip.Addr) bool {
 
 // BuildTable builds the upstream table from cfg: the root group from
 // RootUpstreams, one group per cfg.Zones entry, and the cluster domain's
-// group from cfg.Masters unless cfg.Zones names that domain. Our own listen
-// addresses are dropped from every group. obs may be nil.
+// group from cfg.Masters unless cfg.Zones names that domain. In master mode
+// the group of the generated zone (master.domain) also gets this node's own
+// authoritative server when none of its addresses reaches it (see
+// ownMaster); the group is created for it when the configuration has none.
+// Our own proxy listen addresses are dropped from every group. obs may be
+// nil.
 func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) (*upstream.Table, error) {
 	root, err := RootUpstreams(cfg, logger)
 	if err != nil {
@@ -136,6 +140,12 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 	}
 	if _, named := zoneAddrs[cfg.ClusterDomain]; !named && len(cfg.Masters) > 0 {
 		zoneAddrs[cfg.ClusterDomain] = cfg.Masters
+	}
+	if m := cfg.Master; m != nil {
+		if self, add := ownMaster(m.Listen, zoneAddrs[m.Domain]); add {
+			zoneAddrs[m.Domain] = append(slices.Clone(zoneAddrs[m.Domain]), self)
+			logger.Debug("master mode: this node's authoritative server added to its zone's group", "zone", m.Domain, "upstream", self)
+		}
 	}
 	g, err := upstream.NewGroup(".", root, obs)
 	if err != nil {
@@ -170,6 +180,38 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 		groups = append(groups, g)
 	}
 	return upstream.NewTable(groups...)
+}
+
+// ownMaster returns the address at which the proxy reaches its own node's
+// authoritative server (master.listen), and whether group lacks it. A
+// group address reaches it when it is one of the master listen addresses,
+// or, for a wildcard master listen address, any address of this host
+// (loopback included) on that port: the usual configuration lists every
+// master, this one included, at its cluster address. Otherwise the first
+// master listen address is added, a wildcard one as the loopback address
+// of its family. A loopback address is right here: the root group's
+// "loopback stub" rule does not apply to zone groups, and the address is
+// ours on another port than the proxy's, so the self-forwarding filter
+// keeps it.
+func ownMaster(masterListen, group []string) (string, bool) {
+	listen, err := parseAddrPorts(masterListen)
+	if err != nil || len(listen) == 0 {
+		return "", false // Validate has rejected this already
+	}
+	for _, s := range group {
+		if ap, err := netip.ParseAddrPort(s); err == nil && isSelf(ap, listen) {
+			return "", false
+		}
+	}
+	first := listen[0]
+	if a := first.Addr(); a.IsUnspecified() {
+		lo := netip.IPv6Loopback()
+		if a.Is4() {
+			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		first = netip.AddrPortFrom(lo, first.Port())
+	}
+	return first.String(), true
 }
 
 // ParseAllowNets parses cfg.AllowNets.

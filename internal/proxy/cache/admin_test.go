@@ -10,10 +10,12 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
+
+	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
 func TestFlushHandler(t *testing.T) {
-	c := newTestCache(t, newFakeClock(), nil)
+	c := newTestCache(t, testsupport.NewClock(), nil)
 	for _, name := range []string{"a.example.", "b.example."} {
 		require.True(t, insert(t, c, newQuery(name, dns.TypeA), replySpec{answer: aRecords(t, name, 300, 1)}))
 		require.True(t, insert(t, c, newQuery(name, dns.TypeAAAA), replySpec{}))

@@ -9,10 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
 func TestHitRewritesForClient(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
 	stored := newQuery("www.example.com.", dns.TypeA, withEDNS(4096, false))
 	require.True(t, insert(t, c, stored, replySpec{
@@ -55,7 +56,7 @@ func TestHitRewritesForClient(t *testing.T) {
 }
 
 func TestTTLDecrementAndExpiry(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.StaleMaxAge = 0 })
 	q := newQuery("a.example.", dns.TypeA)
 	require.True(t, insert(t, c, q, replySpec{
@@ -181,7 +182,7 @@ func TestPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := testsupport.NewClock()
 			c := newTestCache(t, clk, tt.mod)
 			query := newQuery(tt.qname, tt.qtype)
 			b, err := query.Pack()
@@ -212,7 +213,7 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestServFailNeverShadowsGoodEntry(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.StaleMaxAge = config.Duration(time.Hour) })
 	q := newQuery("svc.example.", dns.TypeA)
 	good := replySpec{answer: aRecords(t, "svc.example.", 60, 1)}
@@ -247,7 +248,7 @@ func TestServFailNeverShadowsGoodEntry(t *testing.T) {
 }
 
 func TestServeStale(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.StaleMaxAge = config.Duration(time.Hour) })
 	query := newQuery("Stale.Example.", dns.TypeA, withEDNS(1232, true), withID(9))
 	require.True(t, insert(t, c, query, replySpec{
@@ -285,7 +286,7 @@ func TestServeStale(t *testing.T) {
 }
 
 func TestPrefetchSignal(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.PrefetchHits = 3 })
 	popular := newQuery("popular.example.", dns.TypeA)
 	quiet := newQuery("quiet.example.", dns.TypeA)
@@ -319,7 +320,7 @@ func TestPrefetchSignal(t *testing.T) {
 }
 
 func TestDOAndCDAreSeparateEntries(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
 	plain := newQuery("sec.example.", dns.TypeA)
 	do := newQuery("sec.example.", dns.TypeA, withEDNS(1232, true))
@@ -347,7 +348,7 @@ func TestDOAndCDAreSeparateEntries(t *testing.T) {
 }
 
 func TestADBitOnlyForClientsThatAsk(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
 	q := newQuery("ad.example.", dns.TypeA)
 	require.True(t, insert(t, c, q, replySpec{answer: aRecords(t, "ad.example.", 300, 1), ad: true}))
@@ -360,7 +361,7 @@ func TestADBitOnlyForClientsThatAsk(t *testing.T) {
 }
 
 func TestHashCollisionIsAMiss(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
 	other := newQuery("other.example.", dns.TypeA)
 	require.True(t, insert(t, c, other, replySpec{answer: aRecords(t, "other.example.", 300, 1)}))
@@ -382,7 +383,7 @@ func TestHashCollisionIsAMiss(t *testing.T) {
 }
 
 func TestTruncation(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
 	name := "big.example."
 	// 40 A records: about 700 bytes, over 512 and under 1232.
@@ -435,7 +436,7 @@ func TestTruncation(t *testing.T) {
 
 func TestEvictionKeepsBounds(t *testing.T) {
 	t.Run("bytes", func(t *testing.T) {
-		clk := newFakeClock()
+		clk := testsupport.NewClock()
 		probe := newTestCache(t, clk, nil)
 		require.True(t, insert(t, probe, newQuery("host-000.example.", dns.TypeA), replySpec{answer: aRecords(t, "host-000.example.", 300, 1)}))
 		one := probe.Stats().Bytes
@@ -465,7 +466,7 @@ func TestEvictionKeepsBounds(t *testing.T) {
 		require.Equal(t, Miss, st, "least recently used entry evicted")
 	})
 	t.Run("entries", func(t *testing.T) {
-		clk := newFakeClock()
+		clk := testsupport.NewClock()
 		c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.MaxEntries = 5 })
 		for i := range 20 {
 			name := fmt.Sprintf("n%d.example.", i)
@@ -476,7 +477,7 @@ func TestEvictionKeepsBounds(t *testing.T) {
 		require.Equal(t, uint64(15), s.Evictions)
 	})
 	t.Run("replacing an entry keeps the byte count exact", func(t *testing.T) {
-		clk := newFakeClock()
+		clk := testsupport.NewClock()
 		c := newTestCache(t, clk, nil)
 		q := newQuery("r.example.", dns.TypeA)
 		require.True(t, insert(t, c, q, replySpec{answer: aRecords(t, "r.example.", 300, 1)}))
@@ -486,7 +487,7 @@ func TestEvictionKeepsBounds(t *testing.T) {
 		require.Equal(t, 1, c.Stats().Entries)
 	})
 	t.Run("an entry larger than the whole budget is refused", func(t *testing.T) {
-		clk := newFakeClock()
+		clk := testsupport.NewClock()
 		c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.MaxBytes = 400 })
 		require.False(t, insert(t, c, newQuery("big.example.", dns.TypeA), replySpec{answer: aRecords(t, "big.example.", 300, 40)}))
 		require.Zero(t, c.Stats().Bytes)
@@ -494,7 +495,7 @@ func TestEvictionKeepsBounds(t *testing.T) {
 }
 
 func TestFlush(t *testing.T) {
-	clk := newFakeClock()
+	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
 	for _, q := range []*dns.Msg{
 		newQuery("x.example.", dns.TypeA), newQuery("X.example.", dns.TypeAAAA),

@@ -2,43 +2,20 @@ package cache
 
 import (
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 )
-
-// fakeClock is an injectable clock that only moves when told to.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func testConfig() config.Cache {
 	return config.Default().Cache
 }
 
-func newTestCache(t testing.TB, clk *fakeClock, mod func(*config.Cache)) *Cache {
+func newTestCache(t testing.TB, clk *testsupport.Clock, mod func(*config.Cache)) *Cache {
 	t.Helper()
 	cfg := testConfig()
 	if mod != nil {
