@@ -6,19 +6,29 @@ import "github.com/spartan-dns/spartan/internal/config"
 const (
 	demoListen        = "127.0.0.1:5353"
 	demoUpstreamsFile = "/etc/resolv.conf"
+	// demoMasterListen serves the sample cluster zone authoritatively.
+	demoMasterListen = "127.0.0.1:61053"
+	// demoMesosMaster is the leader named in mesos.DemoState, so that
+	// master.mesos and masterN.mesos agree with leader.mesos. It is never
+	// contacted: the demo reads the embedded state instead.
+	demoMesosMaster = "1.2.3.4:5050"
 )
 
-// applyDemo turns the defaults into the -demo configuration: listen on
-// 127.0.0.1:5353, take "." from the host's resolv.conf (loopback
-// resolvers are kept, since the demo itself listens on loopback), no
-// metrics endpoint.
-//
-// Hook for master mode: the embedded sample cluster zone (so that
-// leader.mesos and friends answer in the demo) is added here, by setting
-// cfg.Master with its embedded state.
+// applyDemo turns the defaults into the -demo configuration: the proxy on
+// 127.0.0.1:5353 taking "." from the host's resolv.conf (loopback
+// resolvers are kept, since the demo itself listens on loopback), and
+// master mode on 127.0.0.1:61053 serving "mesos." from the embedded sample
+// state (run passes mesos.DemoState). The proxy reaches that zone through
+// master mode's rule that a master's proxy includes its own authoritative
+// server. No metrics endpoint, no HTTP API.
 func applyDemo(cfg *config.Config) {
 	cfg.Listen = []string{demoListen}
 	cfg.Upstreams = nil
 	cfg.UpstreamsFile = demoUpstreamsFile
 	cfg.Metrics = ""
+	m := config.DefaultMaster()
+	m.Listen = []string{demoMasterListen}
+	m.Masters = []string{demoMesosMaster}
+	m.HTTP = ""
+	cfg.Master = &m
 }

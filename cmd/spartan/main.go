@@ -4,8 +4,16 @@
 // for everything else).
 //
 //	spartan -config FILE              run with a JSON configuration
-//	spartan -demo                     127.0.0.1:5353, "." from /etc/resolv.conf
+//	spartan -demo                     127.0.0.1:5353, "." from /etc/resolv.conf,
+//	                                  "mesos." from an embedded sample cluster
+//	spartan -master                   master mode too, with its defaults unless
+//	                                  the file has a "master" object
 //	spartan -listen A,B -upstreams C  flags override the file
+//
+// In master mode ("master" in the configuration, or -master) the process
+// also polls the Mesos masters, generates the cluster zone and serves it
+// authoritatively on master.listen (see package mesos), and the proxy's
+// group for that zone includes this node's own authoritative server.
 //
 // Exit status: 0 after SIGTERM/SIGINT and a graceful shutdown, 2 on a
 // configuration or usage error, 1 on a runtime error.
@@ -30,6 +38,7 @@ import (
 	"github.com/spartan-dns/spartan/internal/metrics"
 	"github.com/spartan-dns/spartan/internal/proxy"
 	"github.com/spartan-dns/spartan/internal/service"
+	"github.com/spartan-dns/spartan/internal/zones/mesos"
 )
 
 func main() {
@@ -43,7 +52,7 @@ func main() {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
-	cfg, err := loadConfig(args, stderr)
+	cfg, demo, err := parseCommandLine(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -56,7 +65,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spartan: %v\n", err)
 		return 2
 	}
-	if err := serve(ctx, cfg, args, logger); err != nil {
+	var state []byte
+	if demo {
+		state = mesos.DemoState
+	}
+	if err := serve(ctx, cfg, args, state, logger); err != nil {
 		logger.Error("spartan stopped", "err", err)
 		if errors.Is(err, errUsage) {
 			return 2
@@ -68,27 +81,36 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 // loadConfig parses the flags and returns the validated configuration.
 func loadConfig(args []string, stderr io.Writer) (*config.Config, error) {
+	cfg, _, err := parseCommandLine(args, stderr)
+	return cfg, err
+}
+
+// parseCommandLine parses the flags and returns the validated
+// configuration, and whether it is the demo's (whose cluster zone comes
+// from the embedded sample state).
+func parseCommandLine(args []string, stderr io.Writer) (*config.Config, bool, error) {
 	fs := flag.NewFlagSet("spartan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "JSON configuration `file`")
 	listen := fs.String("listen", "", "comma-separated `host:port` list to serve (overrides the file)")
 	ups := fs.String("upstreams", "", "comma-separated upstream `addresses` for \".\" (overrides the file)")
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
-	demo := fs.Bool("demo", false, "demo: serve 127.0.0.1:5353, \".\" from /etc/resolv.conf")
+	demo := fs.Bool("demo", false, "demo: serve 127.0.0.1:5353, \".\" from /etc/resolv.conf, \"mesos.\" from an embedded sample cluster on 127.0.0.1:61053")
+	master := fs.Bool("master", false, "master mode: with the file's \"master\" object, or the master-mode defaults when it has none")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return nil, false, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var cfg config.Config
 	switch {
 	case *path != "" && *demo:
-		return nil, errors.New("-config and -demo are exclusive")
+		return nil, false, errors.New("-config and -demo are exclusive")
 	case *path != "":
 		c, err := config.Load(*path)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		cfg = c
 	case *demo:
@@ -106,13 +128,17 @@ func loadConfig(args []string, stderr io.Writer) (*config.Config, error) {
 	if *level != "" {
 		cfg.Log.Level = *level
 	}
+	if *master && cfg.Master == nil {
+		m := config.DefaultMaster()
+		cfg.Master = &m
+	}
 	if err := cfg.Validate(); err != nil {
 		if *path != "" {
-			return nil, fmt.Errorf("config %s with flags: %w", *path, err)
+			return nil, false, fmt.Errorf("config %s with flags: %w", *path, err)
 		}
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, false, fmt.Errorf("config: %w", err)
 	}
-	return &cfg, nil
+	return &cfg, *demo, nil
 }
 
 func splitList(s string) []string {
@@ -125,10 +151,12 @@ func splitList(s string) []string {
 	return out
 }
 
-// serve runs the proxy, its metrics endpoint, the service-manager
-// supervision and live reload until ctx is done. args is the command line,
-// re-applied over the configuration file on each reload.
-func serve(ctx context.Context, cfg *config.Config, args []string, logger *slog.Logger) error {
+// serve runs the proxy, master mode when configured, the metrics endpoint,
+// the service-manager supervision and live reload until ctx is done. args
+// is the command line, re-applied over the configuration file on each
+// reload; state, when set, is the fixed Mesos state master mode serves
+// (the demo).
+func serve(ctx context.Context, cfg *config.Config, args []string, state []byte, logger *slog.Logger) error {
 	sockets, err := service.Activated()
 	if err != nil {
 		return err
@@ -145,8 +173,30 @@ func serve(ctx context.Context, cfg *config.Config, args []string, logger *slog.
 		sockets.Close()
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
+	var ms *mesos.Service
+	if cfg.Master != nil {
+		ms, err = mesos.NewService(ctx, *cfg.Master, mesos.ServiceOptions{
+			Logger: logger, State: state,
+			TCPIdleTimeout: cfg.TCPIdleTimeout.D(), MaxTCPConns: cfg.MaxTCPConnections,
+			ShutdownGrace: cfg.ShutdownGrace.D(),
+		})
+		if err != nil {
+			node.Close()
+			return fmt.Errorf("master mode: %w", err)
+		}
+		if m != nil {
+			m.SetPoller(func() metrics.Poll {
+				s := ms.Master.Stats()
+				return metrics.Poll{Polls: s.Polls, Failures: s.Failures, LastDuration: s.LastPollDuration, LastSuccess: s.LastSuccess}
+			})
+			ms.Master.ObservePolls(m.ObservePoll)
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return node.Run(gctx) })
+	if ms != nil {
+		g.Go(func() error { return ms.Run(gctx) })
+	}
 	if m != nil {
 		if ln, err := metrics.Listen(gctx, cfg.Metrics); err != nil {
 			// Metrics are not worth refusing to serve DNS for.
@@ -173,7 +223,7 @@ func serve(ctx context.Context, cfg *config.Config, args []string, logger *slog.
 		},
 		Log: logger,
 	}
-	o := newOps(node, cfg, args, logger, m)
+	o := newOps(node, ms, cfg, args, logger, m)
 	sup.Status = o.status
 	if m != nil {
 		m.SetReady(o.ready(sup))
@@ -181,7 +231,14 @@ func serve(ctx context.Context, cfg *config.Config, args []string, logger *slog.
 	g.Go(func() error { return sup.Run(gctx) })
 	g.Go(func() error { return o.run(gctx) })
 
-	logger.Info("spartan serving", "listen", listening(node), "upstreams", describeTable(node.Table()))
+	attrs := []any{"listen", listening(node), "upstreams", describeTable(node.Table())}
+	if ms != nil {
+		attrs = append(attrs, "master", ms.Addrs(), "zone", cfg.Master.Domain)
+		if api := ms.Master.HTTPAddr(); api != "" {
+			attrs = append(attrs, "api", api)
+		}
+	}
+	logger.Info("spartan serving", attrs...)
 	err = g.Wait()
 	logger.Info("spartan stopped")
 	return err

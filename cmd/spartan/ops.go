@@ -20,6 +20,7 @@ import (
 	"github.com/spartan-dns/spartan/internal/proxy"
 	"github.com/spartan-dns/spartan/internal/service"
 	"github.com/spartan-dns/spartan/internal/upstream"
+	"github.com/spartan-dns/spartan/internal/zones/mesos"
 )
 
 // upstreamsPoll is how often the upstreams file is checked for changes.
@@ -28,16 +29,17 @@ const upstreamsPoll = 2 * time.Second
 // ops is the operational side of a running proxy: live reload (SIGHUP and
 // upstreams file changes), readiness, status and zone metrics.
 type ops struct {
-	node  *proxy.Node
-	args  []string // command line, re-applied over the file on reload
-	start *config.Config
-	cur   atomic.Pointer[config.Config]
-	log   *slog.Logger
-	rl    *service.Reloader
+	node   *proxy.Node
+	master *mesos.Service // nil unless in master mode
+	args   []string       // command line, re-applied over the file on reload
+	start  *config.Config
+	cur    atomic.Pointer[config.Config]
+	log    *slog.Logger
+	rl     *service.Reloader
 }
 
-func newOps(node *proxy.Node, cfg *config.Config, args []string, logger *slog.Logger, m *metrics.Metrics) *ops {
-	o := &ops{node: node, args: args, start: cfg, log: logger}
+func newOps(node *proxy.Node, master *mesos.Service, cfg *config.Config, args []string, logger *slog.Logger, m *metrics.Metrics) *ops {
+	o := &ops{node: node, master: master, args: args, start: cfg, log: logger}
 	o.cur.Store(cfg)
 	o.rl = service.NewReloader(o.reload)
 	o.rl.Notifier = &service.Notifier{Log: logger}
@@ -191,7 +193,18 @@ func (o *ops) status() string {
 		fmt.Fprintf(&b, "; cache %d entries", c.Stats().Entries)
 	}
 	for _, z := range o.zones() {
-		fmt.Fprintf(&b, "; zone %s serial %d", z.Origin, z.Serial)
+		fmt.Fprintf(&b, "; zone %s serial %d records %d", z.Origin, z.Serial, z.Records)
+	}
+	if o.master != nil {
+		fmt.Fprintf(&b, "; master serving %s", strings.Join(o.master.Addrs(), ","))
+		switch s := o.master.Master.Stats(); {
+		case s.LastError != "" && s.LastSuccess.IsZero():
+			b.WriteString("; Mesos state never read (polls failing)")
+		case s.LastError != "":
+			fmt.Fprintf(&b, "; Mesos poll failing, serving the zone of %s", s.LastSuccess.UTC().Format(time.RFC3339))
+		case !s.LastSuccess.IsZero():
+			fmt.Fprintf(&b, "; Mesos leader %s", s.Leader)
+		}
 	}
 	fmt.Fprintf(&b, "; races in flight %d", o.node.Forwarder.Stats().InFlight)
 	return b.String()
@@ -200,7 +213,12 @@ func (o *ops) status() string {
 // zones reports the authoritative zones served, for metrics and status.
 func (o *ops) zones() []metrics.Zone {
 	z := o.node.Local
-	return []metrics.Zone{{Origin: z.Origin(), Records: z.Len(), Serial: z.Serial()}}
+	out := []metrics.Zone{{Origin: z.Origin(), Records: z.Len(), Serial: z.Serial()}}
+	if o.master != nil {
+		z := o.master.Master.Store().Load()
+		out = append(out, metrics.Zone{Origin: z.Origin(), Records: z.Len(), Serial: z.Serial()})
+	}
+	return out
 }
 
 // ready is the /ready check: the listeners answer the self-query, and the

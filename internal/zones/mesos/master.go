@@ -64,6 +64,11 @@ type Master struct {
 	// lookup resolves host names; replaceable in tests.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 
+	// httpLn is the API's socket when bound ahead of Run (ListenHTTP).
+	httpLn net.Listener
+	// observe, when set, is told about every poll (metrics).
+	observe func(time.Duration, error)
+
 	mu     sync.Mutex
 	state  *State // the state behind the served zone, for /v1/enumerate
 	leader string
@@ -132,16 +137,49 @@ func (m *Master) Stats() Stats {
 // instead of asking the masters: the demo's fixed cluster.
 func (m *Master) UseState(data []byte) { m.fixed = data }
 
+// ObservePolls makes every poll call f with its duration and error (nil
+// on success), for metrics. Call it before Run.
+func (m *Master) ObservePolls(f func(time.Duration, error)) { m.observe = f }
+
+// ListenHTTP binds the HTTP API's address (when configured) ahead of Run,
+// so a taken port fails start-up instead of a running process.
+func (m *Master) ListenHTTP(ctx context.Context) error {
+	if m.cfg.HTTP == "" || m.httpLn != nil {
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", m.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("master.http: HTTP API on %s: %w", m.cfg.HTTP, err)
+	}
+	m.httpLn = ln
+	return nil
+}
+
+// HTTPAddr returns the API's bound address, empty when not bound.
+func (m *Master) HTTPAddr() string {
+	if m.httpLn == nil {
+		return ""
+	}
+	return m.httpLn.Addr().String()
+}
+
+func (m *Master) closeHTTP() {
+	if m.httpLn != nil {
+		m.httpLn.Close()
+	}
+}
+
 // Run polls until ctx ends, and serves the HTTP API when configured. It
 // returns nil on cancellation and an error only when the API cannot
 // listen.
 func (m *Master) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if m.cfg.HTTP != "" {
-		ln, err := net.Listen("tcp", m.cfg.HTTP)
-		if err != nil {
-			return fmt.Errorf("master mode: HTTP API on %s: %w", m.cfg.HTTP, err)
+		if err := m.ListenHTTP(ctx); err != nil {
+			return err
 		}
+		ln := m.httpLn
 		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -183,6 +221,9 @@ func (m *Master) Run(ctx context.Context) error {
 func (m *Master) Poll(ctx context.Context) error {
 	start := time.Now()
 	st, err := m.readState(ctx)
+	if m.observe != nil {
+		defer func() { m.observe(time.Since(start), err) }()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.stats.Polls++

@@ -1,0 +1,162 @@
+package mesos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/proxy"
+	"github.com/spartan-dns/spartan/internal/zones"
+)
+
+// DNSHandler answers DNS messages from an Authority for a proxy.Server:
+// authoritative answers (AA) inside its zones, REFUSED outside them (the
+// master port is no open resolver), FORMERR for a query that does not
+// parse, and nothing at all for a message that is not a query. Every
+// answer comes from memory, so the whole handler runs on the listener's
+// read goroutine (ServeFast) and never blocks.
+type DNSHandler struct {
+	Auth *zones.Authority
+}
+
+// ServeFast answers req; it always handles the message.
+func (h DNSHandler) ServeFast(req *proxy.Request, dst []byte) ([]byte, bool) {
+	return h.reply(req, dst), true
+}
+
+// ServeDNS answers req (the listener only calls it when ServeFast is not
+// used).
+func (h DNSHandler) ServeDNS(_ context.Context, req *proxy.Request, dst []byte) []byte {
+	return h.reply(req, dst)
+}
+
+func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
+	msg := req.Msg
+	// Shorter than a header, or a response (QR set): answering either
+	// could start a loop with another server.
+	if len(msg) < 12 || msg[2]&0x80 != 0 {
+		return nil
+	}
+	var q dns.Msg
+	if err := q.Unpack(msg); err != nil {
+		// Keep ID, opcode and RD; FORMERR with no sections.
+		return append(dst[:0], msg[0], msg[1], 0x80|msg[2]&0x79, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0)
+	}
+	resp := h.Auth.Reply(&q, req.TCP)
+	out, err := resp.PackBuffer(dst[:cap(dst)])
+	if err != nil {
+		return appendRcode(dst, msg, dns.RcodeServerFailure)
+	}
+	return out
+}
+
+// appendRcode appends a header-only reply to query msg with rcode.
+func appendRcode(dst, msg []byte, rcode int) []byte {
+	return append(dst[:0], msg[0], msg[1], 0x80|msg[2]&0x79, byte(rcode&0xF), 0, 0, 0, 0, 0, 0, 0, 0)
+}
+
+// ServiceOptions configure NewService.
+type ServiceOptions struct {
+	Logger *slog.Logger
+	// State, when set, is served instead of polling the Mesos masters
+	// (the demo's fixed cluster); see Master.UseState.
+	State []byte
+	// Listener settings shared with the proxy (see proxy.Server); zero
+	// means the proxy's defaults.
+	TCPIdleTimeout time.Duration
+	MaxTCPConns    int
+	ShutdownGrace  time.Duration
+}
+
+// Service is master mode assembled and bound: the state poller, the
+// authoritative DNS listeners on master.listen (UDP and TCP, the proxy's
+// own Server: IP_FREEBIND, pipelined TCP, connection cap, graceful
+// shutdown) and the HTTP API. Everything is bound by NewService, so a
+// taken port fails start-up rather than a running process.
+type Service struct {
+	Master *Master
+	DNS    *proxy.Server
+	pcs    []net.PacketConn
+	lns    []net.Listener
+}
+
+// NewService builds master mode for a validated configuration and binds
+// its sockets; Run serves them. Close releases them if Run is never
+// called.
+func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Service, error) {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	m, err := NewMaster(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if o.State != nil {
+		m.UseState(o.State)
+	}
+	pcs, lns, err := proxy.ListenAll(ctx, cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("master.listen: %w", err)
+	}
+	s := &Service{Master: m, pcs: pcs, lns: lns, DNS: &proxy.Server{
+		Handler:        DNSHandler{Auth: zones.NewAuthority(m.Store())},
+		Logger:         logger.With("component", "master-dns"),
+		TCPIdleTimeout: o.TCPIdleTimeout,
+		MaxTCPConns:    o.MaxTCPConns,
+		ShutdownGrace:  o.ShutdownGrace,
+	}}
+	if err := m.ListenHTTP(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Addrs returns the bound authoritative addresses (UDP and TCP share
+// them).
+func (s *Service) Addrs() []string {
+	var out []string
+	for _, pc := range s.pcs {
+		out = append(out, pc.LocalAddr().String())
+	}
+	for _, ln := range s.lns {
+		if a := ln.Addr().String(); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Run polls the Mesos masters, serves the zone and the HTTP API until ctx
+// is done, then shuts everything down. It returns nil after a clean
+// shutdown.
+func (s *Service) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Master.Run(gctx) })
+	g.Go(func() error {
+		if err := s.DNS.Serve(gctx, s.pcs, s.lns); err != nil {
+			return fmt.Errorf("master mode: DNS: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// Close releases the sockets of a Service that was never Run.
+func (s *Service) Close() {
+	for _, pc := range s.pcs {
+		pc.Close()
+	}
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	s.Master.closeHTTP()
+}
