@@ -1,9 +1,12 @@
 // Command udpresponder is a benchmark helper. In "fixed" mode it is the
 // loopback limit for cache-hit throughput: one goroutine answers every UDP
 // query with a prepared reply, patching only the ID and copying the
-// question, with no parsing, lookup or allocation. In "auth" mode it is a
-// fake upstream that answers every A query with 192.0.2.1 and a long TTL,
-// for warming the caches of the resolvers being compared.
+// question, with no parsing, lookup or allocation. In "upstream" mode it is
+// a fake upstream for the resolvers being compared: it answers every A
+// query with 192.0.2.1 (any other type with NODATA), built from the query's
+// bytes, after a configurable latency, dropping a configurable fraction of
+// queries; SIGUSR1 makes it a blackhole (it reads and drops everything),
+// SIGUSR2 brings it back.
 package main
 
 import (
@@ -22,16 +25,18 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5398", "UDP address to serve")
-	mode := flag.String("mode", "fixed", `"fixed": prepared reply; "auth": answer any A query`)
+	mode := flag.String("mode", "fixed", `"fixed": prepared reply; "upstream": fake upstream answering any A query`)
 	ttl := flag.Uint("ttl", 86400, "TTL of the answers")
-	batch := flag.Int("batch", 32, "fixed mode: packets per recvmmsg/sendmmsg; 0 reads and writes one at a time")
+	batch := flag.Int("batch", 32, "packets per recvmmsg/sendmmsg; 0 reads and writes one at a time (fixed mode)")
+	latency := flag.Duration("latency", 0, "upstream mode: delay of every reply")
+	loss := flag.Float64("loss", 0, "upstream mode: fraction of queries dropped (1 = blackhole)")
 	flag.Parse()
 	var err error
 	switch *mode {
 	case "fixed":
 		err = serveFixed(*addr, uint32(*ttl), *batch)
-	case "auth":
-		err = serveAuth(*addr, uint32(*ttl))
+	case "upstream":
+		err = serveUpstream(*addr, uint32(*ttl), max(*batch, 1), *latency, *loss)
 	default:
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}
@@ -91,34 +96,6 @@ func serveFixed(addr string, ttl uint32, batch int) error {
 			slog.Warn("write", "err", err)
 		}
 	}
-}
-
-func serveAuth(addr string, ttl uint32) error {
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if len(r.Question) == 1 && r.Question[0].Qtype == dns.TypeA {
-			m.Answer = []dns.RR{&dns.A{
-				Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
-				A:   net.IPv4(192, 0, 2, 1).To4(),
-			}}
-		}
-		if opt := r.IsEdns0(); opt != nil {
-			m.SetEdns0(1232, opt.Do())
-		}
-		_ = w.WriteMsg(m)
-	})
-	srv := &dns.Server{Addr: addr, Net: "udp", Handler: h}
-	go func() {
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-		<-ch
-		_ = srv.Shutdown()
-	}()
-	if err := srv.ListenAndServe(); err != nil {
-		return fmt.Errorf("serve %s: %w", addr, err)
-	}
-	return nil
 }
 
 // serveBatch is serveFixed with recvmmsg/sendmmsg: up to n packets per

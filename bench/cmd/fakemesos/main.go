@@ -1,0 +1,133 @@
+// Command fakemesos is the benchmark's Mesos master: it serves a state
+// document over HTTP at /master/state (and the older /master/state.json and
+// /state) as the leading master. The state is a file (-state) or a
+// synthetic cluster of -tasks running Marathon tasks, in which case -names
+// writes the names the master-mode zone holds for them ("name type" lines,
+// the format of dnsperf and loadgen -queries), for querying it.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:5050", "HTTP address to serve")
+	stateFile := flag.String("state", "", "state JSON file to serve")
+	tasks := flag.Int("tasks", 0, "serve a synthetic state with this many running tasks (without -state)")
+	names := flag.String("names", "", "with -tasks: write the zone's task names here")
+	flag.Parse()
+	if err := run(*addr, *stateFile, *tasks, *names); err != nil {
+		slog.Error("fakemesos", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, stateFile string, tasks int, namesFile string) error {
+	var state []byte
+	switch {
+	case stateFile != "" && tasks > 0:
+		return errors.New("-state and -tasks exclude each other")
+	case stateFile != "":
+		var err error
+		if state, err = os.ReadFile(stateFile); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+	case tasks > 0:
+		state = synthetic(addr, tasks)
+		if namesFile != "" {
+			if err := writeNames(namesFile, tasks); err != nil {
+				return err
+			}
+		}
+	default:
+		return errors.New("-state or -tasks is required")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	for _, p := range []string{"/master/state", "/master/state.json", "/state"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(state)
+		})
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", addr, err)
+	}
+	return nil
+}
+
+// synthetic is the state of a cluster with one Marathon framework running
+// n tasks "app-I" (each with two host ports and a container IP) on n/10
+// agents, led by this master.
+func synthetic(addr string, n int) []byte {
+	agents := max(n/10, 1)
+	var b bytes.Buffer
+	b.Grow(n * 700)
+	fmt.Fprintf(&b, `{"version":"1.9.0","id":"bench-master","pid":"master@%[1]s","leader":"master@%[1]s","hostname":"master1","slaves":[`, addr)
+	for i := range agents {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"S%d","pid":"slave(1)@10.1.%d.%d:5051","hostname":"agent%d.example.com","active":true}`, i, i/256%256, i%256, i)
+	}
+	b.WriteString(`],"frameworks":[{"id":"fw-marathon","name":"marathon","pid":"scheduler@10.0.0.10:15101","active":true,"tasks":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		agent := i % agents
+		port := 10000 + i%20000
+		fmt.Fprintf(&b, `{"id":"app-%[1]d.%[1]08x","name":"app-%[1]d","framework_id":"fw-marathon","slave_id":"S%[2]d","state":"TASK_RUNNING",`+
+			`"resources":{"ports":"[%[3]d-%[4]d]"},"statuses":[{"state":"TASK_RUNNING","timestamp":1571216901.2,`+
+			`"container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"10.2.%[5]d.%[6]d"}]}]}}]}`,
+			i, agent, port, port+1, i/256%256, i%256)
+	}
+	b.WriteString(`]}],"completed_frameworks":[],"orphan_tasks":[]}`)
+	return b.Bytes()
+}
+
+// writeNames writes the A and SRV names of up to 10,000 of the synthetic
+// tasks, spread over all of them.
+func writeNames(path string, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	step := max(n/10000, 1)
+	for i := 0; i < n; i += step {
+		fmt.Fprintf(w, "app-%d.marathon.mesos A\n_app-%d._tcp.marathon.mesos SRV\n", i, i)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("names: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	return nil
+}
