@@ -1,9 +1,3 @@
-//go:build upstreamhelper
-
-// These tests run real DNS servers through testsupport.StartUpstream and
-// BuildBinary; they are built with -tags upstreamhelper until that helper
-// is part of internal/testsupport.
-
 package main
 
 import (
@@ -12,11 +6,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
@@ -24,24 +18,24 @@ import (
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
-func readyServer(t *testing.T, addr string) *testsupport.Upstream {
-	return testsupport.StartUpstream(t, testsupport.WithAddr(addr), testsupport.WithHandler(func(req *dns.Msg) *dns.Msg {
-		resp := new(dns.Msg)
-		resp.SetReply(req)
-		if dns.CanonicalName(req.Question[0].Name) == "ready.spartan." {
-			resp.Answer = append(resp.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5},
-				A:   net.IPv4(127, 0, 0, 1),
-			})
-		}
-		return resp
-	}))
+// startProxy starts the real spartan binary serving listen, forwarding to
+// a fake upstream of its own.
+func startProxy(t *testing.T, listen string) *testsupport.Process {
+	t.Helper()
+	up := testsupport.StartUpstream(t)
+	return testsupport.StartSpartan(t, testsupport.SpartanOptions{Listen: []string{listen}, Upstreams: []string{up.Addr()}})
+}
+
+// proxyAddr returns a loopback ip:port free for a spartan to serve.
+func proxyAddr(t *testing.T, ip string) string {
+	return net.JoinHostPort(ip, strconv.Itoa(testsupport.FreePort(t, ip)))
 }
 
 func TestOnceAndRestore(t *testing.T) {
-	proxy := readyServer(t, "127.0.6.1:53")
+	listen := proxyAddr(t, "127.0.6.1")
+	proxy := startProxy(t, listen)
 	path := writeResolvConf(t)
-	args := []string{"-resolv-conf", path, "-proxy", "127.0.6.1", "-timeout", "300ms", "-once"}
+	args := []string{"-resolv-conf", path, "-proxy", listen, "-timeout", "300ms", "-once"}
 
 	var stderr bytes.Buffer
 	require.Equal(t, 0, run(t.Context(), args, &stderr), stderr.String())
@@ -53,7 +47,7 @@ func TestOnceAndRestore(t *testing.T) {
 	require.Equal(t, []string{"example.com"}, f.Search())
 
 	// One failed check is enough in -once mode: there is no history.
-	proxy.Stop()
+	proxy.Kill()
 	stderr.Reset()
 	require.Equal(t, 0, run(t.Context(), args, &stderr), stderr.String())
 	data, err = os.ReadFile(path)
@@ -75,7 +69,8 @@ func TestOnceAndRestore(t *testing.T) {
 // TestLongRunning runs the contract's command line until cancelled (the
 // SIGTERM path), with settings from a file overridden by flags.
 func TestLongRunning(t *testing.T) {
-	proxy := readyServer(t, "127.0.6.2:53")
+	listen := proxyAddr(t, "127.0.6.2")
+	proxy := startProxy(t, listen)
 	path := writeResolvConf(t)
 	cfgFile := filepath.Join(t.TempDir(), "watchdog.json")
 	require.NoError(t, os.WriteFile(cfgFile, []byte(`{"proxy":["127.0.6.99"],"failAfter":2,"recoverAfter":1,"timeout":"300ms"}`), 0o644))
@@ -83,7 +78,7 @@ func TestLongRunning(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var g errgroup.Group
 	g.Go(func() error {
-		if code := run(ctx, []string{"-config", cfgFile, "-resolv-conf", path, "-proxy", "127.0.6.2",
+		if code := run(ctx, []string{"-config", cfgFile, "-resolv-conf", path, "-proxy", listen,
 			"-upstreams", "192.0.2.7,192.0.2.8:53", "-interval", "50ms"}, testWriter{t}); code != 0 {
 			t.Errorf("exit status %d", code)
 		}
@@ -99,9 +94,9 @@ func TestLongRunning(t *testing.T) {
 		return strings.Join(ns, ",")
 	}
 	require.Eventually(t, func() bool { return nameservers() == "127.0.6.2" }, 20*time.Second, 10*time.Millisecond)
-	proxy.Stop()
+	proxy.Kill()
 	require.Eventually(t, func() bool { return nameservers() == "192.0.2.7,192.0.2.8" }, 20*time.Second, 10*time.Millisecond)
-	proxy.Start()
+	startProxy(t, listen)
 	require.Eventually(t, func() bool { return nameservers() == "127.0.6.2" }, 20*time.Second, 10*time.Millisecond)
 	cancel()
 	require.NoError(t, g.Wait())

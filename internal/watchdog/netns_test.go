@@ -1,19 +1,11 @@
-//go:build upstreamhelper
-
-// These tests run real DNS servers through testsupport.StartUpstream and
-// BuildBinary; they are built with -tags upstreamhelper until that helper
-// is part of internal/testsupport.
-
 package watchdog
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/signal"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,144 +19,116 @@ import (
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
-// The end-to-end test runs DNS servers as separate processes inside a
-// network namespace: this test binary re-executed in helper mode.
-const fakeDNSEnv = "SPARTAN_WATCHDOG_FAKE_DNS"
-
 // e2eName is the name getent resolves, through the proxy or straight from
-// the upstream.
-const e2eName = "web.cluster.test."
+// the upstream; e2eIP is its only address.
+const (
+	e2eName = "web.cluster.test."
+	e2eIP   = "192.0.2.80"
+)
 
-var e2eAddr = net.IPv4(192, 0, 2, 80)
+// Addresses inside the test's namespace: spartan's default listen address
+// and the upstream resolver.
+const (
+	nsProxyIP    = "169.254.20.10"
+	nsUpstreamIP = "192.0.2.1"
+)
 
-// TestHelperFakeDNS serves DNS on the address in its environment until
-// killed; "proxy" mode also answers ready.spartan. It is not a test on its
-// own.
-func TestHelperFakeDNS(t *testing.T) {
-	spec, ok := os.LookupEnv(fakeDNSEnv)
-	if !ok {
-		t.Skip("helper process for TestNetnsGetentSurvivesProxyKill")
+// e2eHandler is the upstream's zone: e2eName A e2eIP, NODATA (with an SOA,
+// so negative answers cache) for its other types, NXDOMAIN for the rest.
+func e2eHandler(req *dns.Msg) *dns.Msg {
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	resp.RecursionAvailable = true
+	q := req.Question[0]
+	soa, _ := dns.NewRR("cluster.test. 60 IN SOA ns.cluster.test. hostmaster.cluster.test. 1 60 60 86400 60")
+	switch {
+	case dns.CanonicalName(q.Name) == e2eName && q.Qtype == dns.TypeA:
+		rr, _ := dns.NewRR(q.Name + " 60 IN A " + e2eIP)
+		resp.Answer = []dns.RR{rr}
+	case dns.CanonicalName(q.Name) == e2eName:
+		resp.Ns = []dns.RR{soa}
+	default:
+		resp.Rcode = dns.RcodeNameError
+		resp.Ns = []dns.RR{soa}
 	}
-	addr, mode, _ := strings.Cut(spec, ",")
-	testsupport.StartUpstream(t, testsupport.WithAddr(addr), testsupport.WithHandler(func(req *dns.Msg) *dns.Msg {
-		q := req.Question[0]
-		if mode == "proxy" && dns.CanonicalName(q.Name) == "ready.spartan." {
-			return readyHandler(req)
-		}
-		resp := new(dns.Msg)
-		resp.SetReply(req)
-		switch {
-		case dns.CanonicalName(q.Name) == e2eName && q.Qtype == dns.TypeA:
-			resp.Answer = append(resp.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5},
-				A:   e2eAddr,
-			})
-		case dns.CanonicalName(q.Name) == e2eName:
-			// NODATA for AAAA.
-		default:
-			resp.Rcode = dns.RcodeNameError
-		}
-		return resp
-	}))
-	fmt.Println("FAKE-DNS-READY")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
-}
-
-// nsProcess is a process started in the namespace.
-type nsProcess struct {
-	*exec.Cmd
-	done chan struct{} // closed once it has exited
-}
-
-// startInNS starts a command in the namespace and waits for it to print
-// ready (when not empty). The process is killed when the test ends.
-func startInNS(t *testing.T, ns *testsupport.NetNS, env []string, ready string, name string, args ...string) *nsProcess {
-	t.Helper()
-	cmd := ns.Command(context.Background(), name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	lines := make(chan string, 100)
-	go func() {
-		defer close(done)
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			select {
-			case lines <- s.Text():
-			default:
-			}
-		}
-		_ = cmd.Wait()
-	}()
-	p := &nsProcess{Cmd: cmd, done: done}
-	if ready == "" {
-		return p
-	}
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case l := <-lines:
-			if strings.Contains(l, ready) {
-				return p
-			}
-		case <-done:
-			t.Fatalf("%s exited before it was ready", name)
-		case <-deadline:
-			t.Fatalf("%s not ready after 30s", name)
-		}
-	}
-}
-
-func startFakeDNS(t *testing.T, ns *testsupport.NetNS, addr, mode string) *nsProcess {
-	return startInNS(t, ns, []string{fakeDNSEnv + "=" + addr + "," + mode}, "FAKE-DNS-READY",
-		os.Args[0], "-test.run=^TestHelperFakeDNS$", "-test.v", "-test.count=1")
+	return resp
 }
 
 // getent resolves e2eName with glibc inside the namespace.
 func getent(ns *testsupport.NetNS) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := ns.Command(ctx, "getent", "hosts", strings.TrimSuffix(e2eName, ".")).CombinedOutput()
+	cmd := ns.Command(ctx, "getent", "hosts", strings.TrimSuffix(e2eName, "."))
+	// Standard error only carries "ip netns exec" complaining that it
+	// cannot bind-mount resolv.conf.spartan-orig, which /etc lacks.
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, stderr.String())
+	}
 	return strings.TrimSpace(string(out)), err
 }
 
-// TestNetnsGetentSurvivesProxyKill: in a network namespace of its own, the
-// watchdog manages /etc/netns/NAME/resolv.conf (the namespace's
-// /etc/resolv.conf for "ip netns exec"), the proxy listens on 192.0.2.53 and
-// the upstream on 192.0.2.1. glibc's getent keeps resolving while the proxy
-// is killed with SIGKILL and started again.
+// requireResolves runs getent n times and requires every lookup to give
+// e2eIP.
+func requireResolves(t *testing.T, ns *testsupport.NetNS, n int, when string) {
+	t.Helper()
+	for range n {
+		out, err := getent(ns)
+		require.NoError(t, err, "getent %s: %s", when, out)
+		require.Regexp(t, `^`+regexp.QuoteMeta(e2eIP)+`\s+`+regexp.QuoteMeta(strings.TrimSuffix(e2eName, "."))+`$`, out, "getent %s", when)
+	}
+}
+
+// TestNetnsGetentSurvivesProxyKill runs the real spartan and watchdog
+// binaries in a network namespace of the test's own. spartan serves
+// 169.254.20.10:53 and forwards to a fake upstream at 192.0.2.1:53; the
+// watchdog manages /etc/netns/NAME/resolv.conf, which "ip netns exec"
+// shows its processes as /etc/resolv.conf. glibc's getent keeps resolving
+// while spartan is SIGKILLed and started again; the upstream's query
+// counter shows which path the lookups took (spartan caches, the direct
+// path does not).
 func TestNetnsGetentSurvivesProxyKill(t *testing.T) {
 	if _, err := exec.LookPath("getent"); err != nil {
 		t.Skip("skipping: getent not found")
 	}
 	ns := testsupport.NewNetNS(t)
-	ns.AddAddr(t, "192.0.2.53/32")
-	ns.AddAddr(t, "192.0.2.1/32")
-	const orig = "# the namespace's own resolv.conf\nnameserver 192.0.2.1\noptions ndots:1\n"
+	ns.AddAddr(t, nsProxyIP+"/32")
+	ns.AddAddr(t, nsUpstreamIP+"/32")
+	const orig = "# the namespace's own resolv.conf\nnameserver " + nsUpstreamIP + "\noptions ndots:1\n"
 	path := ns.EtcFile(t, "resolv.conf", []byte(orig))
 
-	startFakeDNS(t, ns, "192.0.2.1:53", "upstream")
-	proxy := startFakeDNS(t, ns, "192.0.2.53:53", "proxy")
+	var upstream *testsupport.Upstream
+	ns.Do(t, func() {
+		upstream = testsupport.StartUpstream(t, testsupport.WithAddr(nsUpstreamIP+":53"), testsupport.WithHandler(e2eHandler))
+	})
+	spartan := testsupport.SpartanOptions{
+		Listen:    []string{nsProxyIP + ":53"},
+		Upstreams: []string{nsUpstreamIP + ":53"},
+		NetNS:     ns,
+	}
+	proxy := testsupport.StartSpartan(t, spartan)
 
 	bin := testsupport.BuildBinary(t, "github.com/spartan-dns/spartan/cmd/watchdog")
-	wd := startInNS(t, ns, nil, "", bin, "-resolv-conf", path, "-proxy", "192.0.2.53",
-		"-upstreams", "192.0.2.1", "-interval", "100ms", "-timeout", "300ms",
-		"-fail-after", "2", "-recover-after", "2")
+	wd := testsupport.StartCmd(t, ns.Command(context.Background(), bin, "-resolv-conf", path,
+		"-proxy", nsProxyIP, "-upstreams", nsUpstreamIP, "-interval", "100ms", "-timeout", "300ms",
+		"-fail-after", "2", "-recover-after", "2"))
 	waitState(t, path, Up)
-	out, err := getent(ns)
-	require.NoError(t, err, "getent through the proxy: %s", out)
-	require.Contains(t, out, "192.0.2.80")
+	_, f := fileState(t, path)
+	require.Equal(t, ips(nsProxyIP), f.Nameservers())
+	opt, _ := f.Option("ndots")
+	require.Equal(t, "1", opt.Value, "the namespace's options are kept")
 
-	// Resolve continuously in the background from now on, recording when
+	// Through the proxy: the first lookup reaches the upstream, the
+	// others are cache hits.
+	upstream.Reset()
+	requireResolves(t, ns, 5, "through the proxy")
+	viaProxy := upstream.Queries()
+	require.Positive(t, viaProxy)
+	require.LessOrEqual(t, viaProxy, 2, "5 lookups through spartan's cache: one A and at most one AAAA upstream query")
+
+	// From now on resolve continuously in the background, recording when
 	// each lookup started and ended.
 	type lookup struct {
 		start, end time.Time
@@ -173,74 +137,71 @@ func TestNetnsGetentSurvivesProxyKill(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var lookups []lookup
-	stop := make(chan struct{})
+	ctx, stop := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for ctx.Err() == nil {
 			start := time.Now()
 			out, err := getent(ns)
 			mu.Lock()
-			lookups = append(lookups, lookup{start, time.Now(), err == nil && strings.Contains(out, "192.0.2.80"), out})
+			lookups = append(lookups, lookup{start, time.Now(), err == nil && strings.HasPrefix(out, e2eIP+" "), out})
 			mu.Unlock()
 		}
 	})
+	stopBackground := sync.OnceFunc(func() { stop(); wg.Wait() })
+	defer stopBackground()
 
 	killed := time.Now()
-	require.NoError(t, proxy.Process.Signal(syscall.SIGKILL))
-	<-proxy.done
+	proxy.Kill() // SIGKILL, and reaped
 	waitState(t, path, Down)
 	switched := time.Now() // the file was switched before this
-	_, f := fileState(t, path)
-	require.Equal(t, ips("192.0.2.1"), f.Nameservers())
-	for range 5 {
-		out, err := getent(ns)
-		require.NoError(t, err, "getent with the proxy dead: %s", out)
-		require.Contains(t, out, "192.0.2.80")
-	}
+	_, f = fileState(t, path)
+	require.Equal(t, ips(nsUpstreamIP), f.Nameservers())
+	upstream.Reset()
+	requireResolves(t, ns, 5, "with spartan dead")
+	require.GreaterOrEqual(t, upstream.Queries(), 5, "with spartan dead every lookup goes to the upstream itself")
 
-	startFakeDNS(t, ns, "192.0.2.53:53", "proxy")
+	restarted := time.Now()
+	proxy = testsupport.StartSpartan(t, spartan)
 	waitState(t, path, Up)
-	for range 5 {
-		out, err := getent(ns)
-		require.NoError(t, err, "getent with the proxy back: %s", out)
-		require.Contains(t, out, "192.0.2.80")
-	}
-	close(stop)
-	wg.Wait()
+	back := time.Now()
+	_, f = fileState(t, path)
+	require.Equal(t, ips(nsProxyIP), f.Nameservers(), "resolv.conf points at the proxy again")
+	upstream.Reset()
+	requireResolves(t, ns, 5, "with spartan back")
+	require.LessOrEqual(t, upstream.Queries(), 2, "with spartan back lookups go through its cache again")
+
+	stopBackground()
 	// Lookups fail only while the kill is being detected: each failed one
 	// overlaps the window between the kill and the switch to the
-	// upstreams. Before the kill, while the proxy is dead and after it is
-	// back, every lookup succeeds.
-	failed := 0
+	// upstream. Before the kill, while spartan is dead, while it starts
+	// again and after it is back, every lookup succeeds.
+	var failed, during int
 	for _, l := range lookups {
+		if l.start.Before(switched) && l.end.After(killed) {
+			during++
+		}
 		if l.ok {
 			continue
 		}
 		failed++
 		require.True(t, l.end.After(killed) && l.start.Before(switched),
-			"lookup %v..%v failed outside the detection window %v..%v: %s", l.start, l.end, killed, switched, l.out)
+			"lookup %v..%v failed outside the detection window %v..%v: %q", l.start, l.end, killed, switched, l.out)
 	}
 	require.Greater(t, len(lookups)-failed, 0)
-	t.Logf("background getent: %d lookups, %d failed, all during the %v between the kill and the switch",
-		len(lookups), failed, switched.Sub(killed).Round(time.Millisecond))
+	t.Logf("background getent: %d lookups, %d failed, all of them among the %d overlapping the %v between the kill and the switch; switch back %v after the restart",
+		len(lookups), failed, during, switched.Sub(killed).Round(time.Millisecond), back.Sub(restarted).Round(time.Millisecond))
 
-	require.NoError(t, wd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-wd.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("watchdog did not exit on SIGTERM")
-	}
-	require.Equal(t, 0, wd.ProcessState.ExitCode(), "clean exit on SIGTERM")
-	restore := exec.Command(bin, "-resolv-conf", path, "-restore")
-	rout, err := restore.CombinedOutput()
+	require.NoError(t, wd.Signal(syscall.SIGTERM))
+	wctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	code, err := wd.Wait(wctx)
+	require.NoError(t, err, "watchdog exit on SIGTERM")
+	require.Equal(t, 0, code, "clean exit on SIGTERM")
+	rout, err := exec.Command(bin, "-resolv-conf", path, "-restore").CombinedOutput()
 	require.NoError(t, err, "%s", rout)
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
-	require.Equal(t, orig, string(data))
+	require.Equal(t, orig, string(data), "restore gives the namespace's file back byte for byte")
 	require.NoFileExists(t, path+resolvconf.OrigSuffix)
 }

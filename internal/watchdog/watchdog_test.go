@@ -1,9 +1,3 @@
-//go:build upstreamhelper
-
-// These tests run real DNS servers through testsupport.StartUpstream and
-// BuildBinary; they are built with -tags upstreamhelper until that helper
-// is part of internal/testsupport.
-
 package watchdog
 
 import (
@@ -12,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,11 +88,26 @@ func mtime(t *testing.T, path string) time.Time {
 	return st.ModTime()
 }
 
-// TestRoundsAgainstRealServer drives the watchdog round by round against a
-// real DNS server on loopback that is stopped and started again.
-func TestRoundsAgainstRealServer(t *testing.T) {
-	proxy := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.1:53"), testsupport.WithHandler(readyHandler))
-	cfg := testConfig(t, "127.0.5.1")
+// startProxy starts the real spartan binary serving listen, forwarding to
+// a fake upstream of its own.
+func startProxy(t *testing.T, listen string) *testsupport.Process {
+	t.Helper()
+	up := testsupport.StartUpstream(t)
+	return testsupport.StartSpartan(t, testsupport.SpartanOptions{Listen: []string{listen}, Upstreams: []string{up.Addr()}})
+}
+
+// proxyAddr returns a loopback ip:port free for a spartan to serve.
+func proxyAddr(t *testing.T, ip string) string {
+	return net.JoinHostPort(ip, strconv.Itoa(testsupport.FreePort(t, ip)))
+}
+
+// TestRoundsAgainstRealProxy drives the watchdog round by round against
+// the real spartan binary on loopback, stopped with SIGTERM, killed with
+// SIGKILL and started again each time.
+func TestRoundsAgainstRealProxy(t *testing.T) {
+	listen := proxyAddr(t, "127.0.5.1")
+	proxy := startProxy(t, listen)
+	cfg := testConfig(t, listen)
 	w := New(cfg, testLogger(t), Options{Restarter: newFakeRestarter()})
 	ctx := t.Context()
 	path := cfg.ResolvConf
@@ -122,31 +133,48 @@ func TestRoundsAgainstRealServer(t *testing.T) {
 	round(Up)
 	require.Equal(t, old, mtime(t, path), "an unchanged file is not rewritten")
 
-	proxy.Stop()
-	round(Up) // one failure
-	round(Up) // two
-	require.Equal(t, old, mtime(t, path))
-	round(Down) // three: the upstreams from the original take over
-	_, f = fileState(t, path)
-	require.Equal(t, ips("192.0.2.1", "192.0.2.2"), f.Nameservers())
-	require.Equal(t, []string{"corp.example.com"}, f.Search())
-	opt, _ := f.Option("ndots")
-	require.Equal(t, "2", opt.Value)
+	stops := []struct {
+		name string
+		stop func(p *testsupport.Process)
+	}{
+		{"SIGTERM", func(p *testsupport.Process) {
+			require.NoError(t, p.Signal(syscall.SIGTERM))
+			code, err := p.Wait(ctx)
+			require.NoError(t, err)
+			require.Equal(t, 0, code, "graceful exit")
+		}},
+		{"SIGKILL", func(p *testsupport.Process) { p.Kill() }},
+	}
+	for _, s := range stops {
+		t.Logf("stopping the proxy with %s", s.name)
+		s.stop(proxy)
+		round(Up) // one failure
+		round(Up) // two
+		require.Equal(t, old, mtime(t, path), "failures below the threshold write nothing")
+		round(Down) // three: the upstreams from the original take over
+		_, f = fileState(t, path)
+		require.Equal(t, ips("192.0.2.1", "192.0.2.2"), f.Nameservers())
+		require.Equal(t, []string{"corp.example.com"}, f.Search())
+		opt, _ := f.Option("ndots")
+		require.Equal(t, "2", opt.Value)
 
-	proxy.Start()
-	round(Down) // one success
-	round(Up)   // two: back to the proxy
-	_, f = fileState(t, path)
-	require.Equal(t, ips("127.0.5.1"), f.Nameservers())
+		proxy = startProxy(t, listen)
+		round(Down) // one success
+		round(Up)   // two: back to the proxy
+		_, f = fileState(t, path)
+		require.Equal(t, ips("127.0.5.1"), f.Nameservers())
+		require.NoError(t, os.Chtimes(path, old, old))
+	}
 
 	// A server answering the wrong thing is as good as dead.
-	proxy.Stop()
-	wrong := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.1:53"), testsupport.WithBehavior(testsupport.ServFail))
+	proxy.Kill()
+	wrong := testsupport.StartUpstream(t, testsupport.WithAddr(listen), testsupport.WithBehavior(testsupport.ServFail))
 	for range cfg.FailAfter {
 		require.NoError(t, w.Round(ctx))
 	}
 	got, _ := fileState(t, path)
 	require.Equal(t, Down, got)
+	require.Positive(t, wrong.Queries())
 	wrong.Stop()
 
 	require.NoError(t, Restore(cfg))
@@ -198,11 +226,13 @@ func waitState(t *testing.T, path string, want State) {
 	}, 20*time.Second, 10*time.Millisecond, "resolv.conf never switched to %s", want)
 }
 
-// TestRunEscalation runs the watchdog loop; when the proxy has failed for
-// restartAfter, the restarter is called, and here it brings the proxy back.
+// TestRunEscalation runs the watchdog loop against the real spartan; when
+// the proxy has failed for RestartAfter, the restarter is called, and the
+// test then does what systemd would: start the proxy again.
 func TestRunEscalation(t *testing.T) {
-	proxy := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.5:53"), testsupport.WithHandler(readyHandler))
-	cfg := testConfig(t, "127.0.5.5")
+	listen := proxyAddr(t, "127.0.5.5")
+	proxy := startProxy(t, listen)
+	cfg := testConfig(t, listen)
 	cfg.FailAfter, cfg.RecoverAfter = 2, 2
 	cfg.RestartAfter = config.Duration(300 * time.Millisecond)
 	cfg.RestartUnit = "spartan-test.service"
@@ -218,7 +248,8 @@ func TestRunEscalation(t *testing.T) {
 	}()
 
 	waitState(t, cfg.ResolvConf, Up)
-	proxy.Stop()
+	require.Empty(t, restarter.units, "no restart while the proxy serves")
+	proxy.Kill()
 	waitState(t, cfg.ResolvConf, Down)
 	select {
 	case unit := <-restarter.units:
@@ -226,6 +257,6 @@ func TestRunEscalation(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no restart requested")
 	}
-	proxy.Start() // what systemd would do
+	startProxy(t, listen)
 	waitState(t, cfg.ResolvConf, Up)
 }
