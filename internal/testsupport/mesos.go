@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -54,13 +55,28 @@ type FakeMesosMaster struct {
 // current leader's address on every request. It stops when the test ends.
 func NewFakeMesosMaster(t testing.TB, state []byte) *FakeMesosMaster {
 	t.Helper()
+	return NewFakeMesosMasterAt(t, "", state)
+}
+
+// NewFakeMesosMasterAt is NewFakeMesosMaster serving on addr (host:port)
+// instead of a free loopback port; "" means a free loopback port. Combined
+// with NetNS.Do it puts the master on a node of a test topology.
+func NewFakeMesosMasterAt(t testing.TB, addr string, state []byte) *FakeMesosMaster {
+	t.Helper()
 	m := &FakeMesosMaster{
 		closed:   make(chan struct{}),
 		paths:    map[string]bool{"/master/state": true, "/master/state.json": true, "/state": true},
 		requests: map[string]int{},
 	}
 	m.SetState(t, state)
-	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
+	m.srv = httptest.NewUnstartedServer(http.HandlerFunc(m.serve))
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		require.NoError(t, err, "fake Mesos master: listening on %s", addr)
+		m.srv.Listener.Close()
+		m.srv.Listener = ln
+	}
+	m.srv.Start()
 	t.Cleanup(m.Close)
 	return m
 }
