@@ -2,6 +2,7 @@ package mesos
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strconv"
@@ -10,37 +11,30 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/proxy"
 	"github.com/spartan-dns/spartan/internal/zones"
 	"github.com/stretchr/testify/require"
 )
 
-// serveAuthority serves auth on a loopback UDP and TCP port (the same
-// number) and returns the address.
+// serveAuthority serves auth through DNSHandler on the proxy's own
+// Server, on a loopback UDP and TCP port (the same number), and returns
+// the address.
 func serveAuthority(t *testing.T, auth *zones.Authority) string {
 	t.Helper()
-	var pc net.PacketConn
-	var ln net.Listener
-	for range 20 {
-		var err error
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ln, err = net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-	}
-	require.NotNil(t, ln, "no port free on both UDP and TCP")
-	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		_, tcp := w.RemoteAddr().(*net.TCPAddr)
-		_ = w.WriteMsg(auth.Reply(r, tcp))
+	pc, ln, err := proxy.Listen(t.Context(), "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &proxy.Server{Handler: DNSHandler{Auth: auth}, Logger: discardLogger()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, []net.PacketConn{pc}, []net.Listener{ln}) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
 	})
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
-		go func() { _ = s.ActivateAndServe() }()
-		t.Cleanup(func() { _ = s.Shutdown() })
-	}
 	return pc.LocalAddr().String()
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // dig runs dig against addr and returns its output.
 func dig(t *testing.T, addr string, args ...string) string {
@@ -141,4 +135,100 @@ func TestServeTruncatesOverUDP(t *testing.T) {
 
 	out := dig(t, addr, "slave.mesos", "A")
 	require.Contains(t, out, "ANSWER: 100")
+}
+
+// TestServeMalformed sends what a master port gets from the wild: each bad
+// message is followed by a good query on the same socket, and the first
+// reply must be the one expected for the bad message (or, when it deserves
+// none, the good query's).
+func TestServeMalformed(t *testing.T) {
+	m := newMaster(t, masterConfig(t, []string{"127.0.0.1:5050"}, ""))
+	m.UseState(DemoState)
+	require.NoError(t, m.Poll(t.Context()))
+	addr := serveAuthority(t, zones.NewAuthority(m.Store()))
+
+	good := new(dns.Msg)
+	good.SetQuestion("leader.mesos.", dns.TypeA)
+	good.Id = 0xBEEF
+	goodWire, err := good.Pack()
+	require.NoError(t, err)
+	notify := new(dns.Msg)
+	notify.SetNotify("mesos.")
+	notify.Id = 0x1234
+	notifyWire, err := notify.Pack()
+	require.NoError(t, err)
+	response := append([]byte(nil), goodWire...)
+	response[0], response[1], response[2] = 0x12, 0x34, response[2]|0x80
+	twoQuestions := new(dns.Msg)
+	twoQuestions.Id = 0x1234
+	twoQuestions.Question = []dns.Question{good.Question[0], {Name: "mesos.", Qtype: dns.TypeSOA, Qclass: dns.ClassINET}}
+	twoWire, err := twoQuestions.Pack()
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name  string
+		msg   []byte
+		id    uint16 // of the first reply
+		rcode int
+	}{
+		{"shorter than a header: dropped", []byte{0x12, 0x34, 0x01}, 0xBEEF, dns.RcodeSuccess},
+		{"a response: dropped", response, 0xBEEF, dns.RcodeSuccess},
+		{"truncated question: FORMERR", append([]byte{0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0}, 6, 'l', 'e', 'a'), 0x1234, dns.RcodeFormatError},
+		{"two questions: FORMERR", twoWire, 0x1234, dns.RcodeFormatError},
+		{"NOTIFY: not implemented", notifyWire, 0x1234, dns.RcodeNotImplemented},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, network := range []string{"udp", "tcp"} {
+				c, err := net.Dial(network, addr)
+				require.NoError(t, err)
+				defer c.Close()
+				// Generous, only against a hang.
+				require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+				dc := &dns.Conn{Conn: c}
+				_, err = dc.Write(tc.msg)
+				require.NoError(t, err)
+				_, err = dc.Write(goodWire)
+				require.NoError(t, err)
+				r, err := dc.ReadMsg()
+				require.NoError(t, err, network)
+				require.Equal(t, tc.id, r.Id, network)
+				require.Equal(t, tc.rcode, r.Rcode, network)
+				require.True(t, r.Response, network)
+				if tc.id == 0xBEEF {
+					require.True(t, r.Authoritative, network)
+					require.Len(t, r.Answer, 1, network)
+				}
+			}
+		})
+	}
+}
+
+// TestServiceLifecycle runs a Service: it serves the zone from its state
+// on UDP and TCP, and Run returns nil once its context ends, with the
+// sockets released.
+func TestServiceLifecycle(t *testing.T) {
+	cfg := masterConfig(t, []string{"1.2.3.4:5050"}, "")
+	cfg.Listen = []string{"127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(t.Context())
+	s, err := NewService(ctx, cfg, ServiceOptions{Logger: discardLogger(), State: DemoState})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	addr := s.Addrs()[0]
+
+	q := new(dns.Msg)
+	q.SetQuestion("liquor-store.marathon.mesos.", dns.TypeA)
+	for _, network := range []string{"udp", "tcp"} {
+		c := &dns.Client{Net: network, Timeout: 5 * time.Second}
+		require.Eventually(t, func() bool {
+			r, _, err := c.Exchange(q, addr)
+			return err == nil && r.Authoritative && len(r.Answer) == 2
+		}, 10*time.Second, 10*time.Millisecond, network)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	pc, ln, err := proxy.Listen(t.Context(), addr)
+	require.NoError(t, err, "the sockets are released")
+	pc.Close()
+	ln.Close()
 }

@@ -1,0 +1,65 @@
+package mesos
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spartan-dns/spartan/internal/testsupport"
+)
+
+// BenchmarkAuthoritativeUDP is master mode's query path end to end: the
+// synthetic cluster's zone (10,000 agents, 100,000 tasks) served by a
+// Service through the real UDP listener, four clients keeping 32 queries
+// outstanding each (as dnsperf does), over 1000 task names. Run it with
+// -cpu 1 for the one-core figure to compare with the proxy's
+// BenchmarkCacheHitUDP; qps is reported.
+func BenchmarkAuthoritativeUDP(b *testing.B) {
+	data := benchData(b)
+	// No refresh during the run: only queries are measured.
+	cfg := masterConfig(b, []string{"10.0.0.1:5050"}, `,"refreshSeconds":86400`)
+	cfg.Listen = []string{"127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := NewService(ctx, cfg, ServiceOptions{Logger: discardLogger(), State: data})
+	require.NoError(b, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		require.NoError(b, <-done)
+	})
+	// Run's first poll builds the zone; wait for it to finish.
+	require.Eventually(b, func() bool { return s.Master.Stats().Polls > 0 }, time.Minute, 10*time.Millisecond)
+	require.Empty(b, s.Master.Stats().LastError)
+	addr := s.Addrs()[0]
+
+	for _, tc := range []struct {
+		name  string
+		qname string
+		qtype uint16
+	}{
+		{"A", "app-%d.marathon.mesos.", dns.TypeA},
+		{"SRV", "_app-%d._tcp.marathon.mesos.", dns.TypeSRV},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			queries := make([][]byte, 1000)
+			for i := range queries {
+				m := new(dns.Msg)
+				m.SetQuestion(fmt.Sprintf(tc.qname, i), tc.qtype)
+				m.SetEdns0(1232, false)
+				queries[i], err = m.Pack()
+				require.NoError(b, err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			elapsed, err := testsupport.LoadUDP(addr, queries, b.N, 4, 32)
+			b.StopTimer()
+			require.NoError(b, err)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "qps")
+		})
+	}
+}
