@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -137,6 +138,12 @@ func TestCluster(t *testing.T) {
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	seg := testsupport.NewSegment(t) // skips when not root or without ip netns
+	// The real clients are part of what is tested: missing, they fail the
+	// test instead of skipping it.
+	for _, tool := range []string{"dig", "getent"} {
+		_, err := exec.LookPath(tool)
+		require.NoError(t, err, "%s is needed (apt-get install dnsutils libc-bin)", tool)
+	}
 	c := &cluster{
 		top:     t,
 		spartan: testsupport.BuildBinary(t, "github.com/spartan-dns/spartan/cmd/spartan"),
