@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -45,9 +46,10 @@ func loopbackAddr(t *testing.T) string {
 }
 
 // startMaster runs the binary in master mode beside the proxy, with the
-// Mesos masters at mesosAddrs, and returns it once serving, with its proxy,
-// authoritative, API and metrics addresses.
-func startMaster(t *testing.T, bin string, mesosAddrs []string) (p *testsupport.Process, proxyAddr, masterAddr, apiAddr, metricsAddr string) {
+// Mesos masters at mesosAddrs and env added to its environment, and
+// returns it once serving, with its proxy, authoritative, API and metrics
+// addresses.
+func startMaster(t *testing.T, bin string, mesosAddrs []string, env ...string) (p *testsupport.Process, proxyAddr, masterAddr, apiAddr, metricsAddr string) {
 	t.Helper()
 	root := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.3:0"))
 	proxyAddr, masterAddr, apiAddr, metricsAddr = loopbackAddr(t), loopbackAddr(t), loopbackAddr(t), loopbackAddr(t)
@@ -62,7 +64,9 @@ func startMaster(t *testing.T, bin string, mesosAddrs []string) (p *testsupport.
 		},
 	})
 	require.NoError(t, err)
-	p = testsupport.StartProcess(t, bin, "-config", writeFile(t, "spartan.json", string(cfg)))
+	cmd := exec.Command(bin, "-config", writeFile(t, "spartan.json", string(cfg)))
+	cmd.Env = append(os.Environ(), env...)
+	p = testsupport.StartCmd(t, cmd)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, p.WaitOutput(ctx, "spartan serving"), p.Output())
@@ -103,10 +107,17 @@ func TestMasterMode(t *testing.T) {
 	state, err := os.ReadFile(filepath.Join("..", "..", "testdata", "mesos-dns-fake-state.json"))
 	require.NoError(t, err)
 	mesos := testsupport.NewFakeMesosMaster(t, state)
-	p, proxyAddr, masterAddr, apiAddr, metricsAddr := startMaster(t, bin, []string{mesos.Addr()})
+	sock := testsupport.NewNotifySocket(t)
+	p, proxyAddr, masterAddr, apiAddr, metricsAddr := startMaster(t, bin, []string{mesos.Addr()}, sock.Env())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, p.WaitOutput(ctx, "cluster zone updated"), p.Output())
+
+	t.Run("sd_notify STATUS", func(t *testing.T) {
+		ready := sock.WaitForMessage(t, 0, 30*time.Second, "READY=1")
+		status := sock.Messages()[ready+1]
+		require.Regexp(t, `^STATUS=serving `+proxyAddr+`; .*; zone spartan\. serial 1 records 4; zone mesos\. serial \d+ records \d+; master serving `+masterAddr+`;`, status)
+	})
 
 	for _, transport := range []string{"+notcp", "+tcp"} {
 		for _, tc := range []struct {

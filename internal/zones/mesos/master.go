@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spartan-dns/spartan/internal/config"
@@ -68,6 +69,8 @@ type Master struct {
 	httpLn net.Listener
 	// observe, when set, is told about every poll (metrics).
 	observe func(time.Duration, error)
+	// polled is set once the first poll has ended, however it ended.
+	polled atomic.Bool
 
 	mu     sync.Mutex
 	state  *State // the state behind the served zone, for /v1/enumerate
@@ -136,6 +139,11 @@ func (m *Master) Stats() Stats {
 // UseState makes every poll read data (a Mesos state JSON document)
 // instead of asking the masters: the demo's fixed cluster.
 func (m *Master) UseState(data []byte) { m.fixed = data }
+
+// Polled reports whether the first poll has ended, successfully or not:
+// until then the zone served is the empty start-up zone, which says
+// nothing yet about the names in it.
+func (m *Master) Polled() bool { return m.polled.Load() }
 
 // ObservePolls makes every poll call f with its duration and error (nil
 // on success), for metrics. Call it before Run.
@@ -221,6 +229,7 @@ func (m *Master) Run(ctx context.Context) error {
 func (m *Master) Poll(ctx context.Context) error {
 	start := time.Now()
 	st, err := m.readState(ctx)
+	defer m.polled.Store(true)
 	if m.observe != nil {
 		defer func() { m.observe(time.Since(start), err) }()
 	}

@@ -24,6 +24,12 @@ import (
 // read goroutine (ServeFast) and never blocks.
 type DNSHandler struct {
 	Auth *zones.Authority
+	// Loaded, when set, reports whether the zone has been loaded; until
+	// then every query gets SERVFAIL. The start-up zone has no records
+	// yet, and an NXDOMAIN from it would be cached by every agent's
+	// proxy for names that exist; SERVFAIL makes them use another master
+	// or their stale copy instead.
+	Loaded func() bool
 }
 
 // ServeFast answers req; it always handles the message.
@@ -49,7 +55,12 @@ func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
 		// Keep ID, opcode and RD; FORMERR with no sections.
 		return append(dst[:0], msg[0], msg[1], 0x80|msg[2]&0x79, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0)
 	}
-	resp := h.Auth.Reply(&q, req.TCP)
+	var resp *dns.Msg
+	if h.Loaded != nil && !h.Loaded() {
+		resp = new(dns.Msg).SetRcode(&q, dns.RcodeServerFailure)
+	} else {
+		resp = h.Auth.Reply(&q, req.TCP)
+	}
 	out, err := resp.PackBuffer(dst[:cap(dst)])
 	if err != nil {
 		return appendRcode(dst, msg, dns.RcodeServerFailure)
@@ -107,7 +118,7 @@ func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Serv
 		return nil, fmt.Errorf("master.listen: %w", err)
 	}
 	s := &Service{Master: m, pcs: pcs, lns: lns, DNS: &proxy.Server{
-		Handler:        DNSHandler{Auth: zones.NewAuthority(m.Store())},
+		Handler:        DNSHandler{Auth: zones.NewAuthority(m.Store()), Loaded: m.Polled},
 		Logger:         logger.With("component", "master-dns"),
 		TCPIdleTimeout: o.TCPIdleTimeout,
 		MaxTCPConns:    o.MaxTCPConns,

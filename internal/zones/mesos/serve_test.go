@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/spartan-dns/spartan/internal/proxy"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/spartan-dns/spartan/internal/zones"
 	"github.com/stretchr/testify/require"
 )
@@ -231,4 +232,46 @@ func TestServiceLifecycle(t *testing.T) {
 	require.NoError(t, err, "the sockets are released")
 	pc.Close()
 	ln.Close()
+}
+
+// TestServeFailsUntilFirstPoll: while the first poll is still running
+// (the Mesos master hangs), queries get SERVFAIL rather than NXDOMAIN from
+// the empty start-up zone; once that poll has failed, the zone's SOA, NS
+// and NXDOMAIN are served.
+func TestServeFailsUntilFirstPoll(t *testing.T) {
+	fake := testsupport.NewFakeMesosMaster(t, DemoState)
+	fake.SetMode(testsupport.MesosHang)
+	cfg := masterConfig(t, []string{fake.Addr()}, "") // stateTimeoutSeconds 1
+	cfg.Listen = []string{"127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(t.Context())
+	s, err := NewService(ctx, cfg, ServiceOptions{Logger: discardLogger()})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+
+	c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+	ask := func(name string, qtype uint16) *dns.Msg {
+		q := new(dns.Msg)
+		q.SetQuestion(name, qtype)
+		r, _, err := c.Exchange(q, s.Addrs()[0])
+		require.NoError(t, err)
+		require.Equal(t, q.Question, r.Question)
+		return r
+	}
+	r := ask("leader.mesos.", dns.TypeA)
+	require.Equal(t, dns.RcodeServerFailure, r.Rcode, "before the first poll ends")
+	require.False(t, r.Authoritative)
+	require.False(t, s.Master.Polled())
+
+	require.Eventually(t, s.Master.Polled, 10*time.Second, 10*time.Millisecond)
+	r = ask("leader.mesos.", dns.TypeA)
+	require.Equal(t, dns.RcodeNameError, r.Rcode)
+	require.True(t, r.Authoritative)
+	r = ask("mesos.", dns.TypeSOA)
+	require.Equal(t, dns.RcodeSuccess, r.Rcode)
+	require.Len(t, r.Answer, 1)
 }
