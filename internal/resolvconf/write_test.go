@@ -204,7 +204,7 @@ func hammer(t *testing.T, path string, rewrites, minReads int, want Outcome) map
 func TestWriteFileConcurrentReader(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "resolv.conf")
 	require.NoError(t, os.WriteFile(path, versions[0], 0o644))
-	seen := hammer(t, path, 1000, 10000, Renamed)
+	seen := hammer(t, path, 300, 10000, Renamed)
 	for content, n := range seen {
 		require.True(t, content == string(versions[0]) || content == string(versions[1]),
 			"reader saw %d times a content that is neither version: %q", n, content)
@@ -285,7 +285,7 @@ func TestBindMountHelper(t *testing.T) {
 	_, err = WriteFile(dst, versions[0], WriteOptions{})
 	require.NoError(t, err)
 
-	seen := hammer(t, dst, 1000, 10000, InPlace)
+	seen := hammer(t, dst, 300, 10000, InPlace)
 	require.Equal(t, srcIno, inode(t, dst), "still the same mounted file")
 	// What the in-place path guarantees: never empty, never shorter than
 	// both versions; between its steps a version whole, or whole and then

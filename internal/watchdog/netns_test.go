@@ -150,6 +150,20 @@ func TestNetnsGetentSurvivesProxyKill(t *testing.T) {
 	})
 	stopBackground := sync.OnceFunc(func() { stop(); wg.Wait() })
 	defer stopBackground()
+	// progress waits until the background loop has finished two more
+	// lookups, so that every phase below is covered by some.
+	progress := func(phase string) {
+		t.Helper()
+		mu.Lock()
+		from := len(lookups)
+		mu.Unlock()
+		require.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(lookups) >= from+2
+		}, 60*time.Second, 5*time.Millisecond, "background getent made no progress %s", phase)
+	}
+	progress("before the kill")
 
 	killed := time.Now()
 	proxy.Kill() // SIGKILL, and reaped
@@ -160,6 +174,7 @@ func TestNetnsGetentSurvivesProxyKill(t *testing.T) {
 	upstream.Reset()
 	requireResolves(t, ns, 5, "with spartan dead")
 	require.GreaterOrEqual(t, upstream.Queries(), 5, "with spartan dead every lookup goes to the upstream itself")
+	progress("with spartan dead")
 
 	restarted := time.Now()
 	proxy = testsupport.StartSpartan(t, spartan)
@@ -167,11 +182,14 @@ func TestNetnsGetentSurvivesProxyKill(t *testing.T) {
 	back := time.Now()
 	_, f = fileState(t, path)
 	require.Equal(t, ips(nsProxyIP), f.Nameservers(), "resolv.conf points at the proxy again")
+	progress("with spartan back")
+	// The cache check needs the background lookups gone: one started
+	// before the switch back asks the upstream itself.
+	stopBackground()
 	upstream.Reset()
 	requireResolves(t, ns, 5, "with spartan back")
 	require.LessOrEqual(t, upstream.Queries(), 2, "with spartan back lookups go through its cache again")
 
-	stopBackground()
 	// Lookups fail only while the kill is being detected: each failed one
 	// overlaps the window between the kill and the switch to the
 	// upstream. Before the kill, while spartan is dead, while it starts
