@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,10 +75,14 @@ func (l *Link) Up(t testing.TB) { t.Helper(); l.NS.Run(t, "ip", "link", "set", l
 // Start starts bin with args inside the namespace as a Process (output
 // captured and logged on failure, killed when the test ends). "ip netns
 // exec" execs bin, so the Process is bin itself: signals reach it
-// directly.
+// directly. Should the test process die without cleaning up (a -timeout
+// panic), the kernel kills the process too.
 func (ns *NetNS) Start(t testing.TB, bin string, args ...string) *Process {
 	t.Helper()
-	return StartCmd(t, ns.Command(context.Background(), bin, args...))
+	cmd := ns.Command(context.Background(), bin, args...)
+	// Kept across "ip netns exec"'s execve: bin is not setuid.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return StartCmd(t, cmd)
 }
 
 // Dig runs dig inside the namespace against server ("host:port", or a

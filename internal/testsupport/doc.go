@@ -2,7 +2,8 @@
 // run real servers and processes on loopback: fake DNS upstreams with
 // configurable misbehaviour (upstream.go), a binary builder, a dig wrapper
 // and a child-process runner (binary.go), a fake Mesos master (mesos.go),
-// network namespaces (netns.go), sd_notify and socket-activation stand-ins
+// network namespaces (netns.go), multi-node topologies of namespaces on a
+// bridge with dig and getent run from a node (cluster.go), sd_notify and socket-activation stand-ins
 // (notify.go, activation.go) and a Prometheus scraper (prometheus.go).
 //
 // Every helper takes a testing.TB and releases what it started through
