@@ -96,6 +96,30 @@ func BenchmarkRegenerate(b *testing.B) {
 	b.ReportMetric(float64(records), "records")
 }
 
+// BenchmarkDecodeState is the decoding part of a regeneration.
+func BenchmarkDecodeState(b *testing.B) {
+	data := benchData(b)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := DecodeState(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildZone is the generating and building part of a
+// regeneration.
+func BenchmarkBuildZone(b *testing.B) {
+	st, err := DecodeState(bytes.NewReader(benchData(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt := goldenOptions()
+	for b.Loop() {
+		BuildZone(st, opt, 1)
+	}
+}
+
 // BenchmarkRegenerateHeap measures the peak extra heap of a regeneration:
 // live heap sampled every 200µs during it, minus the heap before. It
 // includes garbage the collector has not yet reclaimed, so it is what the

@@ -1,6 +1,7 @@
 package mesos
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,251 +82,562 @@ const (
 	mesosIPLabel  = "MesosContainerizer.NetworkSettings.IPAddress"
 )
 
-// rawTask mirrors the JSON of a task, only the fields used.
-type rawTask struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	SlaveID   string `json:"slave_id"`
-	State     string `json:"state"`
-	Resources struct {
-		Ports json.RawMessage `json:"ports"`
-	} `json:"resources"`
-	Statuses  []rawStatus `json:"statuses"`
-	Discovery *struct {
-		Name  string `json:"name"`
-		Ports struct {
-			Ports []DiscoveryPort `json:"ports"`
-		} `json:"ports"`
-	} `json:"discovery"`
-}
-
-type rawStatus struct {
-	State           string     `json:"state"`
-	Timestamp       float64    `json:"timestamp"`
-	Healthy         *bool      `json:"healthy"`
-	Labels          []rawLabel `json:"labels"`
-	ContainerStatus struct {
-		NetworkInfos []struct {
-			IPAddresses []struct {
-				IPAddress string `json:"ip_address"`
-			} `json:"ip_addresses"`
-			// IPAddress is the Mesos 0.25 form.
-			IPAddress string `json:"ip_address"`
-		} `json:"network_infos"`
-	} `json:"container_status"`
-}
-
-type rawLabel struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
-type rawLeaderInfo struct {
-	PID     string `json:"pid"`
-	Port    int    `json:"port"`
-	Address struct {
-		IP   string `json:"ip"`
-		Port int    `json:"port"`
-	} `json:"address"`
-}
-
-// skip consumes a JSON value without keeping it.
-type skip struct{}
-
-func (*skip) UnmarshalJSON([]byte) error { return nil }
-
-// DecodeState reads a Mesos master state from r. It streams: the large
-// arrays (frameworks, their tasks, agents) are decoded one element at a
-// time and reduced at once, so memory stays proportional to the result,
-// not to the JSON. Unknown fields are ignored; tasks that are not
-// TASK_RUNNING are dropped. Syntax errors fail the whole decode; a running
-// task whose fields have the wrong JSON types is skipped and counted.
+// DecodeState reads a Mesos master state from r. It streams: the state is
+// read one value at a time and only the fields naming needs are kept, so
+// memory stays proportional to the result, not to the JSON; skipped
+// values (completed tasks, resources, labels) are checked but never
+// materialized. Repeated strings (agent IDs, task names) are shared.
+// Unknown fields are ignored; tasks that are not TASK_RUNNING are dropped.
+// Syntax errors fail the whole decode; a running task whose fields have
+// the wrong JSON types is skipped and counted. The typing rules are
+// encoding/json's for the fields read (null leaves a field unset, object
+// keys inside tasks and agents match case-insensitively).
 func DecodeState(r io.Reader) (*State, error) {
-	dec := json.NewDecoder(r)
+	d := &decoder{s: newScanner(r), intern: make(map[string]string)}
 	st := &State{}
-	if err := expectDelim(dec, '{'); err != nil {
+	if err := d.state(st); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	var leaderInfo rawLeaderInfo
-	for dec.More() {
-		key, err := objectKey(dec)
-		if err != nil {
-			return nil, fmt.Errorf("state: %w", err)
+	if !d.s.atEnd() {
+		if d.s.rerr != nil {
+			return nil, fmt.Errorf("state: %w", d.s.syntax("reading"))
 		}
-		switch key {
-		case "leader":
-			var s *string
-			if err := dec.Decode(&s); err != nil {
-				return nil, fmt.Errorf("state: leader: %w", err)
-			}
-			if s != nil {
-				st.Leader = pidAddr(*s)
-			}
-		case "pid":
-			var s *string
-			if err := dec.Decode(&s); err != nil {
-				return nil, fmt.Errorf("state: pid: %w", err)
-			}
-			if s != nil {
-				st.PID = pidAddr(*s)
-			}
-		case "leader_info":
-			if err := dec.Decode(&leaderInfo); err != nil {
-				return nil, fmt.Errorf("state: leader_info: %w", err)
-			}
-		case "frameworks":
-			err = eachElement(dec, func() error {
-				fw, err := decodeFramework(dec, st)
-				if err != nil {
-					return err
-				}
-				st.Frameworks = append(st.Frameworks, fw)
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("state: frameworks: %w", err)
-			}
-		case "slaves":
-			var raw struct {
-				ID       string `json:"id"`
-				Hostname string `json:"hostname"`
-				PID      string `json:"pid"`
-			}
-			err = eachElement(dec, func() error {
-				raw.ID, raw.Hostname, raw.PID = "", "", ""
-				if err := dec.Decode(&raw); err != nil {
-					return err
-				}
-				st.Slaves = append(st.Slaves, Slave(raw))
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("state: slaves: %w", err)
-			}
-		default:
-			if err := skipValue(dec); err != nil {
-				return nil, fmt.Errorf("state: %s: %w", key, err)
-			}
-		}
-	}
-	if err := expectDelim(dec, '}'); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("state: trailing data after the state object")
-	}
-	if st.Leader == "" {
-		st.Leader = leaderInfoAddr(&leaderInfo)
 	}
 	return st, nil
 }
 
-// decodeFramework reads one framework object, streaming its task list.
-func decodeFramework(dec *json.Decoder, st *State) (Framework, error) {
-	var fw Framework
-	if err := expectDelim(dec, '{'); err != nil {
-		return fw, err
+// decoder turns the scanner's values into a State.
+type decoder struct {
+	s *scanner
+	// lenient turns JSON type mismatches into typeErr instead of errors:
+	// inside a task they only disqualify that task.
+	lenient bool
+	typeErr bool
+	intern  map[string]string
+	// Scratch space reused from task to task.
+	cur, best status
+	niIPs     []netip.Addr
+	label     []byte
+	tasks     []Task
+}
+
+// status is what a task status contributes: only the latest running one
+// is kept.
+type status struct {
+	running    bool
+	ts         float64
+	unhealthy  bool
+	netInfoIPs []netip.Addr
+	mesosIPs   []netip.Addr
+	dockerIPs  []netip.Addr
+}
+
+func (st *status) reset() {
+	*st = status{netInfoIPs: st.netInfoIPs[:0], mesosIPs: st.mesosIPs[:0], dockerIPs: st.dockerIPs[:0]}
+}
+
+// str interns b: strings that repeat across tasks are stored once.
+func (d *decoder) str(b []byte) string {
+	if s, ok := d.intern[string(b)]; ok {
+		return s
 	}
-	var raw rawTask
-	for dec.More() {
-		key, err := objectKey(dec)
-		if err != nil {
-			return fw, err
+	s := string(b)
+	d.intern[s] = s
+	return s
+}
+
+// mismatch consumes a value of the wrong JSON type for what.
+func (d *decoder) mismatch(what string) error {
+	off := d.s.offset()
+	if err := d.s.skip(); err != nil {
+		return err
+	}
+	if d.lenient {
+		d.typeErr = true
+		return nil
+	}
+	return fmt.Errorf("%s: wrong JSON type at offset %d", what, off)
+}
+
+// string reads a string; set is false for null, which leaves a field as
+// it was. The value is valid until the next read.
+func (d *decoder) string(what string) (v []byte, set bool, err error) {
+	switch d.s.kind() {
+	case '"':
+		v, err = d.s.str()
+		return v, err == nil, err
+	case 'n':
+		_, err = d.s.literal()
+		return nil, false, err
+	}
+	return nil, false, d.mismatch(what)
+}
+
+// stringTo reads a string into *dst, interned or not.
+func (d *decoder) stringTo(dst *string, what string, intern bool) error {
+	v, set, err := d.string(what)
+	if set {
+		if intern {
+			*dst = d.str(v)
+		} else {
+			*dst = string(v)
 		}
-		var dst *string
-		switch key {
-		case "id":
-			dst = &fw.ID
-		case "name":
-			dst = &fw.Name
-		case "pid":
-			dst = &fw.PID
-		case "hostname":
-			dst = &fw.Hostname
-		case "tasks":
-			err := eachElement(dec, func() error {
-				// A fresh value each time: decoding into a reused slice
-				// would leave stale fields from the previous task.
-				raw = rawTask{}
-				if err := dec.Decode(&raw); err != nil {
-					var typeErr *json.UnmarshalTypeError
-					if errors.As(err, &typeErr) {
-						// The value was consumed; only this task is bad.
-						if raw.State == "TASK_RUNNING" {
-							st.Skipped++
+	}
+	return err
+}
+
+// number reads a number's text; set is false for null.
+func (d *decoder) number(what string) (v []byte, set bool, err error) {
+	switch d.s.kind() {
+	case '0':
+		v, err = d.s.number()
+		return v, err == nil, err
+	case 'n':
+		_, err = d.s.literal()
+		return nil, false, err
+	}
+	return nil, false, d.mismatch(what)
+}
+
+// int reads a number into an int, as encoding/json: a fraction or an
+// exponent is a type mismatch.
+func (d *decoder) int(dst *int, what string) error {
+	v, set, err := d.number(what)
+	if !set || err != nil {
+		return err
+	}
+	n, perr := strconv.ParseInt(string(v), 10, 0)
+	if perr != nil {
+		if d.lenient {
+			d.typeErr = true
+			return nil
+		}
+		return fmt.Errorf("%s: %q is not an integer", what, v)
+	}
+	*dst = int(n)
+	return nil
+}
+
+// container checks that an object or array (open, '{' or '[') comes next:
+// ok is false for null and for a mismatch, which are consumed.
+func (d *decoder) container(open byte, what string) (ok bool, err error) {
+	switch d.s.kind() {
+	case open:
+		return true, nil
+	case 'n':
+		_, err = d.s.literal()
+		return false, err
+	}
+	return false, d.mismatch(what)
+}
+
+// objectOf reads an object (null is none) with fn.
+func (d *decoder) objectOf(what string, fn func(key []byte) error) error {
+	ok, err := d.container('{', what)
+	if !ok || err != nil {
+		return err
+	}
+	return d.s.object(fn)
+}
+
+// arrayOf reads an array (null is none) with fn, once per element.
+func (d *decoder) arrayOf(what string, fn func() error) error {
+	ok, err := d.container('[', what)
+	if !ok || err != nil {
+		return err
+	}
+	return d.s.array(fn)
+}
+
+// is matches a key inside a struct-shaped object as encoding/json does:
+// exactly, or else case-insensitively.
+func is(key []byte, name string) bool {
+	return string(key) == name || (len(key) == len(name) && bytes.EqualFold(key, []byte(name)))
+}
+
+// state reads the top-level object.
+func (d *decoder) state(st *State) error {
+	var liPID, liIP string
+	var liPort, liAddrPort int
+	err := d.s.object(func(key []byte) error {
+		switch string(key) {
+		case "leader", "pid":
+			what := string(key)
+			v, set, err := d.string(what)
+			if err != nil || !set {
+				return err
+			}
+			if what == "leader" {
+				st.Leader = pidAddr(string(v))
+			} else {
+				st.PID = pidAddr(string(v))
+			}
+			return nil
+		case "leader_info":
+			return d.objectOf("leader_info", func(key []byte) error {
+				switch {
+				case is(key, "pid"):
+					return d.stringTo(&liPID, "leader_info.pid", false)
+				case is(key, "port"):
+					return d.int(&liPort, "leader_info.port")
+				case is(key, "address"):
+					return d.objectOf("leader_info.address", func(key []byte) error {
+						switch {
+						case is(key, "ip"):
+							return d.stringTo(&liIP, "leader_info.address.ip", false)
+						case is(key, "port"):
+							return d.int(&liAddrPort, "leader_info.address.port")
 						}
-						return nil
+						return d.s.skip()
+					})
+				}
+				return d.s.skip()
+			})
+		case "frameworks":
+			return d.arrayOf("frameworks", func() error {
+				fw, err := d.framework(st)
+				if err != nil {
+					return fmt.Errorf("frameworks: %w", err)
+				}
+				st.Frameworks = append(st.Frameworks, fw)
+				return nil
+			})
+		case "slaves":
+			return d.arrayOf("slaves", func() error {
+				var sl Slave
+				err := d.objectOf("slaves", func(key []byte) error {
+					switch {
+					case is(key, "id"):
+						return d.stringTo(&sl.ID, "slave id", true)
+					case is(key, "hostname"):
+						return d.stringTo(&sl.Hostname, "slave hostname", false)
+					case is(key, "pid"):
+						return d.stringTo(&sl.PID, "slave pid", false)
 					}
+					return d.s.skip()
+				})
+				if err != nil {
+					return fmt.Errorf("slaves: %w", err)
+				}
+				st.Slaves = append(st.Slaves, sl)
+				return nil
+			})
+		}
+		return d.s.skip()
+	})
+	if err != nil {
+		return err
+	}
+	if st.Leader == "" {
+		st.Leader = leaderInfoAddr(liPID, liIP, liAddrPort, liPort)
+	}
+	return nil
+}
+
+// framework reads one framework object, streaming its task list.
+func (d *decoder) framework(st *State) (Framework, error) {
+	var fw Framework
+	if d.s.kind() != '{' {
+		return fw, d.s.syntax("expected a framework object")
+	}
+	err := d.s.object(func(key []byte) error {
+		switch string(key) {
+		case "id":
+			return d.stringTo(&fw.ID, "framework id", false)
+		case "name":
+			return d.stringTo(&fw.Name, "framework name", false)
+		case "pid":
+			return d.stringTo(&fw.PID, "framework pid", false)
+		case "hostname":
+			return d.stringTo(&fw.Hostname, "framework hostname", false)
+		case "tasks":
+			err := d.arrayOf("tasks", func() error {
+				t, running, err := d.task()
+				if err != nil {
 					return err
 				}
-				if t, ok := reduceTask(&raw); ok {
-					fw.Tasks = append(fw.Tasks, t)
+				switch {
+				case d.typeErr:
+					if running {
+						st.Skipped++
+					}
+				case running:
+					d.tasks = append(d.tasks, t)
 				}
 				return nil
 			})
 			if err != nil {
-				return fw, fmt.Errorf("framework %q tasks: %w", fw.ID, err)
+				return fmt.Errorf("framework %q tasks: %w", fw.ID, err)
 			}
-			continue
-		default:
-			if err := skipValue(dec); err != nil {
-				return fw, fmt.Errorf("framework %q %s: %w", fw.ID, key, err)
-			}
-			continue
+			// Tasks gather in a slice reused from framework to framework
+			// and are copied out at their final size: growing each
+			// framework's slice would leave as much garbage again.
+			fw.Tasks = append(fw.Tasks, d.tasks...)
+			clear(d.tasks)
+			d.tasks = d.tasks[:0]
+			return nil
 		}
-		var s *string
-		if err := dec.Decode(&s); err != nil {
-			return fw, fmt.Errorf("framework %q %s: %w", fw.ID, key, err)
+		if err := d.s.skip(); err != nil {
+			return fmt.Errorf("framework %q %s: %w", fw.ID, key, err)
 		}
-		if s != nil {
-			*dst = *s
-		}
-	}
-	return fw, expectDelim(dec, '}')
+		return nil
+	})
+	return fw, err
 }
 
-// reduceTask keeps what naming needs from a running task.
-func reduceTask(raw *rawTask) (Task, bool) {
-	if raw.State != "TASK_RUNNING" {
-		return Task{}, false
-	}
-	t := Task{ID: raw.ID, Name: raw.Name, SlaveID: raw.SlaveID, Hash: taskHash(raw.ID)}
-	t.Ports = parsePorts(raw.Resources.Ports)
-	if d := raw.Discovery; d != nil && d.Name != "" {
-		t.Discovery = &Discovery{Name: d.Name, Ports: d.Ports.Ports}
-	}
-	// The latest TASK_RUNNING status carries the addresses: statuses come
-	// in no guaranteed order, so go by timestamp.
-	latest := -1
-	for i := range raw.Statuses {
-		s := &raw.Statuses[i]
-		if s.State == "TASK_RUNNING" && (latest < 0 || s.Timestamp > raw.Statuses[latest].Timestamp) {
-			latest = i
-		}
-	}
-	if latest < 0 {
-		return t, true
-	}
-	s := &raw.Statuses[latest]
-	t.Unhealthy = s.Healthy != nil && !*s.Healthy
-	for _, ni := range s.ContainerStatus.NetworkInfos {
-		if len(ni.IPAddresses) > 0 {
-			for _, a := range ni.IPAddresses {
-				t.NetInfoIPs = appendIP(t.NetInfoIPs, a.IPAddress)
+// task reads one task and reports whether it is running; d.typeErr says
+// whether a field had the wrong JSON type.
+func (d *decoder) task() (t Task, running bool, err error) {
+	d.lenient, d.typeErr = true, false
+	defer func() { d.lenient = false }()
+	d.best.reset()
+	haveBest := false
+	var disc *Discovery
+	err = d.objectOf("task", func(key []byte) error {
+		switch {
+		case is(key, "id"):
+			return d.stringTo(&t.ID, "task id", false)
+		case is(key, "name"):
+			return d.stringTo(&t.Name, "task name", true)
+		case is(key, "slave_id"):
+			return d.stringTo(&t.SlaveID, "task slave_id", true)
+		case is(key, "state"):
+			v, set, err := d.string("task state")
+			if set {
+				running = string(v) == "TASK_RUNNING"
 			}
-		} else {
-			t.NetInfoIPs = appendIP(t.NetInfoIPs, ni.IPAddress)
+			return err
+		case is(key, "resources"):
+			return d.objectOf("task resources", func(key []byte) error {
+				if !is(key, "ports") {
+					return d.s.skip()
+				}
+				// Any JSON value is accepted; only a string is a range.
+				if d.s.kind() != '"' {
+					t.Ports = nil
+					return d.s.skip()
+				}
+				v, err := d.s.str()
+				if err == nil {
+					t.Ports = parsePortRanges(string(v))
+				}
+				return err
+			})
+		case is(key, "statuses"):
+			haveBest = false
+			return d.arrayOf("task statuses", func() error {
+				d.cur.reset()
+				if err := d.status(&d.cur); err != nil {
+					return err
+				}
+				// Statuses come in no guaranteed order: the latest
+				// running one, by timestamp, carries the addresses.
+				if d.cur.running && (!haveBest || d.cur.ts > d.best.ts) {
+					d.cur, d.best = d.best, d.cur
+					haveBest = true
+				}
+				return nil
+			})
+		case is(key, "discovery"):
+			ok, err := d.container('{', "task discovery")
+			if !ok || err != nil {
+				disc = nil
+				return err
+			}
+			disc = &Discovery{}
+			return d.discovery(disc)
 		}
+		return d.s.skip()
+	})
+	if err != nil || !running || d.typeErr {
+		return Task{}, running, err
 	}
-	for _, l := range s.Labels {
-		switch l.Key {
-		case mesosIPLabel:
-			t.MesosIPs = appendIP(t.MesosIPs, l.Value)
-		case dockerIPLabel:
-			t.DockerIPs = appendIP(t.DockerIPs, l.Value)
+	t.Hash = taskHash(t.ID)
+	if disc != nil && disc.Name != "" {
+		t.Discovery = disc
+	}
+	if haveBest {
+		b := &d.best
+		t.Unhealthy = b.unhealthy
+		t.NetInfoIPs = cloneAddrs(b.netInfoIPs)
+		t.MesosIPs = cloneAddrs(b.mesosIPs)
+		t.DockerIPs = cloneAddrs(b.dockerIPs)
+	}
+	return t, true, nil
+}
+
+func cloneAddrs(a []netip.Addr) []netip.Addr {
+	if len(a) == 0 {
+		return nil
+	}
+	return append([]netip.Addr(nil), a...)
+}
+
+// status reads one task status.
+func (d *decoder) status(st *status) error {
+	return d.objectOf("task status", func(key []byte) error {
+		switch {
+		case is(key, "state"):
+			v, set, err := d.string("status state")
+			if set {
+				st.running = string(v) == "TASK_RUNNING"
+			}
+			return err
+		case is(key, "timestamp"):
+			v, set, err := d.number("status timestamp")
+			if set {
+				ts, perr := strconv.ParseFloat(string(v), 64)
+				if perr != nil {
+					d.typeErr = true
+				}
+				st.ts = ts
+			}
+			return err
+		case is(key, "healthy"):
+			switch d.s.kind() {
+			case 't', 'f', 'n':
+				c, err := d.s.literal()
+				st.unhealthy = c == 'f'
+				return err
+			}
+			return d.mismatch("status healthy")
+		case is(key, "labels"):
+			st.mesosIPs, st.dockerIPs = st.mesosIPs[:0], st.dockerIPs[:0]
+			return d.arrayOf("status labels", func() error { return d.statusLabel(st) })
+		case is(key, "container_status"):
+			return d.objectOf("container_status", func(key []byte) error {
+				if !is(key, "network_infos") {
+					return d.s.skip()
+				}
+				st.netInfoIPs = st.netInfoIPs[:0]
+				return d.arrayOf("network_infos", func() error { return d.networkInfo(st) })
+			})
 		}
+		return d.s.skip()
+	})
+}
+
+// statusLabel reads a {"key","value"} label, keeping container addresses.
+func (d *decoder) statusLabel(st *status) error {
+	var which int // 1: Mesos IP, 2: Docker IP
+	d.label = d.label[:0]
+	err := d.objectOf("status label", func(key []byte) error {
+		switch {
+		case is(key, "key"):
+			v, set, err := d.string("label key")
+			if set {
+				switch string(v) {
+				case mesosIPLabel:
+					which = 1
+				case dockerIPLabel:
+					which = 2
+				default:
+					which = 0
+				}
+			}
+			return err
+		case is(key, "value"):
+			v, set, err := d.string("label value")
+			if set {
+				d.label = append(d.label[:0], v...)
+			}
+			return err
+		}
+		return d.s.skip()
+	})
+	switch which {
+	case 1:
+		st.mesosIPs = appendIPBytes(st.mesosIPs, d.label)
+	case 2:
+		st.dockerIPs = appendIPBytes(st.dockerIPs, d.label)
 	}
-	return t, true
+	return err
+}
+
+// networkInfo reads one network_infos element: its ip_addresses, or the
+// older single ip_address when that list is empty.
+func (d *decoder) networkInfo(st *status) error {
+	d.niIPs = d.niIPs[:0]
+	listed := 0
+	var single netip.Addr
+	err := d.objectOf("network_info", func(key []byte) error {
+		switch {
+		case is(key, "ip_addresses"):
+			d.niIPs, listed = d.niIPs[:0], 0
+			return d.arrayOf("ip_addresses", func() error {
+				listed++
+				return d.objectOf("ip_address", func(key []byte) error {
+					if !is(key, "ip_address") {
+						return d.s.skip()
+					}
+					v, set, err := d.string("ip_address")
+					if set {
+						d.niIPs = appendIPBytes(d.niIPs, v)
+					}
+					return err
+				})
+			})
+		case is(key, "ip_address"):
+			v, set, err := d.string("ip_address")
+			if set {
+				single = netip.Addr{}
+				if ips := appendIPBytes(nil, v); len(ips) > 0 {
+					single = ips[0]
+				}
+			}
+			return err
+		}
+		return d.s.skip()
+	})
+	if listed > 0 {
+		st.netInfoIPs = append(st.netInfoIPs, d.niIPs...)
+	} else if single.IsValid() {
+		st.netInfoIPs = append(st.netInfoIPs, single)
+	}
+	return err
+}
+
+// discovery reads a task's DiscoveryInfo.
+func (d *decoder) discovery(disc *Discovery) error {
+	return d.s.object(func(key []byte) error {
+		switch {
+		case is(key, "name"):
+			return d.stringTo(&disc.Name, "discovery name", false)
+		case is(key, "ports"):
+			return d.objectOf("discovery ports", func(key []byte) error {
+				if !is(key, "ports") {
+					return d.s.skip()
+				}
+				disc.Ports = nil
+				return d.arrayOf("discovery ports", func() error {
+					var p DiscoveryPort
+					err := d.objectOf("discovery port", func(key []byte) error {
+						switch {
+						case is(key, "number"):
+							return d.int(&p.Number, "port number")
+						case is(key, "protocol"):
+							return d.stringTo(&p.Protocol, "port protocol", true)
+						case is(key, "name"):
+							return d.stringTo(&p.Name, "port name", true)
+						}
+						return d.s.skip()
+					})
+					disc.Ports = append(disc.Ports, p)
+					return err
+				})
+			})
+		}
+		return d.s.skip()
+	})
+}
+
+// appendIPBytes is appendIP for a value still in the scanner's buffer.
+func appendIPBytes(ips []netip.Addr, b []byte) []netip.Addr {
+	if len(b) == 0 {
+		return ips
+	}
+	return appendIP(ips, string(b))
 }
 
 func appendIP(ips []netip.Addr, s string) []netip.Addr {
@@ -343,6 +655,11 @@ func parsePorts(raw json.RawMessage) []PortRange {
 	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
 		return nil
 	}
+	return parsePortRanges(s)
+}
+
+// parsePortRanges parses the text of a ranges resource.
+func parsePortRanges(s string) []PortRange {
 	s = strings.TrimSpace(s)
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
 	var out []PortRange
@@ -374,89 +691,19 @@ func pidAddr(pid string) string {
 	return addr
 }
 
-func leaderInfoAddr(li *rawLeaderInfo) string {
-	if a := pidAddr(li.PID); a != "" {
+// leaderInfoAddr returns the leader's host:port from the fields of a
+// "leader_info": its PID, or else its address and port.
+func leaderInfoAddr(pid, ip string, addrPort, port int) string {
+	if a := pidAddr(pid); a != "" {
 		return a
 	}
-	if li.Address.IP != "" {
-		port := li.Address.Port
-		if port == 0 {
-			port = li.Port
+	if ip != "" {
+		if addrPort == 0 {
+			addrPort = port
 		}
-		if port > 0 {
-			return net.JoinHostPort(li.Address.IP, strconv.Itoa(port))
+		if addrPort > 0 {
+			return net.JoinHostPort(ip, strconv.Itoa(addrPort))
 		}
 	}
 	return ""
-}
-
-func expectDelim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("expected %q at offset %d, got %v", want, dec.InputOffset(), tok)
-	}
-	return nil
-}
-
-func objectKey(dec *json.Decoder) (string, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return "", err
-	}
-	key, ok := tok.(string)
-	if !ok {
-		return "", fmt.Errorf("expected an object key at offset %d, got %v", dec.InputOffset(), tok)
-	}
-	return key, nil
-}
-
-// eachElement calls fn for every element of the array that comes next; fn
-// must consume exactly one value. A JSON null counts as an empty array.
-func eachElement(dec *json.Decoder, fn func() error) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if tok == nil {
-		return nil
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return fmt.Errorf("expected an array at offset %d, got %v", dec.InputOffset(), tok)
-	}
-	for dec.More() {
-		if err := fn(); err != nil {
-			return err
-		}
-	}
-	return expectDelim(dec, ']')
-}
-
-// skipValue consumes the next value. Arrays and objects are skipped one
-// member at a time, so a large unused array (completed tasks) is never
-// held in memory whole.
-func skipValue(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	var s skip
-	for dec.More() {
-		if d == '{' {
-			if _, err := objectKey(dec); err != nil {
-				return err
-			}
-		}
-		if err := dec.Decode(&s); err != nil {
-			return err
-		}
-	}
-	_, err = dec.Token()
-	return err
 }

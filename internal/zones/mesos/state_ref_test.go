@@ -1,0 +1,329 @@
+package mesos
+
+// The encoding/json decoder DecodeState replaced, kept as the reference the
+// streaming decoder is checked against (same State for the same input).
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// rawTask mirrors the JSON of a task, only the fields used.
+type rawTask struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	SlaveID   string `json:"slave_id"`
+	State     string `json:"state"`
+	Resources struct {
+		Ports json.RawMessage `json:"ports"`
+	} `json:"resources"`
+	Statuses  []rawStatus `json:"statuses"`
+	Discovery *struct {
+		Name  string `json:"name"`
+		Ports struct {
+			Ports []DiscoveryPort `json:"ports"`
+		} `json:"ports"`
+	} `json:"discovery"`
+}
+
+type rawStatus struct {
+	State           string     `json:"state"`
+	Timestamp       float64    `json:"timestamp"`
+	Healthy         *bool      `json:"healthy"`
+	Labels          []rawLabel `json:"labels"`
+	ContainerStatus struct {
+		NetworkInfos []struct {
+			IPAddresses []struct {
+				IPAddress string `json:"ip_address"`
+			} `json:"ip_addresses"`
+			// IPAddress is the Mesos 0.25 form.
+			IPAddress string `json:"ip_address"`
+		} `json:"network_infos"`
+	} `json:"container_status"`
+}
+
+type rawLabel struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type rawLeaderInfo struct {
+	PID     string `json:"pid"`
+	Port    int    `json:"port"`
+	Address struct {
+		IP   string `json:"ip"`
+		Port int    `json:"port"`
+	} `json:"address"`
+}
+
+// skip consumes a JSON value without keeping it.
+type skip struct{}
+
+func (*skip) UnmarshalJSON([]byte) error { return nil }
+
+// DecodeState reads a Mesos master state from r. It streams: the large
+// arrays (frameworks, their tasks, agents) are decoded one element at a
+// time and reduced at once, so memory stays proportional to the result,
+// not to the JSON. Unknown fields are ignored; tasks that are not
+// TASK_RUNNING are dropped. Syntax errors fail the whole decode; a running
+// task whose fields have the wrong JSON types is skipped and counted.
+func decodeStateRef(r io.Reader) (*State, error) {
+	dec := json.NewDecoder(r)
+	st := &State{}
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	var leaderInfo rawLeaderInfo
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+		switch key {
+		case "leader":
+			var s *string
+			if err := dec.Decode(&s); err != nil {
+				return nil, fmt.Errorf("state: leader: %w", err)
+			}
+			if s != nil {
+				st.Leader = pidAddr(*s)
+			}
+		case "pid":
+			var s *string
+			if err := dec.Decode(&s); err != nil {
+				return nil, fmt.Errorf("state: pid: %w", err)
+			}
+			if s != nil {
+				st.PID = pidAddr(*s)
+			}
+		case "leader_info":
+			if err := dec.Decode(&leaderInfo); err != nil {
+				return nil, fmt.Errorf("state: leader_info: %w", err)
+			}
+		case "frameworks":
+			err = eachElement(dec, func() error {
+				fw, err := decodeFrameworkRef(dec, st)
+				if err != nil {
+					return err
+				}
+				st.Frameworks = append(st.Frameworks, fw)
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("state: frameworks: %w", err)
+			}
+		case "slaves":
+			var raw struct {
+				ID       string `json:"id"`
+				Hostname string `json:"hostname"`
+				PID      string `json:"pid"`
+			}
+			err = eachElement(dec, func() error {
+				raw.ID, raw.Hostname, raw.PID = "", "", ""
+				if err := dec.Decode(&raw); err != nil {
+					return err
+				}
+				st.Slaves = append(st.Slaves, Slave(raw))
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("state: slaves: %w", err)
+			}
+		default:
+			if err := skipValue(dec); err != nil {
+				return nil, fmt.Errorf("state: %s: %w", key, err)
+			}
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("state: trailing data after the state object")
+	}
+	if st.Leader == "" {
+		st.Leader = leaderInfoAddr(leaderInfo.PID, leaderInfo.Address.IP, leaderInfo.Address.Port, leaderInfo.Port)
+	}
+	return st, nil
+}
+
+// decodeFramework reads one framework object, streaming its task list.
+func decodeFrameworkRef(dec *json.Decoder, st *State) (Framework, error) {
+	var fw Framework
+	if err := expectDelim(dec, '{'); err != nil {
+		return fw, err
+	}
+	var raw rawTask
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return fw, err
+		}
+		var dst *string
+		switch key {
+		case "id":
+			dst = &fw.ID
+		case "name":
+			dst = &fw.Name
+		case "pid":
+			dst = &fw.PID
+		case "hostname":
+			dst = &fw.Hostname
+		case "tasks":
+			err := eachElement(dec, func() error {
+				// A fresh value each time: decoding into a reused slice
+				// would leave stale fields from the previous task.
+				raw = rawTask{}
+				if err := dec.Decode(&raw); err != nil {
+					var typeErr *json.UnmarshalTypeError
+					if errors.As(err, &typeErr) {
+						// The value was consumed; only this task is bad.
+						if raw.State == "TASK_RUNNING" {
+							st.Skipped++
+						}
+						return nil
+					}
+					return err
+				}
+				if t, ok := reduceTaskRef(&raw); ok {
+					fw.Tasks = append(fw.Tasks, t)
+				}
+				return nil
+			})
+			if err != nil {
+				return fw, fmt.Errorf("framework %q tasks: %w", fw.ID, err)
+			}
+			continue
+		default:
+			if err := skipValue(dec); err != nil {
+				return fw, fmt.Errorf("framework %q %s: %w", fw.ID, key, err)
+			}
+			continue
+		}
+		var s *string
+		if err := dec.Decode(&s); err != nil {
+			return fw, fmt.Errorf("framework %q %s: %w", fw.ID, key, err)
+		}
+		if s != nil {
+			*dst = *s
+		}
+	}
+	return fw, expectDelim(dec, '}')
+}
+
+// reduceTask keeps what naming needs from a running task.
+func reduceTaskRef(raw *rawTask) (Task, bool) {
+	if raw.State != "TASK_RUNNING" {
+		return Task{}, false
+	}
+	t := Task{ID: raw.ID, Name: raw.Name, SlaveID: raw.SlaveID, Hash: taskHash(raw.ID)}
+	t.Ports = parsePorts(raw.Resources.Ports)
+	if d := raw.Discovery; d != nil && d.Name != "" {
+		t.Discovery = &Discovery{Name: d.Name, Ports: d.Ports.Ports}
+	}
+	// The latest TASK_RUNNING status carries the addresses: statuses come
+	// in no guaranteed order, so go by timestamp.
+	latest := -1
+	for i := range raw.Statuses {
+		s := &raw.Statuses[i]
+		if s.State == "TASK_RUNNING" && (latest < 0 || s.Timestamp > raw.Statuses[latest].Timestamp) {
+			latest = i
+		}
+	}
+	if latest < 0 {
+		return t, true
+	}
+	s := &raw.Statuses[latest]
+	t.Unhealthy = s.Healthy != nil && !*s.Healthy
+	for _, ni := range s.ContainerStatus.NetworkInfos {
+		if len(ni.IPAddresses) > 0 {
+			for _, a := range ni.IPAddresses {
+				t.NetInfoIPs = appendIP(t.NetInfoIPs, a.IPAddress)
+			}
+		} else {
+			t.NetInfoIPs = appendIP(t.NetInfoIPs, ni.IPAddress)
+		}
+	}
+	for _, l := range s.Labels {
+		switch l.Key {
+		case mesosIPLabel:
+			t.MesosIPs = appendIP(t.MesosIPs, l.Value)
+		case dockerIPLabel:
+			t.DockerIPs = appendIP(t.DockerIPs, l.Value)
+		}
+	}
+	return t, true
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("expected %q at offset %d, got %v", want, dec.InputOffset(), tok)
+	}
+	return nil
+}
+
+func objectKey(dec *json.Decoder) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	key, ok := tok.(string)
+	if !ok {
+		return "", fmt.Errorf("expected an object key at offset %d, got %v", dec.InputOffset(), tok)
+	}
+	return key, nil
+}
+
+// eachElement calls fn for every element of the array that comes next; fn
+// must consume exactly one value. A JSON null counts as an empty array.
+func eachElement(dec *json.Decoder, fn func() error) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("expected an array at offset %d, got %v", dec.InputOffset(), tok)
+	}
+	for dec.More() {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	return expectDelim(dec, ']')
+}
+
+// skipValue consumes the next value. Arrays and objects are skipped one
+// member at a time, so a large unused array (completed tasks) is never
+// held in memory whole.
+func skipValue(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	var s skip
+	for dec.More() {
+		if d == '{' {
+			if _, err := objectKey(dec); err != nil {
+				return err
+			}
+		}
+		if err := dec.Decode(&s); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
+}
