@@ -100,7 +100,9 @@ type cluster struct {
 // each in its own network namespace on one bridge, and checks from the
 // agents, with dig and glibc's getent, that names keep resolving while
 // masters stop, an external resolver is blackholed, the state changes, the
-// agent's proxy is killed and restarted, and every master is gone.
+// agent's proxy is killed and restarted, and every master is gone. The
+// steps build on each other (each leaves the cluster as the next expects
+// it), so they run in order and a failed step ends the test.
 func TestCluster(t *testing.T) {
 	start := time.Now()
 	c := startCluster(t)
