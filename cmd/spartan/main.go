@@ -192,6 +192,9 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 			ms.Master.ObservePolls(m.ObservePoll)
 		}
 	}
+	if m != nil && node.Cache != nil {
+		m.Handle("POST /cache/flush", node.Cache.FlushHandler())
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return node.Run(gctx) })
 	if ms != nil {

@@ -174,6 +174,15 @@ func TestMasterMode(t *testing.T) {
 		out, err := testsupport.Dig(t, proxyAddr, "liquor-store.marathon.mesos", "A", "+short")
 		require.NoError(t, err)
 		require.ElementsMatch(t, []string{"1.2.3.11", "1.2.3.12"}, strings.Fields(out))
+		// Through the proxy the answer is recursive service, not the
+		// master's authority: RA set, AA clear (fresh and from the cache).
+		for range 2 {
+			out, err = testsupport.Dig(t, proxyAddr, "car-store.marathon.mesos", "A")
+			require.NoError(t, err)
+			flags := " " + digFlags(out) + " "
+			require.Contains(t, flags, " ra ", out)
+			require.NotContains(t, flags, " aa ", out)
+		}
 	})
 
 	t.Run("HTTP API", func(t *testing.T) {

@@ -219,6 +219,18 @@ func TestMetricsAfterKnownQueries(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
 		require.Equal(t, want, string(body), path)
 	}
+
+	// Flushing one name on the admin endpoint makes its next query a miss.
+	resp, err := http.Post("http://"+metricsAddr+"/cache/flush?name=WWW.example.com", "", nil)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, "flushed 2 entries for WWW.example.com\n", string(body))
+	_, err = testsupport.Dig(t, listen, "www.example.com", "A")
+	require.NoError(t, err)
+	require.Equal(t, 4, up.Queries())
 	stopGracefully(t, p)
 }
 

@@ -349,7 +349,7 @@ type ttlMode struct {
 var passTTL = ttlMode{limit: math.MaxUint32}
 
 // AppendReply appends r, rewritten as the reply to q, to dst[:0] and
-// returns it: q's ID, flags and question casing, an OPT record when q had
+// returns it: q's ID, flags (RA set, AA clear) and question casing, an OPT record when q had
 // one, and TC with empty sections when the whole reply exceeds limit bytes
 // or the upstream's reply was truncated. TTLs are relayed unchanged.
 func (r *Response) AppendReply(dst []byte, q *Query, limit int) []byte {
@@ -372,7 +372,11 @@ func (r *Response) appendReply(dst []byte, q *Query, limit int, mode ttlMode) []
 	}
 	binary.BigEndian.PutUint16(dst, q.ID)
 	flags := binary.BigEndian.Uint16(dst[2:])
-	flags &^= flagTC | flagRD | flagCD | flagAD
+	// We answer as a recursive resolver, whatever the upstream was: RA
+	// set, and AA cleared, as for any data relayed or cached (RFC 1035
+	// 4.1.1; an authoritative master's AA must not reach the client).
+	flags &^= flagTC | flagRD | flagCD | flagAD | flagAA
+	flags |= flagRA
 	if q.RD {
 		flags |= flagRD
 	}

@@ -90,6 +90,57 @@ func TestParseResponse(t *testing.T) {
 	}
 }
 
+// TestReplyFlags checks the header a client gets for a relayed reply: its
+// own RD and CD, RA always (we recurse for it), AA never (an authoritative
+// upstream's answer is relayed or cached data here), AD only when asked.
+func TestReplyFlags(t *testing.T) {
+	tests := []struct {
+		name             string
+		upstreamAA, upRA bool
+		upAD             bool
+		rd, cd, adQ      bool
+		wantAD           bool
+	}{
+		{name: "authoritative master without RA", upstreamAA: true},
+		{name: "recursive upstream", upRA: true, rd: true},
+		{name: "CD echoed", upRA: true, rd: true, cd: true},
+		{name: "AD dropped for a client that did not ask", upRA: true, upAD: true, rd: true},
+		{name: "AD kept for a client that asked", upRA: true, upAD: true, rd: true, adQ: true, wantAD: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			query := newQuery("task.marathon.mesos.", dns.TypeA)
+			query.RecursionDesired = tt.rd
+			query.CheckingDisabled = tt.cd
+			query.AuthenticatedData = tt.adQ
+			qb, err := query.Pack()
+			require.NoError(t, err)
+			var q Query
+			require.NoError(t, q.Parse(qb))
+
+			up := new(dns.Msg)
+			require.NoError(t, up.Unpack(packReply(t, query, replySpec{
+				answer: []dns.RR{rr(t, "task.marathon.mesos. 60 IN A 192.0.2.7")}, ad: tt.upAD,
+			})))
+			up.Authoritative = tt.upstreamAA
+			up.RecursionAvailable = tt.upRA
+			ub, err := up.Pack()
+			require.NoError(t, err)
+
+			r, err := ParseResponse(&q, ub)
+			require.NoError(t, err)
+			var m dns.Msg
+			require.NoError(t, m.Unpack(r.AppendReply(nil, &q, 512)))
+			require.False(t, m.Authoritative, "AA")
+			require.True(t, m.RecursionAvailable, "RA")
+			require.Equal(t, tt.rd, m.RecursionDesired, "RD")
+			require.Equal(t, tt.cd, m.CheckingDisabled, "CD")
+			require.Equal(t, tt.wantAD, m.AuthenticatedData, "AD")
+			require.Equal(t, query.Id, m.Id)
+		})
+	}
+}
+
 // FuzzParseResponse checks that ParseResponse never panics on any reply and
 // that whatever it accepts comes out, for any client, as a message miekg/dns
 // can unpack whenever it could unpack the upstream's.
