@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/miekg/dns"
 	"github.com/spartan-dns/spartan/internal/zones"
 )
 
@@ -63,6 +62,26 @@ type sink interface {
 	srv(name, target string, port uint16)
 }
 
+// nameSink receives generated records with owner names as bytes, valid
+// only during the call: names are assembled in a reused buffer, so a zone
+// of a million records does not allocate a string for each.
+type nameSink interface {
+	addrName(name []byte, ip netip.Addr)
+	srvName(name []byte, target string, port uint16)
+	// str returns name as a string, shared with the records' owner names
+	// where possible.
+	str(name []byte) string
+}
+
+// stringSink adapts a sink to nameSink.
+type stringSink struct{ sink }
+
+func (s stringSink) addrName(name []byte, ip netip.Addr) { s.addr(string(name), ip) }
+func (s stringSink) srvName(name []byte, target string, port uint16) {
+	s.srv(string(name), target, port)
+}
+func (s stringSink) str(name []byte) string { return string(name) }
+
 // taskSink is told which framework and task the following records are for.
 type taskSink interface {
 	framework(fw *Framework)
@@ -72,6 +91,14 @@ type taskSink interface {
 // BuildZone generates the zone for st with the given serial.
 func BuildZone(st *State, opt *Options, serial uint32) (*zones.Zone, GenStats) {
 	zs := &zoneSink{b: zones.NewBuilder(opt.Domain, opt.SOA, []string{opt.NS}), ttl: opt.SOA.TTL}
+	// Size the name table once: a task brings up to about seven names
+	// (canonical and short names and their SRV names, under the plain
+	// and the ".slave" tails; instances of an app share the short ones).
+	tasks := 0
+	for i := range st.Frameworks {
+		tasks += len(st.Frameworks[i].Tasks)
+	}
+	zs.b.Grow(7*tasks + 64)
 	stats := generate(st, opt, zs)
 	return zs.b.Build(serial), stats
 }
@@ -91,44 +118,46 @@ type zoneSink struct {
 	ttl uint32
 }
 
-func (z *zoneSink) addr(name string, ip netip.Addr) {
-	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: z.ttl}
-	if ip.Is4() {
-		hdr.Rrtype = dns.TypeA
-		z.b.Add(&dns.A{Hdr: hdr, A: net.IP(ip.AsSlice())})
-		return
-	}
-	hdr.Rrtype = dns.TypeAAAA
-	z.b.Add(&dns.AAAA{Hdr: hdr, AAAA: net.IP(ip.AsSlice())})
-}
+func (z *zoneSink) addr(name string, ip netip.Addr) { z.addrName([]byte(name), ip) }
 
-func (z *zoneSink) srv(name, target string, port uint16) {
+func (z *zoneSink) srv(name, target string, port uint16) { z.srvName([]byte(name), target, port) }
+
+func (z *zoneSink) addrName(name []byte, ip netip.Addr) { z.b.AddAddr(name, ip, z.ttl) }
+
+func (z *zoneSink) srvName(name []byte, target string, port uint16) {
 	// Weight 1, as current Mesos-DNS: weight 0 means "never unless
 	// nothing else" to some clients (RFC 2782).
-	z.b.Add(&dns.SRV{
-		Hdr:    dns.RR_Header{Name: name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: z.ttl},
-		Weight: 1, Port: port, Target: target,
-	})
+	z.b.AddSRV(name, target, port, 0, 1, z.ttl)
 }
+
+func (z *zoneSink) str(name []byte) string { return z.b.Name(name) }
 
 type generator struct {
 	opt      *Options
-	out      sink
+	out      nameSink
 	ts       taskSink
 	tail     string // "." + domain
 	slaveIPs map[string][]netip.Addr
 	resolved map[string][]netip.Addr
 	stats    GenStats
+	tailB    []byte
+	// Buffers names are assembled in, reused from task to task.
+	buf, short, canon, srvLabel, fname, base, label []byte
 }
 
 // generate emits every record of st to out, in Mesos-DNS's order.
 func generate(st *State, opt *Options, out sink) GenStats {
 	g := &generator{
 		opt:      opt,
-		out:      out,
 		tail:     "." + opt.Domain,
+		tailB:    []byte("." + opt.Domain),
 		slaveIPs: make(map[string][]netip.Addr, len(st.Slaves)),
 		resolved: make(map[string][]netip.Addr),
+	}
+	if ns, ok := out.(nameSink); ok {
+		g.out = ns
+	} else {
+		g.out = stringSink{out}
 	}
 	g.ts, _ = out.(taskSink)
 	g.frameworks(st)
@@ -141,20 +170,42 @@ func generate(st *State, opt *Options, out sink) GenStats {
 	return g.stats
 }
 
+// maxName is the longest name, in presentation form with the final dot,
+// that fits the 255 octets of a DNS name.
+const maxName = 254
+
 func (g *generator) addr(name string, ip netip.Addr) {
-	if len(name) > 254 {
-		g.stats.Dropped++
-		return
-	}
-	g.out.addr(name, ip)
+	g.addrName(append(g.buf[:0], name...), ip)
 }
 
 func (g *generator) srv(name, target string, port uint16) {
-	if len(name) > 254 || len(target) > 254 {
+	g.srvName(append(g.buf[:0], name...), target, port)
+}
+
+func (g *generator) addrName(name []byte, ip netip.Addr) {
+	if len(name) > maxName {
 		g.stats.Dropped++
 		return
 	}
-	g.out.srv(name, target, port)
+	g.out.addrName(name, ip)
+}
+
+func (g *generator) srvName(name []byte, target string, port uint16) {
+	if len(name) > maxName || len(target) > maxName {
+		g.stats.Dropped++
+		return
+	}
+	g.out.srvName(name, target, port)
+}
+
+// name assembles parts in the name buffer.
+func (g *generator) name(parts ...[]byte) []byte {
+	b := g.buf[:0]
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	g.buf = b
+	return b
 }
 
 // hostIPs returns host as an address, or the first IPv4 and first IPv6
@@ -230,6 +281,7 @@ func (g *generator) frameworks(st *State) {
 // each agent's port. It also records each agent's addresses for its tasks.
 func (g *generator) slaves(st *State) {
 	a := "slave" + g.tail
+	srvName := "_slave._tcp" + g.tail
 	for i := range st.Slaves {
 		s := &st.Slaves[i]
 		host, port, ok := splitPID(s.PID)
@@ -241,7 +293,7 @@ func (g *generator) slaves(st *State) {
 			g.addr(a, ip)
 		}
 		if len(ips) > 0 && port != 0 {
-			g.srv("_slave._tcp"+g.tail, a, port)
+			g.srv(srvName, a, port)
 		}
 		// An agent whose address is unknown still runs tasks: they get
 		// their task records, only not the ".slave" addresses.
@@ -377,53 +429,70 @@ func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
 	}
 }
 
+// Name parts that do not change.
+var (
+	slaveB     = []byte(".slave")
+	tcpB       = []byte("._tcp.")
+	udpB       = []byte("._udp.")
+	protoNames = [2]string{"tcp", "udp"}
+)
+
 // taskNamed emits a task's records under one task name.
 func (g *generator) taskNamed(t *Task, name, fname string, ips, slaveIPs []netip.Addr) {
-	tail, slaveTail := g.tail, ".slave"+g.tail
-	canonical := fitLast(name, "-"+t.Hash+"-"+agentTail(t.SlaveID)) + "." + fname
-	short := name + "." + fname
+	tail := g.tailB
+	g.fname = append(append(g.fname[:0], '.'), fname...)
+	dotFw := g.fname // ".fw"
+	// name.fw and its canonical form name-hash-agent.fw.
+	g.short = append(append(g.short[:0], name...), dotFw...)
+	g.canon = append(appendFitLast(g.canon[:0], name, t.Hash, t.SlaveID), dotFw...)
+	short, canon := g.short, g.canon
 	for _, ip := range ips {
-		g.addr(short+tail, ip)
-		g.addr(canonical+tail, ip)
+		g.addrName(g.name(short, tail), ip)
+		g.addrName(g.name(canon, tail), ip)
 	}
 	for _, ip := range slaveIPs {
-		g.addr(short+slaveTail, ip)
-		g.addr(canonical+slaveTail, ip)
+		g.addrName(g.name(short, slaveB, tail), ip)
+		g.addrName(g.name(canon, slaveB, tail), ip)
 	}
 
-	srvName := fitFirst(name)
-	slaveTarget := canonical + slaveTail
-	tcp, udp := srvName+"._tcp."+fname, srvName+"._udp."+fname
-	for _, r := range t.Ports {
-		for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
-			port := uint16(p)
-			g.srv(tcp+slaveTail, slaveTarget, port)
-			g.srv(udp+slaveTail, slaveTarget, port)
-			if t.Discovery == nil {
-				g.srv(tcp+tail, slaveTarget, port)
-				g.srv(udp+tail, slaveTarget, port)
+	g.srvLabel = appendFitFirst(g.srvLabel[:0], name)
+	srv, fw := g.srvLabel, dotFw[1:]
+	if len(t.Ports) > 0 {
+		slaveTarget := g.out.str(g.name(canon, slaveB, tail))
+		for _, r := range t.Ports {
+			for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
+				port := uint16(p)
+				g.srvName(g.name(srv, tcpB, fw, slaveB, tail), slaveTarget, port)
+				g.srvName(g.name(srv, udpB, fw, slaveB, tail), slaveTarget, port)
+				if t.Discovery == nil {
+					g.srvName(g.name(srv, tcpB, fw, tail), slaveTarget, port)
+					g.srvName(g.name(srv, udpB, fw, tail), slaveTarget, port)
+				}
 			}
 		}
 	}
-	if t.Discovery == nil {
+	if t.Discovery == nil || len(t.Discovery.Ports) == 0 {
 		return
 	}
-	target := canonical + tail
+	target := g.out.str(g.name(canon, tail))
 	for _, dp := range t.Discovery.Ports {
 		if dp.Number < 1 || dp.Number > 65535 {
 			continue
 		}
 		port := uint16(dp.Number)
-		protos := []string{"_tcp", "_udp"}
+		protos := protoNames[:]
 		if p := g.opt.Spec(dp.Protocol); p != "" {
-			protos = []string{fitFirst(p)}
+			protos = []string{p}
 		}
 		portName := g.opt.Spec(dp.Name)
 		for _, proto := range protos {
-			base := srvName + "." + proto + "." + fname + tail
-			g.srv(base, target, port)
+			// _name._proto.fw.domain, and _port._name._proto.fw.domain.
+			g.base = appendFitFirst(append(append(g.base[:0], srv...), '.'), proto)
+			g.base = append(append(g.base, dotFw...), tail...)
+			g.srvName(g.base, target, port)
 			if portName != "" {
-				g.srv(fitFirst(portName)+"."+base, target, port)
+				g.label = append(appendFitFirst(g.label[:0], portName), '.')
+				g.srvName(g.name(g.label, g.base), target, port)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/base32"
 	"strings"
+	"unicode/utf8"
 )
 
 // LabelFunc turns an arbitrary name into one DNS label.
@@ -133,15 +134,51 @@ func fitLast(name, suffix string) string {
 	return strings.TrimRight(name[:start+budget], "-") + suffix
 }
 
+// appendFitLast appends fitLast(name, "-"+hash+"-"+agentTail(slaveID))
+// to dst without building the suffix.
+func appendFitLast(dst []byte, name, hash, slaveID string) []byte {
+	tail := slaveID
+	if i := strings.LastIndexByte(slaveID, '-'); i >= 0 {
+		tail = slaveID[i+1:]
+	}
+	for i := 0; i < len(tail); i++ {
+		if tail[i] >= utf8.RuneSelf {
+			// Not ASCII: lower-case it as agentTail does.
+			tail = strings.ToLower(tail)
+			break
+		}
+	}
+	start := strings.LastIndexByte(name, '.') + 1
+	budget := maxLabel - (2 + len(hash) + len(tail))
+	if len(name)-start <= budget || budget < 0 {
+		dst = append(dst, name...)
+	} else {
+		dst = append(dst, strings.TrimRight(name[:start+budget], "-")...)
+	}
+	dst = append(append(append(dst, '-'), hash...), '-')
+	for i := 0; i < len(tail); i++ {
+		c := tail[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
 // fitFirst returns "_" + name with the first label of name shortened so
 // that, with the underscore, it fits in 63 octets.
-func fitFirst(name string) string {
+func fitFirst(name string) string { return string(appendFitFirst(nil, name)) }
+
+// appendFitFirst appends fitFirst(name) to dst.
+func appendFitFirst(dst []byte, name string) []byte {
+	dst = append(dst, '_')
 	end := strings.IndexByte(name, '.')
 	if end < 0 {
 		end = len(name)
 	}
 	if end+1 <= maxLabel {
-		return "_" + name
+		return append(dst, name...)
 	}
-	return "_" + strings.TrimRight(name[:maxLabel-1], "-") + name[end:]
+	return append(append(dst, strings.TrimRight(name[:maxLabel-1], "-")...), name[end:]...)
 }
