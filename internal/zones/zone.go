@@ -9,9 +9,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/miekg/dns"
 )
@@ -41,46 +41,152 @@ type Result struct {
 	Authoritative bool
 }
 
-// node holds the records of one owner name, by type. A short slice rather
-// than a map: names carry one or two types, and a big zone has hundreds of
-// thousands of names. The first rrset lives in the node itself, so most
-// names cost one allocation.
+// node holds the records of one owner name, by type. Most names carry one
+// type, so the first rrset lives in the node itself; a big zone has
+// hundreds of thousands of names, allocated in blocks.
 type node struct {
-	name string
-	// hash is the FNV-1a state after the name, where every record hash
-	// of the name starts.
-	hash uint64
-	sets []rrset
-	one  [1]rrset
+	name  string
+	first rrset
+	more  *[]rrset
 }
 
+// rrset holds the records of one type at one name. A, AAAA and SRV records
+// -- all a generated zone has -- are kept compact in data, a third of the
+// size of dns.RR values, and turned into dns.RR values the first time the
+// rrset is asked for; those are cached in rrs, so answering costs the same
+// from then on and memory only grows for the names actually queried.
+// Records of other types (SOA, NS, anything given to Add) are kept as given
+// in rrs from the start.
 type rrset struct {
 	rrtype uint16
-	rrs    []dns.RR
+	data   []rdata
+	rrs    atomic.Pointer[[]dns.RR]
 }
 
-// get returns the records of type t.
-func (n *node) get(t uint16) []dns.RR {
-	for i := range n.sets {
-		if n.sets[i].rrtype == t {
-			return n.sets[i].rrs
+// rdata is the data of an A, AAAA or SRV record.
+type rdata struct {
+	// s is an SRV target, or the 16 bytes of an AAAA address.
+	s   string
+	ttl uint32
+	// v4 is an A address.
+	v4                 [4]byte
+	port, prio, weight uint16
+}
+
+// compact reports whether records of type t are kept as rdata.
+func compact(t uint16) bool {
+	return t == dns.TypeA || t == dns.TypeAAAA || t == dns.TypeSRV
+}
+
+// find returns the rrset of type t, or nil.
+func (n *node) find(t uint16) *rrset {
+	if n.first.rrtype == t {
+		return &n.first
+	}
+	if n.more != nil {
+		sets := *n.more
+		for i := range sets {
+			if sets[i].rrtype == t {
+				return &sets[i]
+			}
 		}
 	}
 	return nil
 }
 
-// set returns the rrset of type t, adding it when missing.
+// set returns the rrset of type t, adding it when missing. Only for
+// building: adding may move the rrsets after the first.
 func (n *node) set(t uint16) *rrset {
-	for i := range n.sets {
-		if n.sets[i].rrtype == t {
-			return &n.sets[i]
+	if s := n.find(t); s != nil {
+		return s
+	}
+	if n.first.rrtype == 0 {
+		n.first.rrtype = t
+		return &n.first
+	}
+	if n.more == nil {
+		n.more = new([]rrset)
+	}
+	*n.more = append(*n.more, rrset{rrtype: t})
+	return &(*n.more)[len(*n.more)-1]
+}
+
+// each calls fn for every rrset of the node.
+func (n *node) each(fn func(*rrset)) {
+	if n.first.rrtype != 0 {
+		fn(&n.first)
+	}
+	if n.more != nil {
+		sets := *n.more
+		for i := range sets {
+			fn(&sets[i])
 		}
 	}
-	if n.sets == nil {
-		n.sets = n.one[:0]
+}
+
+// get returns the records of type t at the node, as dns.RR values shared
+// by every lookup.
+func (n *node) get(t uint16) []dns.RR {
+	if s := n.find(t); s != nil {
+		return s.records(n.name)
 	}
-	n.sets = append(n.sets, rrset{rrtype: t})
-	return &n.sets[len(n.sets)-1]
+	return nil
+}
+
+// records returns the rrset's records, building and caching the dns.RR
+// form of compact ones on first use. Concurrent first uses may each build
+// it; one copy wins and the others are dropped.
+func (s *rrset) records(name string) []dns.RR {
+	if p := s.rrs.Load(); p != nil {
+		return *p
+	}
+	out := s.build(name)
+	if !s.rrs.CompareAndSwap(nil, &out) {
+		return *s.rrs.Load()
+	}
+	return out
+}
+
+// build returns the dns.RR form of the compact records, without caching
+// it. Records of one type come from one allocation.
+func (s *rrset) build(name string) []dns.RR {
+	if len(s.data) == 0 {
+		if p := s.rrs.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}
+	out := make([]dns.RR, len(s.data))
+	hdr := dns.RR_Header{Name: name, Rrtype: s.rrtype, Class: dns.ClassINET}
+	switch s.rrtype {
+	case dns.TypeA:
+		as := make([]dns.A, len(s.data))
+		for i := range s.data {
+			d := &s.data[i]
+			hdr.Ttl = d.ttl
+			// The address bytes are the zone's own: records must not be
+			// modified.
+			as[i] = dns.A{Hdr: hdr, A: net.IP(d.v4[:])}
+			out[i] = &as[i]
+		}
+	case dns.TypeAAAA:
+		as := make([]dns.AAAA, len(s.data))
+		for i := range s.data {
+			d := &s.data[i]
+			hdr.Ttl = d.ttl
+			as[i] = dns.AAAA{Hdr: hdr, AAAA: net.IP(d.s)}
+			out[i] = &as[i]
+		}
+	case dns.TypeSRV:
+		ss := make([]dns.SRV, len(s.data))
+		for i := range s.data {
+			d := &s.data[i]
+			hdr.Ttl = d.ttl
+			ss[i] = dns.SRV{Hdr: hdr, Priority: d.prio, Weight: d.weight, Port: d.port, Target: d.s}
+			out[i] = &ss[i]
+		}
+	}
+	return out
 }
 
 // Zone is an immutable authoritative zone. It is safe for concurrent use; a
@@ -101,13 +207,13 @@ type Zone struct {
 }
 
 // Builder collects the records of a zone. Values are sets: adding a record
-// equal to one already present (ignoring TTL) does nothing.
+// equal to one already present (ignoring TTL) does nothing. The zone is of
+// class IN.
 //
 // Besides Add, which takes any record, AddAddr and AddSRV take the data of
 // the two record types generated zones are made of and owner names as
-// bytes: a name already in the zone costs no allocation, and the records
-// are carved from large blocks rather than allocated one by one. A zone of
-// a million records builds several times faster that way.
+// bytes: a name already in the zone costs no allocation. A zone of a
+// million records builds several times faster that way.
 type Builder struct {
 	origin string
 	suffix string // "." + origin, to test names cheaply
@@ -117,32 +223,33 @@ type Builder struct {
 	big   map[bigKey]struct{}
 	count int
 	hash  uint64
-
-	// Blocks the records of AddAddr and AddSRV are carved from.
-	as   []dns.A
-	srvs []dns.SRV
-	ips  []byte
+	// ents holds the empty non-terminals found so far (see Zone.ents).
+	ents map[string]struct{}
+	// nodes is the block new nodes are taken from.
+	nodes []node
+	// recent holds the last owners looked up by name: a generator adds
+	// several records to each name in a row, and this spares it as many
+	// lookups in a table too large for the CPU caches.
+	recent [8]*node
+	next   int
 	// lower holds a lower-cased owner name.
 	lower []byte
 }
 
-// bigKey identifies a record's data within one rrset: addresses by their
-// 16-byte form, SRV by target and numbers, other types by their text.
+// bigKey identifies a record's data within one rrset: compact records by
+// their data (TTL zero), others by their text in d.s.
 type bigKey struct {
 	node   *node
 	rrtype uint16
-	ip     [16]byte
-	nums   uint64
-	data   string
+	d      rdata
 }
 
 // scanLimit is the rrset size up to which duplicates are found by
 // comparing records; larger rrsets are indexed in Builder.big.
 const scanLimit = 16
 
-// blockSize is the number of records allocated at once for AddAddr and
-// AddSRV.
-const blockSize = 1024
+// nodeBlock is the number of nodes allocated at once.
+const nodeBlock = 1024
 
 // NewBuilder starts a zone at origin with the given SOA and NS names. The
 // SOA and NS records are part of every zone it builds.
@@ -154,6 +261,7 @@ func NewBuilder(origin string, soa SOA, ns []string) *Builder {
 		soa:    soa,
 		names:  make(map[string]*node),
 		big:    make(map[bigKey]struct{}),
+		ents:   make(map[string]struct{}),
 	}
 	if origin == "." {
 		b.suffix = "."
@@ -190,50 +298,147 @@ func (b *Builder) inZone(name string) bool {
 
 // newNode adds the node of a canonical name known to be in the zone.
 func (b *Builder) newNode(name string) *node {
-	n := &node{name: name, hash: fnvString(fnvOffset, name)}
+	if len(b.nodes) == cap(b.nodes) {
+		b.nodes = make([]node, 0, nodeBlock)
+	}
+	b.nodes = append(b.nodes, node{name: name})
+	n := &b.nodes[len(b.nodes)-1]
 	b.names[name] = n
+	b.remember(n)
+	// Every ancestor up to the origin without records of its own is an
+	// empty non-terminal. The walk stops at an ancestor with records or
+	// one already known empty: its own walk covered the rest. It is done
+	// here, while the name is at hand, rather than over the whole table
+	// in Build.
+	delete(b.ents, name)
+	for p := parent(name); p != "" && len(p) > len(b.origin); p = parent(p) {
+		if _, ok := b.names[p]; ok {
+			break
+		}
+		if _, ok := b.ents[p]; ok {
+			break
+		}
+		b.ents[p] = struct{}{}
+	}
+	return n
+}
+
+// remember puts n in the recent owners.
+func (b *Builder) remember(n *node) {
+	b.recent[b.next] = n
+	b.next = (b.next + 1) % len(b.recent)
+}
+
+// lookup finds the node of a canonical name, recent owners first.
+func (b *Builder) lookup(name []byte) *node {
+	for _, n := range b.recent {
+		if n != nil && len(n.name) == len(name) && n.name == string(name) {
+			return n
+		}
+	}
+	n := b.names[string(name)]
+	if n != nil {
+		b.remember(n)
+	}
 	return n
 }
 
 // Add adds rr to the zone unless an equal record is already there. Owner
-// names are stored lower-cased; names outside the origin are ignored and
-// reported as false.
+// names are stored lower-cased. Records outside the origin, of a class
+// other than IN, and A or AAAA records without a valid address are
+// ignored and reported as false.
 func (b *Builder) Add(rr dns.RR) bool {
 	h := rr.Header()
 	h.Name = canonical(h.Name)
 	if h.Class == 0 {
 		h.Class = dns.ClassINET
 	}
-	n := b.names[h.Name]
-	if n == nil {
-		if !b.inZone(h.Name) {
+	if h.Class != dns.ClassINET {
+		return false
+	}
+	var d rdata
+	switch r := rr.(type) {
+	case *dns.A:
+		ip := r.A.To4()
+		if ip == nil {
 			return false
 		}
-		n = b.newNode(h.Name)
+		d.v4 = [4]byte(ip)
+	case *dns.AAAA:
+		if len(r.AAAA) != net.IPv6len {
+			return false
+		}
+		d.s = string(r.AAAA)
+	case *dns.SRV:
+		d.s, d.port, d.prio, d.weight = canonical(r.Target), r.Port, r.Priority, r.Weight
+	}
+	n := b.ownerString(h.Name)
+	if n == nil {
+		return false
+	}
+	if compact(h.Rrtype) {
+		d.ttl = h.Ttl
+		b.addData(n, h.Rrtype, d)
+		return true
 	}
 	h.Name = n.name // one copy of the name for the node and its records
 	set := n.set(h.Rrtype)
-	if len(set.rrs) < scanLimit {
-		for _, old := range set.rrs {
-			if sameData(old, rr) {
+	p := set.rrs.Load()
+	if p == nil {
+		p = new([]dns.RR)
+		set.rrs.Store(p)
+	}
+	if len(*p) < scanLimit {
+		for _, old := range *p {
+			if dataKey(old) == dataKey(rr) {
 				return true
 			}
 		}
-	} else if b.bigDup(n, set, keyOf(rr)) {
+	} else if b.bigDup(n, set, *p, bigKey{rrtype: h.Rrtype, d: rdata{s: dataKey(rr)}}) {
 		return true
 	}
-	b.insert(n, set, rr, recordHash(n.hash, rr))
+	*p = append(*p, rr)
+	b.count++
+	b.hash += fnvString(fnvUint(fnvString(fnvOffset, n.name), uint64(h.Rrtype)), dataKey(rr))
 	return true
 }
 
+// addData adds a compact record unless its data is already there.
+func (b *Builder) addData(n *node, rrtype uint16, d rdata) {
+	set := n.set(rrtype)
+	key := d
+	key.ttl = 0
+	if len(set.data) < scanLimit {
+		for i := range set.data {
+			old := set.data[i]
+			old.ttl = 0
+			if old == key {
+				return
+			}
+		}
+	} else if b.bigDup(n, set, nil, bigKey{rrtype: rrtype, d: key}) {
+		return
+	}
+	set.data = append(set.data, d)
+	b.count++
+	// An order-independent sum of per-record hashes: the same set gives the
+	// same hash however it was added.
+	h := fnvUint(fnvString(fnvOffset, n.name), uint64(rrtype))
+	h = fnvString(fnvBytes(h, key.v4[:]), key.s)
+	b.hash += fnvUint(h, uint64(key.port)<<32|uint64(key.prio)<<16|uint64(key.weight))
+}
+
 // bigDup reports whether an rrset too large to scan holds a record with
-// key k, indexing it otherwise.
-func (b *Builder) bigDup(n *node, set *rrset, k bigKey) bool {
-	if len(set.rrs) == scanLimit {
-		for _, old := range set.rrs {
-			ok := keyOf(old)
-			ok.node = n
-			b.big[ok] = struct{}{}
+// key k, indexing it otherwise. others are the rrset's records of a type
+// not kept compact.
+func (b *Builder) bigDup(n *node, set *rrset, others []dns.RR, k bigKey) bool {
+	if len(set.data) == scanLimit || len(others) == scanLimit {
+		for _, d := range set.data {
+			d.ttl = 0
+			b.big[bigKey{n, set.rrtype, d}] = struct{}{}
+		}
+		for _, old := range others {
+			b.big[bigKey{n, set.rrtype, rdata{s: dataKey(old)}}] = struct{}{}
 		}
 	}
 	k.node = n
@@ -244,18 +449,10 @@ func (b *Builder) bigDup(n *node, set *rrset, k bigKey) bool {
 	return false
 }
 
-func (b *Builder) insert(n *node, set *rrset, rr dns.RR, h uint64) {
-	set.rrs = append(set.rrs, rr)
-	b.count++
-	// An order-independent sum of per-record hashes: the same set gives the
-	// same hash however it was added.
-	b.hash += h
-}
-
 // owner returns the node of the owner name given as bytes, creating it;
 // nil when the name is outside the zone.
 func (b *Builder) owner(name []byte) *node {
-	if n := b.names[string(name)]; n != nil {
+	if n := b.lookup(name); n != nil {
 		return n
 	}
 	// Names are matched lower-case and fully qualified.
@@ -271,11 +468,11 @@ func (b *Builder) owner(name []byte) *node {
 				}
 			}
 			name = b.lower
-			if n := b.names[string(name)]; n != nil {
+			if n := b.lookup(name); n != nil {
 				return n
 			}
 			break
-		} else if c >= utf8RuneSelf {
+		} else if c >= utf8.RuneSelf {
 			return b.ownerString(string(name))
 		}
 	}
@@ -285,9 +482,6 @@ func (b *Builder) owner(name []byte) *node {
 	}
 	return b.newNode(s)
 }
-
-// utf8RuneSelf is utf8.RuneSelf: bytes from it on are not ASCII.
-const utf8RuneSelf = 0x80
 
 func (b *Builder) ownerString(name string) *node {
 	name = canonical(name)
@@ -304,7 +498,7 @@ func (b *Builder) ownerString(name string) *node {
 // owner name when there is one: SRV targets given this way cost no extra
 // copy of the name.
 func (b *Builder) Name(name []byte) string {
-	if n := b.names[string(name)]; n != nil {
+	if n := b.lookup(name); n != nil {
 		return n.name
 	}
 	return canonical(string(name))
@@ -314,64 +508,20 @@ func (b *Builder) Name(name []byte) string {
 // like Add. An IPv4-mapped IPv6 address is an AAAA record, as it would be
 // from netip.Addr.AsSlice.
 func (b *Builder) AddAddr(name []byte, ip netip.Addr, ttl uint32) bool {
+	if !ip.IsValid() {
+		return false
+	}
 	n := b.owner(name)
 	if n == nil {
 		return false
 	}
-	ip16 := ip.As16()
-	var rrtype uint16
-	var ipb net.IP
 	if ip.Is4() {
-		rrtype = dns.TypeA
-		ip4 := ip.As4()
-		ipb = ip4[:]
+		b.addData(n, dns.TypeA, rdata{ttl: ttl, v4: ip.As4()})
 	} else {
-		rrtype = dns.TypeAAAA
-		ipb = ip16[:]
+		a := ip.As16()
+		b.addData(n, dns.TypeAAAA, rdata{ttl: ttl, s: string(a[:])})
 	}
-	// Records compare by their 16-byte form, as net.IP.Equal does.
-	set := n.set(rrtype)
-	if len(set.rrs) < scanLimit {
-		for _, old := range set.rrs {
-			switch x := old.(type) {
-			case *dns.A:
-				if x.A.Equal(ipb) {
-					return true
-				}
-			case *dns.AAAA:
-				if x.AAAA.Equal(ipb) {
-					return true
-				}
-			}
-		}
-	} else if b.bigDup(n, set, bigKey{rrtype: rrtype, ip: ip16}) {
-		return true
-	}
-	h := fnvBytes(fnvUint(n.hash, uint64(rrtype)), ip16[:])
-	hdr := dns.RR_Header{Name: n.name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: ttl}
-	stored := b.ipBytes(ipb)
-	var rr dns.RR
-	if rrtype == dns.TypeA {
-		if len(b.as) == cap(b.as) {
-			b.as = make([]dns.A, 0, blockSize)
-		}
-		b.as = append(b.as, dns.A{Hdr: hdr, A: stored})
-		rr = &b.as[len(b.as)-1]
-	} else {
-		rr = &dns.AAAA{Hdr: hdr, AAAA: stored}
-	}
-	b.insert(n, set, rr, h)
 	return true
-}
-
-// ipBytes copies an address into the builder's address block.
-func (b *Builder) ipBytes(ip []byte) net.IP {
-	if cap(b.ips)-len(b.ips) < len(ip) {
-		b.ips = make([]byte, 0, blockSize*4)
-	}
-	i := len(b.ips)
-	b.ips = append(b.ips, ip...)
-	return b.ips[i:len(b.ips):len(b.ips)]
 }
 
 // AddSRV adds an SRV record at name, like Add.
@@ -380,76 +530,14 @@ func (b *Builder) AddSRV(name []byte, target string, port, priority, weight uint
 	if n == nil {
 		return false
 	}
-	target = canonical(target)
-	set := n.set(dns.TypeSRV)
-	nums := srvNums(port, priority, weight)
-	if len(set.rrs) < scanLimit {
-		for _, old := range set.rrs {
-			if x, ok := old.(*dns.SRV); ok && x.Port == port && x.Priority == priority &&
-				x.Weight == weight && canonical(x.Target) == target {
-				return true
-			}
-		}
-	} else if b.bigDup(n, set, bigKey{rrtype: dns.TypeSRV, nums: nums, data: target}) {
-		return true
-	}
-	if len(b.srvs) == cap(b.srvs) {
-		b.srvs = make([]dns.SRV, 0, blockSize)
-	}
-	b.srvs = append(b.srvs, dns.SRV{
-		Hdr:      dns.RR_Header{Name: n.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
-		Priority: priority, Weight: weight, Port: port, Target: target,
-	})
-	rr := &b.srvs[len(b.srvs)-1]
-	b.insert(n, set, rr, fnvUint(fnvString(fnvUint(n.hash, uint64(dns.TypeSRV)), target), nums))
+	b.addData(n, dns.TypeSRV, rdata{s: canonical(target), ttl: ttl, port: port, prio: priority, weight: weight})
 	return true
 }
 
-func srvNums(port, priority, weight uint16) uint64 {
-	return uint64(port)<<32 | uint64(priority)<<16 | uint64(weight)
-}
-
-// sameData reports whether two records of one owner and type carry the
-// same data (TTL aside).
-func sameData(a, b dns.RR) bool {
-	switch x := a.(type) {
-	case *dns.A:
-		y, ok := b.(*dns.A)
-		return ok && x.A.Equal(y.A)
-	case *dns.AAAA:
-		y, ok := b.(*dns.AAAA)
-		return ok && x.AAAA.Equal(y.AAAA)
-	case *dns.SRV:
-		y, ok := b.(*dns.SRV)
-		return ok && x.Port == y.Port && x.Priority == y.Priority && x.Weight == y.Weight &&
-			canonical(x.Target) == canonical(y.Target)
-	}
-	return dataKey(a) == dataKey(b)
-}
-
-// keyOf is a record's bigKey, without the node.
-func keyOf(rr dns.RR) bigKey {
-	k := bigKey{rrtype: rr.Header().Rrtype}
-	switch r := rr.(type) {
-	case *dns.A:
-		copy(k.ip[:], r.A.To16())
-	case *dns.AAAA:
-		copy(k.ip[:], r.AAAA.To16())
-	case *dns.SRV:
-		k.nums = srvNums(r.Port, r.Priority, r.Weight)
-		k.data = canonical(r.Target)
-	default:
-		k.data = dataKey(rr)
-	}
-	return k
-}
-
-// dataKey is a record's data as a string, for indexing.
+// dataKey is a record's data as a string, for comparing records of types
+// not kept compact: the presentation form without the header.
 func dataKey(rr dns.RR) string {
-	k := recordKey(rr)
-	// Owner and type are the same for the whole rrset: drop them.
-	_, data, _ := strings.Cut(k[len(rr.Header().Name)+1:], " ")
-	return data
+	return strings.TrimPrefix(rr.String(), rr.Header().String())
 }
 
 // canonical is dns.CanonicalName with a fast path for names that already
@@ -497,52 +585,6 @@ func fnvUint(h uint64, v uint64) uint64 {
 	return h
 }
 
-// recordHash hashes a record's type and data, not its TTL, continuing
-// from h, the hash of its owner name (node.hash).
-func recordHash(h uint64, rr dns.RR) uint64 {
-	hdr := rr.Header()
-	h = fnvUint(h, uint64(hdr.Rrtype))
-	switch r := rr.(type) {
-	case *dns.A:
-		return fnvBytes(h, r.A.To16())
-	case *dns.AAAA:
-		return fnvBytes(h, r.AAAA.To16())
-	case *dns.SRV:
-		h = fnvString(h, canonical(r.Target))
-		return fnvUint(h, srvNums(r.Port, r.Priority, r.Weight))
-	}
-	return fnvString(h, recordKey(rr))
-}
-
-// recordKey identifies a record by owner, type and data, not TTL.
-func recordKey(rr dns.RR) string {
-	h := rr.Header()
-	var sb strings.Builder
-	sb.WriteString(h.Name)
-	sb.WriteByte(' ')
-	sb.WriteString(strconv.Itoa(int(h.Rrtype)))
-	sb.WriteByte(' ')
-	switch r := rr.(type) {
-	case *dns.A:
-		sb.Write(r.A.To16())
-	case *dns.AAAA:
-		sb.Write(r.AAAA.To16())
-	case *dns.SRV:
-		sb.WriteString(dns.CanonicalName(r.Target))
-		sb.WriteByte(' ')
-		sb.WriteString(strconv.Itoa(int(r.Port)))
-		sb.WriteByte(' ')
-		sb.WriteString(strconv.Itoa(int(r.Priority)))
-		sb.WriteByte(' ')
-		sb.WriteString(strconv.Itoa(int(r.Weight)))
-	default:
-		// The presentation form without the header is the data.
-		s := rr.String()
-		sb.WriteString(strings.TrimPrefix(s, h.String()))
-	}
-	return sb.String()
-}
-
 // Build returns the zone with the given serial. The builder must not be used
 // afterwards.
 func (b *Builder) Build(serial uint32) *Zone {
@@ -563,37 +605,19 @@ func (b *Builder) Build(serial uint32) *Zone {
 	if n == nil {
 		n = b.newNode(b.origin)
 	}
-	n.set(dns.TypeSOA).rrs = []dns.RR{soa}
+	n.set(dns.TypeSOA).rrs.Store(&[]dns.RR{soa})
 
-	ents := make(map[string]struct{})
-	for name := range b.names {
-		// Walk up from each name to the origin; every ancestor without
-		// records of its own is an empty non-terminal. Add only admits
-		// names at or below the origin, so the walk ends there. It stops
-		// at an ancestor with records, or one already found empty: the
-		// walk from that one covers the rest.
-		for p := parent(name); p != "" && len(p) > len(b.origin); p = parent(p) {
-			if _, ok := b.names[p]; ok {
-				break
-			}
-			if _, ok := ents[p]; ok {
-				break
-			}
-			ents[p] = struct{}{}
-		}
-	}
 	z := &Zone{
 		origin: b.origin,
 		serial: serial,
 		soa:    soa,
 		negSOA: neg,
 		names:  b.names,
-		ents:   ents,
+		ents:   b.ents,
 		count:  b.count + 1,
 		hash:   b.hash,
 	}
-	b.names, b.big = nil, nil
-	b.as, b.srvs, b.ips = nil, nil, nil
+	b.names, b.big, b.ents, b.nodes, b.recent = nil, nil, nil, nil, [8]*node{}
 	return z
 }
 
@@ -630,16 +654,22 @@ func (z *Zone) Len() int { return z.count }
 func (z *Zone) Hash() uint64 { return z.hash }
 
 // Records returns every record of the zone, SOA first. They must not be
-// modified.
+// modified. Records not yet asked for are built for the call and not
+// kept, so listing a zone does not grow it.
 func (z *Zone) Records() []dns.RR {
 	out := make([]dns.RR, 0, z.count)
 	out = append(out, z.soa)
 	for _, n := range z.names {
-		for _, set := range n.sets {
-			if set.rrtype != dns.TypeSOA {
-				out = append(out, set.rrs...)
+		n.each(func(s *rrset) {
+			if s.rrtype == dns.TypeSOA {
+				return
 			}
-		}
+			if p := s.rrs.Load(); p != nil {
+				out = append(out, *p...)
+			} else {
+				out = append(out, s.build(n.name)...)
+			}
+		})
 	}
 	return out
 }
@@ -664,9 +694,7 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		return res
 	}
 	if qtype == dns.TypeANY {
-		for _, set := range n.sets {
-			res.Answer = append(res.Answer, set.rrs...)
-		}
+		n.each(func(s *rrset) { res.Answer = append(res.Answer, s.records(n.name)...) })
 	} else if rrs := n.get(qtype); len(rrs) > 0 {
 		res.Answer = shuffled(rrs)
 	}
@@ -681,9 +709,9 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		var target string
 		switch r := rr.(type) {
 		case *dns.SRV:
-			target = dns.CanonicalName(r.Target)
+			target = canonical(r.Target)
 		case *dns.NS:
-			target = dns.CanonicalName(r.Ns)
+			target = canonical(r.Ns)
 		default:
 			continue
 		}
@@ -694,18 +722,19 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 			seen = make(map[string]bool, len(res.Answer))
 		}
 		seen[target] = true
-		res.Extra = append(res.Extra, z.addresses(target)...)
+		res.Extra = z.appendAddresses(res.Extra, target)
 	}
 	return res
 }
 
-// addresses returns the in-zone A and AAAA records of name.
-func (z *Zone) addresses(name string) []dns.RR {
-	n := z.names[dns.CanonicalName(name)]
+// appendAddresses appends the in-zone A and AAAA records of the canonical
+// name.
+func (z *Zone) appendAddresses(out []dns.RR, name string) []dns.RR {
+	n := z.names[name]
 	if n == nil {
-		return nil
+		return out
 	}
-	out := append([]dns.RR(nil), n.get(dns.TypeA)...)
+	out = append(out, n.get(dns.TypeA)...)
 	return append(out, n.get(dns.TypeAAAA)...)
 }
 
