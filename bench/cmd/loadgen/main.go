@@ -24,6 +24,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
 	}
+	// The sender sleeps in a system call (pause) that holds its processor:
+	// the receivers need another one, even on one CPU.
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 2))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	res, err := run(ctx, o)
@@ -156,6 +160,25 @@ func readQueries(path string) (fileSource, error) {
 // batch is how many queries one sendmmsg carries at most.
 const batch = 32
 
+// maxLag is how late the sender may fall behind its schedule (-rate)
+// before it skips sends instead of catching up.
+const maxLag = int64(2 * time.Millisecond)
+
+// pause sleeps for d. The runtime's timers wake a sleeper about a
+// millisecond late, which at high rates would send in bursts of a
+// millisecond's worth of queries; a nanosleep system call (the runtime
+// hands the processor to other goroutines meanwhile) is late by the
+// kernel's timer slack only, about 50µs. main makes sure a second
+// processor runs the receivers while the sender's thread sleeps.
+func pause(d time.Duration) {
+	if d >= 2*time.Millisecond {
+		time.Sleep(d)
+		return
+	}
+	ts := syscall.NsecToTimespec(int64(d))
+	_ = syscall.Nanosleep(&ts, nil)
+}
+
 // client is one run's state. Slot s<<16|id belongs to socket s, query ID
 // id; sent holds the send time (nanoseconds since begin, 0 when free) and
 // seq the query number, so a reply is matched to its query and checked.
@@ -188,6 +211,7 @@ type result struct {
 	lost     int
 	overflow int // not sent: every ID of every socket in flight
 	sendErr  int
+	skipped  int // rate mode: sends skipped because the sender lagged
 	recv     []*receiver
 }
 
@@ -257,6 +281,7 @@ func (c *client) send(ctx context.Context) *result {
 	o := c.o
 	var (
 		inflight fifo
+		sched    uint64 // rate mode: send times used (sent or skipped)
 		nextID   = make([]uint16, o.sockets)
 		sock     int
 		seqNo    uint64
@@ -306,12 +331,22 @@ func (c *client) send(ctx context.Context) *result {
 			n = int(min(uint64(n), total-seqNo))
 		}
 		if o.rate > 0 {
-			due := int64(float64(seqNo) * 1e9 / o.rate)
+			due := int64(float64(sched) * 1e9 / o.rate)
 			if due > now {
-				time.Sleep(time.Duration(due - now))
+				pause(time.Duration(due - now))
 				continue
 			}
-			n = max(1, min(n, int(float64(now)*o.rate/1e9)-int(seqNo)+1))
+			behind := uint64(float64(now)*o.rate/1e9) + 1 - sched
+			if now-due > maxLag {
+				// The sender was descheduled: skip the sends it missed
+				// rather than burst them, which would measure the
+				// server's socket buffer, not the server.
+				res.skipped += int(behind - 1)
+				sched += behind - 1
+				behind = 1
+			}
+			n = int(min(uint64(n), behind))
+			sched += uint64(n)
 		} else {
 			n = c.acquire(n, tick.C)
 			if n == 0 {
@@ -516,7 +551,7 @@ func (r *result) line(label string) string {
 	fmt.Fprintf(&b, "sent=%d answered=%d qps=%.0f elapsed_s=%.2f ok=%d ok_pct=%s noerror=%d nxdomain=%d servfail=%d refused=%d other=%d",
 		sent, answered, float64(answered)/r.elapsed.Seconds(), r.elapsed.Seconds(), ok, pct(ok),
 		answers[dns.RcodeSuccess], answers[dns.RcodeNameError], answers[dns.RcodeServerFailure], answers[dns.RcodeRefused], other)
-	fmt.Fprintf(&b, " lost=%d loss_pct=%s overflow=%d late=%d bad=%d send_errors=%d p50_us=%s p99_us=%s p999_us=%s max_us=%s",
-		r.lost, pct(r.lost+r.overflow), r.overflow, late, bad, r.sendErr, us(p[0]), us(p[1]), us(p[2]), us(p[3]))
+	fmt.Fprintf(&b, " lost=%d loss_pct=%s overflow=%d skipped=%d late=%d bad=%d send_errors=%d p50_us=%s p99_us=%s p999_us=%s max_us=%s",
+		r.lost, pct(r.lost+r.overflow), r.overflow, r.skipped, late, bad, r.sendErr, us(p[0]), us(p[1]), us(p[2]), us(p[3]))
 	return b.String()
 }

@@ -1,0 +1,406 @@
+#!/usr/bin/env bash
+# The benchmark harness: spartan side by side with unbound (one thread) and
+# dnsmasq as forwarders to the same fake upstreams, plus a trivial one-core
+# UDP responder (the loopback limit), all on loopback. Prints one table:
+#   S1 cache-hit throughput, and latency at half that rate
+#   S2 cache-miss forwarding throughput (every name new)
+#   S3 tail latency at a fixed rate with a blackholed, a 40 ms and a 2 ms upstream
+#   S4 all upstreams dead after warm-up, entries expired: fraction answered (stale)
+#   S5 master-mode authoritative throughput (spartan only)
+#   S6 record generation time and memory for 100,000 tasks (go benchmark)
+# The server under test runs on CPU $SERVER_CPU (spartan with GOMAXPROCS=1,
+# unbound with one thread); the load client (bench/cmd/loadgen, or dnsperf)
+# and the fake upstreams (bench/cmd/udpresponder) run on CPU $CLIENT_CPU.
+#
+# Usage: bench/run.sh            (about 4 minutes)
+#        QUICK=1 bench/run.sh    (under a minute, shorter and noisier runs)
+# Environment: SERVERS="spartan unbound dnsmasq trivial", SCENARIOS="S1 ... S6",
+# SECS (seconds per throughput run), S3_RATE, S3_SECS, OUTSTANDING,
+# SERVER_CPU, CLIENT_CPU, BASE_PORT (uses BASE_PORT..BASE_PORT+30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	SECS=${SECS:-1} S3_SECS=${S3_SECS:-1} S3_WARM=0.5s S4_NAMES=${S4_NAMES:-200} S6_TIMES=${S6_TIMES:-1} DNSPERF=${DNSPERF:-0}
+else
+	SECS=${SECS:-5} S3_SECS=${S3_SECS:-10} S3_WARM=1s S4_NAMES=${S4_NAMES:-1000} S6_TIMES=${S6_TIMES:-3} DNSPERF=${DNSPERF:-1}
+fi
+SERVERS=${SERVERS:-"spartan unbound dnsmasq trivial"}
+SCENARIOS=${SCENARIOS:-"S1 S2 S3 S4 S5 S6"}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+OUTSTANDING=${OUTSTANDING:-200}
+S1_NAMES=${S1_NAMES:-1000}
+S3_RATE=${S3_RATE:-2000}
+S5_TASKS=${S5_TASKS:-10000}
+BASE_PORT=${BASE_PORT:-5400}
+
+U_FAST=127.0.0.1:$BASE_PORT               # answers at once, TTL 1 day
+U_BH=127.0.0.1:$((BASE_PORT + 1))         # blackhole
+U_40=127.0.0.1:$((BASE_PORT + 2))         # 40 ms
+U_2=127.0.0.1:$((BASE_PORT + 3))          # 2 ms
+U_STALE=127.0.0.1:$((BASE_PORT + 4))      # TTL 1 s, blackholed after warm-up
+SPORT=$((BASE_PORT + 10))                 # the server under test
+MESOS=127.0.0.1:$((BASE_PORT + 20))       # fake Mesos master (HTTP)
+MASTER_DNS=127.0.0.1:$((BASE_PORT + 21))  # master-mode authoritative listener
+MASTER_HTTP=127.0.0.1:$((BASE_PORT + 22)) # master-mode HTTP API
+
+have() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+say() { printf '%s\n' "$*" >&2; }
+
+# --- tools ------------------------------------------------------------------
+command -v go >/dev/null || { say "go is required (https://go.dev/dl/)"; exit 1; }
+declare -A PKG=([dnsperf]=dnsperf [unbound]=unbound [dnsmasq]=dnsmasq-base [taskset]=util-linux)
+MISSING=()
+for t in dnsperf unbound dnsmasq taskset; do
+	command -v "$t" >/dev/null || MISSING+=("${PKG[$t]}")
+done
+if [ ${#MISSING[@]} -gt 0 ]; then
+	say "missing: ${MISSING[*]} -- for the full comparison: apt-get install ${MISSING[*]}"
+fi
+PIN=1
+command -v taskset >/dev/null || { PIN=0; say "no taskset: processes are not pinned, numbers are not comparable"; }
+command -v dnsperf >/dev/null || DNSPERF=0
+RUN_SERVERS=()
+for s in $SERVERS; do
+	case $s in
+	unbound | dnsmasq) command -v "$s" >/dev/null || { say "skipping $s: not installed"; continue; } ;;
+	esac
+	RUN_SERVERS+=("$s")
+done
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average: $LOAD; $(nproc) CPUs"
+
+# --- processes --------------------------------------------------------------
+W=$(mktemp -d)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+# on CPU CMD...: run pinned to CPU.
+on() {
+	local cpu=$1
+	shift
+	if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
+}
+# bg CPU CMD...: start in the background pinned to CPU; sets BG to its PID
+# (taskset execs the command: the PID is the command's).
+bg() {
+	if [ "$PIN" = 1 ]; then
+		taskset -c "$@" &
+	else
+		"${@:2}" &
+	fi
+	BG=$!
+	PIDS+=("$BG")
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+say "building..."
+go build -o "$W/spartan" ./cmd/spartan
+for c in loadgen udpresponder fakemesos; do go build -o "$W/$c" "./bench/cmd/$c"; done
+export GOMAXPROCS=1 # every Go process here: spartan, loadgen, fake upstreams
+
+upstream() { # ADDR FLAGS...: start a fake upstream on the client CPU; sets BG
+	local addr=$1
+	shift
+	bg "$CLIENT_CPU" "$W/udpresponder" -mode upstream -addr "$addr" "$@"
+}
+
+# loadgen ARGS...: one load run on the client CPU; prints its result line.
+loadgen() { on "$CLIENT_CPU" "$W/loadgen" -server "127.0.0.1:$SPORT" "$@"; }
+# kv KEY LINE: the value of KEY in a loadgen result line.
+kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
+
+# Each name set is a fresh letter of wire.SeqName: runs never share names.
+LETTER=0
+next_names() { NAMES_START=$((LETTER * 1000000)); LETTER=$((LETTER + 1)); }
+
+wait_ready() { # PORT [QUERIES]: until the server answers a query (5 s)
+	local args=(-names 1 -start 25999999)
+	if [ -n "${2:-}" ]; then
+		head -1 "$2" >"$W/ready.q"
+		args=(-queries "$W/ready.q")
+	fi
+	for _ in $(seq 50); do
+		if [ "$(kv ok "$(on "$CLIENT_CPU" "$W/loadgen" -server "127.0.0.1:$1" -once "${args[@]}" -timeout 100ms -sockets 1)")" != 0 ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# measure PID ARGS...: a loadgen run, its result line extended with the
+# server's CPU time per answered query (its cost even when the client is
+# the bottleneck).
+measure() {
+	local pid=$1 t0 t1 out
+	shift
+	t0=$(cputicks "$pid")
+	out=$(loadgen "$@")
+	t1=$(cputicks "$pid")
+	awk -v o="$out" -v d=$((t1 - t0)) -v hz="$HZ" 'BEGIN {
+		n = o; sub(/.* answered=/, "", n); sub(/ .*/, "", n)
+		printf "%s cpu_us_per_q=%.2f\n", o, (n > 0 ? 1e6 * d / hz / n : 0) }'
+}
+
+# dnsperf_qps FILE: dnsperf's throughput against the server for SECS.
+dnsperf_qps() {
+	on "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$SPORT" -d "$1" -l "$SECS" -c 8 -q "$OUTSTANDING" 2>&1 |
+		awk '/Queries per second/ {printf "%.0f", $4}'
+}
+# names_file LETTER_START COUNT: "name A" lines for dnsperf.
+names_file() {
+	awk -v s="$1" -v n="$2" 'BEGIN { split("abcdefghijklmnopqrstuvwxyz", L, "")
+		for (i = s; i < s + n; i++) printf "%s%06d.example.com A\n", L[int(i / 1000000) % 26 + 1], i % 1000000 }' >"$W/names"
+	echo "$W/names"
+}
+
+# --- servers ----------------------------------------------------------------
+# start_NAME UPSTREAM...: start the server on $SPORT; sets SPID.
+start_spartan() {
+	local ups
+	ups=$(printf '"%s",' "$@")
+	cat >"$W/spartan.json" <<-JSON
+		{"listen": ["127.0.0.1:$SPORT"], "upstreams": [${ups%,}], "metrics": "",
+		 "log": {"level": "warn"}${SPARTAN_EXTRA:-}}
+	JSON
+	bg "$SERVER_CPU" "$W/spartan" -config "$W/spartan.json"
+	SPID=$BG
+}
+
+start_unbound() {
+	{
+		cat <<-CONF
+			server:
+			  interface: 127.0.0.1@$SPORT
+			  port: $SPORT
+			  num-threads: 1
+			  do-daemonize: no
+			  chroot: ""
+			  username: ""
+			  directory: "$W"
+			  pidfile: "$W/unbound.pid"
+			  use-syslog: no
+			  logfile: ""
+			  verbosity: 0
+			  access-control: 127.0.0.0/8 allow
+			  do-not-query-localhost: no
+			  module-config: "iterator"
+			  so-reuseport: no
+			  msg-cache-size: 64m
+			  rrset-cache-size: 64m
+			  num-queries-per-thread: 4096
+			  outgoing-range: 8192
+			  serve-expired: yes
+			  serve-expired-ttl: 86400
+			  serve-expired-client-timeout: 1800
+			forward-zone:
+			  name: "."
+		CONF
+		for u in "$@"; do echo "  forward-addr: ${u/:/@}"; done
+	} >"$W/unbound.conf"
+	bg "$SERVER_CPU" unbound -c "$W/unbound.conf"
+	SPID=$BG
+}
+
+start_dnsmasq() {
+	# --dns-forward-max: the default 150 concurrent forwards would make
+	# dnsmasq refuse queries under this load; --cache-size: room for the
+	# S1 names (the default is 150 entries).
+	local servers=()
+	for u in "$@"; do servers+=("--server=${u/:/#}"); done
+	bg "$SERVER_CPU" dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts "${servers[@]}" \
+		--listen-address=127.0.0.1 --bind-interfaces -p "$SPORT" \
+		--cache-size=10000 --dns-forward-max=10000 --pid-file= --log-facility=-
+	SPID=$BG
+}
+
+start_trivial() {
+	bg "$SERVER_CPU" "$W/udpresponder" -mode fixed -addr "127.0.0.1:$SPORT"
+	SPID=$BG
+}
+
+# server NAME UPSTREAM...: start it and wait until it answers.
+server() {
+	"start_$1" "${@:2}"
+	if ! wait_ready "$SPORT" || ! kill -0 "$SPID" 2>/dev/null; then
+		say "$1 did not come up"
+		stop "$SPID"
+		return 1
+	fi
+}
+
+# --- table ------------------------------------------------------------------
+ROWS=()
+row() { # SCENARIO SERVER QPS LOSS P50 P99 P999 CPU NOTE
+	ROWS+=("$(printf '%-24s %-8s %9s %7s %8s %8s %9s %7s  %s' "$@")")
+	say "${ROWS[-1]}"
+}
+pct() { awk -v v="$1" 'BEGIN { printf "%.2f%%", v }'; }
+# lat MICROSECONDS: "850us" or "12.3ms".
+lat() { awk -v v="$1" 'BEGIN { if (v == "" || v == 0) { printf "-"; exit } if (v < 10000) printf "%.0fus", v; else printf "%.1fms", v / 1000 }'; }
+# lrow SCENARIO SERVER LINE NOTE: a row from a measure line.
+lrow() {
+	row "$1" "$2" "$(kv qps "$3")" "$(pct "$(kv loss_pct "$3")")" "$(lat "$(kv p50_us "$3")")" \
+		"$(lat "$(kv p99_us "$3")")" "$(lat "$(kv p999_us "$3")")" "$(kv cpu_us_per_q "$3")" "${4:-}"
+}
+
+# max_and_half SCENARIO SERVER LOADGEN-ARGS...: throughput with
+# $OUTSTANDING in flight (and dnsperf's, with $DNSPERF_FILE), then latency
+# at half the higher of the two.
+max_and_half() {
+	local sc=$1 name=$2 out half dp=""
+	shift 2
+	out=$(measure "$SPID" -duration "${SECS}s" -outstanding "$OUTSTANDING" "$@")
+	local best
+	best=$(kv qps "$out")
+	if [ "$DNSPERF" = 1 ] && [ -n "${DNSPERF_FILE:-}" ]; then
+		dp=$(dnsperf_qps "$DNSPERF_FILE")
+		[ "${dp:-0}" -le "$best" ] || best=$dp
+		dp="dnsperf ${dp} qps"
+	fi
+	lrow "$sc max" "$name" "$out" "$dp"
+	half=$(measure "$SPID" -duration "${SECS}s" -rate $((best / 2)) "$@")
+	lrow "$sc @$((best / 2))/s" "$name" "$half"
+}
+
+# --- scenarios --------------------------------------------------------------
+s1() {
+	next_names
+	local start=$NAMES_START
+	DNSPERF_FILE=$(names_file "$start" "$S1_NAMES")
+	upstream "$U_FAST"
+	local up=$BG
+	for s in "${RUN_SERVERS[@]}"; do
+		server "$s" "$U_FAST" || continue
+		loadgen -once -names "$S1_NAMES" -start "$start" -outstanding 50 >/dev/null
+		max_and_half "S1 hit" "$s" -names "$S1_NAMES" -start "$start"
+		stop "$SPID"
+	done
+	stop "$up"
+	DNSPERF_FILE=""
+}
+
+s2() {
+	upstream "$U_FAST"
+	local up=$BG out dp=""
+	for s in "${RUN_SERVERS[@]}"; do
+		[ "$s" != trivial ] || continue
+		server "$s" "$U_FAST" || continue
+		next_names
+		out=$(measure "$SPID" -duration "${SECS}s" -outstanding "$OUTSTANDING" -names 0 -start "$NAMES_START")
+		if [ "$DNSPERF" = 1 ]; then
+			next_names
+			dp="dnsperf $(dnsperf_qps "$(names_file "$NAMES_START" 1000000)") qps"
+		fi
+		lrow "S2 miss max" "$s" "$out" "$dp"
+		stop "$SPID"
+	done
+	stop "$up"
+}
+
+s3() {
+	local pids=() out
+	upstream "$U_BH" -loss 1
+	pids+=("$BG")
+	upstream "$U_40" -latency 40ms
+	pids+=("$BG")
+	upstream "$U_2" -latency 2ms
+	pids+=("$BG")
+	sleep 0.2
+	next_names
+	out=$(on "$CLIENT_CPU" "$W/loadgen" -server "$U_2" -rate "$S3_RATE" -duration "${S3_SECS}s" -names 0 -start "$NAMES_START")
+	lrow "S3 @$S3_RATE/s" "2ms-only" "$out" "the 2 ms upstream queried directly"
+	for s in "${RUN_SERVERS[@]}"; do
+		[ "$s" != trivial ] || continue
+		server "$s" "$U_BH" "$U_40" "$U_2" || continue
+		next_names
+		# A short run at the same rate first: what the server learns about
+		# its upstreams then is part of its design, not of this number.
+		loadgen -rate "$S3_RATE" -duration "$S3_WARM" -names 0 -start "$NAMES_START" >/dev/null
+		out=$(measure "$SPID" -rate "$S3_RATE" -duration "${S3_SECS}s" -names 0 -start $((NAMES_START + 500000)))
+		lrow "S3 bh+40+2ms @$S3_RATE/s" "$s" "$out" "servfail $(kv servfail "$out"), lost $(kv lost "$out")"
+		stop "$SPID"
+	done
+	for p in "${pids[@]}"; do stop "$p"; done
+}
+
+s4() {
+	local up out
+	for s in "${RUN_SERVERS[@]}"; do
+		[ "$s" != trivial ] || continue
+		upstream "$U_STALE" -ttl 1
+		up=$BG
+		server "$s" "$U_STALE" || { stop "$up"; continue; }
+		next_names
+		loadgen -once -names "$S4_NAMES" -start "$NAMES_START" -outstanding 100 >/dev/null
+		kill -USR1 "$up" # blackhole from now on
+		sleep 2          # every entry expires
+		out=$(measure "$SPID" -once -names "$S4_NAMES" -start "$NAMES_START" -outstanding "$S4_NAMES" -timeout 3s)
+		row "S4 dead upstreams" "$s" "-" "$(pct "$(kv loss_pct "$out")")" "$(lat "$(kv p50_us "$out")")" \
+			"$(lat "$(kv p99_us "$out")")" "$(lat "$(kv p999_us "$out")")" "$(kv cpu_us_per_q "$out")" \
+			"answered with data $(kv ok "$out")/$(kv sent "$out") ($(kv ok_pct "$out")%), servfail $(kv servfail "$out"), no reply in 3 s $(kv lost "$out")"
+		stop "$SPID"
+		stop "$up"
+	done
+}
+
+s5() {
+	bg "$CLIENT_CPU" "$W/fakemesos" -addr "$MESOS" -tasks "$S5_TASKS" -names "$W/s5.names"
+	local fm=$BG up
+	upstream "$U_FAST"
+	up=$BG
+	sleep 0.3
+	SPARTAN_EXTRA=", \"master\": {\"listen\": [\"$MASTER_DNS\"], \"masters\": [\"$MESOS\"], \"domain\": \"mesos.\", \"refreshSeconds\": 30, \"http\": \"$MASTER_HTTP\"}"
+	start_spartan "$U_FAST" 2>"$W/s5.err"
+	SPARTAN_EXTRA=""
+	local sport=$SPORT
+	SPORT=${MASTER_DNS##*:}
+	if wait_ready "$SPORT" "$W/s5.names" && kill -0 "$SPID" 2>/dev/null; then
+		DNSPERF_FILE=$W/s5.names
+		max_and_half "S5 master $S5_TASKS tasks" spartan -queries "$W/s5.names"
+		DNSPERF_FILE=""
+	else
+		row "S5 master" spartan "n/a" "" "" "" "" "" "master mode not available: $(head -c 200 "$W/s5.err" | tr '\n' ' ')"
+	fi
+	SPORT=$sport
+	stop "$SPID"
+	stop "$up"
+	stop "$fm"
+}
+
+s6() {
+	go test -c -o "$W/mesos.test" ./internal/zones/mesos
+	local out
+	out=$(on "$SERVER_CPU" "$W/mesos.test" -test.run '^$' -test.bench '^BenchmarkRegenerate(Heap)?$' \
+		-test.cpu 1 -test.benchmem -test.benchtime "${S6_TIMES}x")
+	awk '
+		/^BenchmarkRegenerate /     { for (i = 2; i <= NF; i++) v[$(i + 1)] = $i }
+		/^BenchmarkRegenerateHeap / { for (i = 2; i <= NF; i++) if ($(i + 1) == "peak-extra-heap-bytes") h = $i }
+		END { printf "%.2f s/op, %d records, %.0f MB allocated/op, %.1f M allocs/op, peak extra heap %.0f MB, state %.0f MB JSON\n",
+			v["ns/op"] / 1e9, v["records"], v["B/op"] / 1e6, v["allocs/op"] / 1e6, h / 1e6, v["MB/s"] * v["ns/op"] / 1e9 }' <<<"$out" >"$W/s6"
+	row "S6 100k tasks regen" spartan "-" "" "" "" "" "" "$(cat "$W/s6")"
+}
+
+for sc in S1 S2 S3 S4 S5 S6; do
+	if have "$sc"; then
+		say "--- $sc (at ${SECONDS}s)"
+		"${sc,,}"
+	fi
+done
+
+echo
+CPU=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -1)
+echo "spartan bench: ${CPU:-unknown CPU}, $(nproc) CPUs; server on CPU $SERVER_CPU, client and fake upstreams on CPU $CLIENT_CPU; ${SECS}s runs; load average at start: $LOAD, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-24s %-8s %9s %7s %8s %8s %9s %7s  %s\n' scenario server qps loss p50 p99 p99.9 cpu_us/q note
+printf '%s\n' "${ROWS[@]}"
