@@ -127,13 +127,19 @@ func serveBatch(uc *net.UDPConn, prepared []byte, qend, n int) error {
 			out[m].Addr = in[i].Addr
 			m++
 		}
-		for sent := 0; sent < m; {
-			w, err := pc.WriteBatch(out[sent:m], 0)
-			if err != nil {
-				slog.Warn("write", "err", err)
-				break
-			}
-			sent += w
+		writeAll(pc, out[:m])
+	}
+}
+
+// writeAll sends msgs with as few sendmmsg calls as the kernel allows; an
+// error drops the rest of the batch (the clients count them lost).
+func writeAll(pc *ipv4.PacketConn, msgs []ipv4.Message) {
+	for sent := 0; sent < len(msgs); {
+		w, err := pc.WriteBatch(msgs[sent:], 0)
+		if err != nil {
+			slog.Warn("write", "err", err)
+			return
 		}
+		sent += w
 	}
 }

@@ -112,13 +112,6 @@ func serveUpstream(addr string, ttl uint32, batch int, latency time.Duration, lo
 			out[m].Addr = in[i].Addr
 			m++
 		}
-		for sent := 0; sent < m; {
-			w, err := pc.WriteBatch(out[sent:m], 0)
-			if err != nil {
-				slog.Warn("write", "err", err)
-				break
-			}
-			sent += w
-		}
+		writeAll(pc, out[:m])
 	}
 }
