@@ -6,6 +6,9 @@
 package zones
 
 import (
+	"encoding/binary"
+	"hash/maphash"
+	"math/bits"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -225,8 +228,10 @@ type Builder struct {
 	hash  uint64
 	// ents holds the empty non-terminals found so far (see Zone.ents).
 	ents map[string]struct{}
-	// nodes is the block new nodes are taken from.
+	// nodes and datas are the blocks new nodes and rrsets' records are
+	// taken from.
 	nodes []node
+	datas []rdata
 	// recent holds the last owners looked up by name: a generator adds
 	// several records to each name in a row, and this spares it as many
 	// lookups in a table too large for the CPU caches.
@@ -248,8 +253,12 @@ type bigKey struct {
 // comparing records; larger rrsets are indexed in Builder.big.
 const scanLimit = 16
 
-// nodeBlock is the number of nodes allocated at once.
-const nodeBlock = 1024
+// nodeBlock and dataBlock are the numbers of nodes and of records
+// allocated at once.
+const (
+	nodeBlock = 1024
+	dataBlock = 4096
+)
 
 // NewBuilder starts a zone at origin with the given SOA and NS names. The
 // SOA and NS records are part of every zone it builds.
@@ -399,7 +408,7 @@ func (b *Builder) Add(rr dns.RR) bool {
 	}
 	*p = append(*p, rr)
 	b.count++
-	b.hash += fnvString(fnvUint(fnvString(fnvOffset, n.name), uint64(h.Rrtype)), dataKey(rr))
+	b.hash += mix(maphash.String(hashSeed, n.name)^uint64(h.Rrtype), maphash.String(hashSeed, dataKey(rr)))
 	return true
 }
 
@@ -419,13 +428,23 @@ func (b *Builder) addData(n *node, rrtype uint16, d rdata) {
 	} else if b.bigDup(n, set, nil, bigKey{rrtype: rrtype, d: key}) {
 		return
 	}
+	if set.data == nil {
+		// Most rrsets hold one or two records: their first two slots
+		// come from a block rather than an allocation each.
+		if cap(b.datas)-len(b.datas) < 2 {
+			b.datas = make([]rdata, 0, dataBlock)
+		}
+		i := len(b.datas)
+		b.datas = b.datas[:i+2]
+		set.data = b.datas[i : i : i+2]
+	}
 	set.data = append(set.data, d)
 	b.count++
 	// An order-independent sum of per-record hashes: the same set gives the
 	// same hash however it was added.
-	h := fnvUint(fnvString(fnvOffset, n.name), uint64(rrtype))
-	h = fnvString(fnvBytes(h, key.v4[:]), key.s)
-	b.hash += fnvUint(h, uint64(key.port)<<32|uint64(key.prio)<<16|uint64(key.weight))
+	h := mix(maphash.String(hashSeed, n.name)^uint64(rrtype), maphash.String(hashSeed, key.s))
+	b.hash += mix(h, uint64(binary.BigEndian.Uint32(key.v4[:]))<<32^
+		uint64(key.port)<<32^uint64(key.prio)<<16^uint64(key.weight))
 }
 
 // bigDup reports whether an rrset too large to scan holds a record with
@@ -557,32 +576,19 @@ func canonical(name string) string {
 	return dns.CanonicalName(name)
 }
 
-// FNV-1a, inline so hashing a record allocates nothing.
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
+// hashSeed seeds the record hashes behind Zone.Hash: one per process, so
+// zones built in it compare, which is all the hash is for.
+var hashSeed = maphash.MakeSeed()
 
-func fnvString(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint64(s[i])) * fnvPrime
-	}
-	return h
-}
-
-func fnvBytes(h uint64, b []byte) uint64 {
-	for _, c := range b {
-		h = (h ^ uint64(c)) * fnvPrime
-	}
-	return h
-}
-
-func fnvUint(h uint64, v uint64) uint64 {
-	for range 8 {
-		h = (h ^ (v & 0xff)) * fnvPrime
-		v >>= 8
-	}
-	return h
+// mix combines two 64-bit hashes (the finalizer of SplitMix64 over their
+// sum, with the first rotated so the order matters).
+func mix(a, b uint64) uint64 {
+	h := bits.RotateLeft64(a, 31) + b
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
 }
 
 // Build returns the zone with the given serial. The builder must not be used
@@ -617,7 +623,7 @@ func (b *Builder) Build(serial uint32) *Zone {
 		count:  b.count + 1,
 		hash:   b.hash,
 	}
-	b.names, b.big, b.ents, b.nodes, b.recent = nil, nil, nil, nil, [8]*node{}
+	b.names, b.big, b.ents, b.nodes, b.datas, b.recent = nil, nil, nil, nil, nil, [8]*node{}
 	return z
 }
 
