@@ -80,8 +80,11 @@ var zbase32 = base32.NewEncoding("ybndrfg8ejkmcpqxot1uwisza345h769").WithPadding
 
 // taskHash is the 5-character hash in a task's canonical name: the first
 // characters of the z-base-32 encoding of SHA-1(task ID).
-func taskHash(id string) string {
-	sum := sha1.Sum([]byte(id))
+func taskHash(id string) string { return taskHashBytes([]byte(id)) }
+
+// taskHashBytes is taskHash for an ID given as bytes.
+func taskHashBytes(id []byte) string {
+	sum := sha1.Sum(id)
 	var out [8]byte
 	// 5 base-32 characters need 25 bits: the first 4 bytes are enough.
 	zbase32.Encode(out[:], sum[:4])

@@ -119,6 +119,7 @@ type decoder struct {
 	cur, best status
 	niIPs     []netip.Addr
 	label     []byte
+	idHash    []byte
 	tasks     []Task
 }
 
@@ -392,12 +393,19 @@ func (d *decoder) task() (t Task, running bool, err error) {
 	d.lenient, d.typeErr = true, false
 	defer func() { d.lenient = false }()
 	d.best.reset()
+	d.idHash = d.idHash[:0]
 	haveBest := false
 	var disc *Discovery
 	err = d.objectOf("task", func(key []byte) error {
 		switch {
 		case is(key, "id"):
-			return d.stringTo(&t.ID, "task id", false)
+			v, set, err := d.string("task id")
+			if set {
+				t.ID = string(v)
+				// Hashed here, from the bytes at hand.
+				d.idHash = append(d.idHash[:0], v...)
+			}
+			return err
 		case is(key, "name"):
 			return d.stringTo(&t.Name, "task name", true)
 		case is(key, "slave_id"):
@@ -453,7 +461,7 @@ func (d *decoder) task() (t Task, running bool, err error) {
 	if err != nil || !running || d.typeErr {
 		return Task{}, running, err
 	}
-	t.Hash = taskHash(t.ID)
+	t.Hash = taskHashBytes(d.idHash)
 	if disc != nil && disc.Name != "" {
 		t.Discovery = disc
 	}
