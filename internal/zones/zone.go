@@ -397,18 +397,19 @@ func (b *Builder) Add(rr dns.RR) bool {
 		p = new([]dns.RR)
 		set.rrs.Store(p)
 	}
+	key := dataKey(rr)
 	if len(*p) < scanLimit {
 		for _, old := range *p {
-			if dataKey(old) == dataKey(rr) {
+			if dataKey(old) == key {
 				return true
 			}
 		}
-	} else if b.bigDup(n, set, *p, bigKey{rrtype: h.Rrtype, d: rdata{s: dataKey(rr)}}) {
+	} else if b.bigDup(n, set, *p, bigKey{rrtype: h.Rrtype, d: rdata{s: key}}) {
 		return true
 	}
 	*p = append(*p, rr)
 	b.count++
-	b.hash += mix(maphash.String(hashSeed, n.name)^uint64(h.Rrtype), maphash.String(hashSeed, dataKey(rr)))
+	b.hash += mix(maphash.String(hashSeed, n.name)^uint64(h.Rrtype), maphash.String(hashSeed, key))
 	return true
 }
 

@@ -107,7 +107,11 @@ func FuzzDecodeState(f *testing.F) {
 		want, wantErr := decodeStateRef(bytes.NewReader(data))
 		got, err := DecodeState(iotest.HalfReader(bytes.NewReader(data)))
 		if wantErr != nil {
-			if err == nil {
+			// The old decoder read top-level and framework-level
+			// scalars with Decoder.Token, which turns numbers into
+			// float64 and so rejected valid JSON such as 1e700; the
+			// streaming decoder accepts it.
+			if err == nil && !strings.Contains(wantErr.Error(), "cannot unmarshal number") {
 				t.Fatalf("encoding/json fails (%v), DecodeState does not", wantErr)
 			}
 			return
