@@ -226,8 +226,10 @@ type Builder struct {
 	big   map[bigKey]struct{}
 	count int
 	hash  uint64
-	// ents holds the empty non-terminals found so far (see Zone.ents).
-	ents map[string]struct{}
+	// ents holds the empty non-terminals found so far (see Zone.ents);
+	// known is the last ancestor found to exist, as a name or in ents.
+	ents  map[string]struct{}
+	known string
 	// nodes and datas are the blocks new nodes and rrsets' records are
 	// taken from.
 	nodes []node
@@ -319,12 +321,21 @@ func (b *Builder) newNode(name string) *node {
 	// one already known empty: its own walk covered the rest. It is done
 	// here, while the name is at hand, rather than over the whole table
 	// in Build.
-	delete(b.ents, name)
+	if _, ok := b.ents[name]; ok {
+		delete(b.ents, name)
+	}
 	for p := parent(name); p != "" && len(p) > len(b.origin); p = parent(p) {
+		// Names come in runs under one parent: the last one found is
+		// checked before the tables.
+		if p == b.known {
+			break
+		}
 		if _, ok := b.names[p]; ok {
+			b.known = p
 			break
 		}
 		if _, ok := b.ents[p]; ok {
+			b.known = p
 			break
 		}
 		b.ents[p] = struct{}{}
