@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -120,7 +121,45 @@ type decoder struct {
 	niIPs     []netip.Addr
 	label     []byte
 	idHash    []byte
-	tasks     []Task
+	// chunks gathers the running tasks of the framework being read, in
+	// fixed-size chunks reused from framework to framework: a growing
+	// slice would copy every task several times over as it grew. They
+	// are copied once, into a slice of the final size.
+	chunks [][]Task
+	used   int // chunks in use
+}
+
+// taskChunk is the number of tasks per chunk.
+const taskChunk = 1024
+
+func (d *decoder) addTask(t Task) {
+	if d.used == 0 || len(d.chunks[d.used-1]) == taskChunk {
+		if d.used == len(d.chunks) {
+			d.chunks = append(d.chunks, make([]Task, 0, taskChunk))
+		}
+		d.used++
+	}
+	c := &d.chunks[d.used-1]
+	*c = append(*c, t)
+}
+
+// takeTasks appends the gathered tasks to dst and empties the chunks.
+func (d *decoder) takeTasks(dst []Task) []Task {
+	n := 0
+	for _, c := range d.chunks[:d.used] {
+		n += len(c)
+	}
+	if n == 0 {
+		return dst
+	}
+	dst = slices.Grow(dst, n)
+	for i, c := range d.chunks[:d.used] {
+		dst = append(dst, c...)
+		clear(c)
+		d.chunks[i] = c[:0]
+	}
+	d.used = 0
+	return dst
 }
 
 // status is what a task status contributes: only the latest running one
@@ -364,19 +403,14 @@ func (d *decoder) framework(st *State) (Framework, error) {
 						st.Skipped++
 					}
 				case running:
-					d.tasks = append(d.tasks, t)
+					d.addTask(t)
 				}
 				return nil
 			})
 			if err != nil {
 				return fmt.Errorf("framework %q tasks: %w", fw.ID, err)
 			}
-			// Tasks gather in a slice reused from framework to framework
-			// and are copied out at their final size: growing each
-			// framework's slice would leave as much garbage again.
-			fw.Tasks = append(fw.Tasks, d.tasks...)
-			clear(d.tasks)
-			d.tasks = d.tasks[:0]
+			fw.Tasks = d.takeTasks(fw.Tasks)
 			return nil
 		}
 		if err := d.s.skip(); err != nil {
