@@ -98,7 +98,8 @@ type Cache struct {
 	ClusterNegativeMaxTTL Duration `json:"clusterNegativeMaxTTL"`
 	// NegativeTTL is used for a negative answer without SOA. Default: "5s".
 	NegativeTTL Duration `json:"negativeTTL"`
-	// ServFailTTL is how long SERVFAIL is cached. Default: "1s".
+	// ServFailTTL is how long SERVFAIL is cached, at most MaxServFailTTL;
+	// "0s" does not cache it. Default: "1s".
 	ServFailTTL Duration `json:"servFailTTL"`
 	// StaleMaxAge is how long past expiry an entry may be served when every
 	// upstream fails (RFC 8767); "0s" disables serve-stale. Default: "24h".
@@ -163,6 +164,11 @@ type Master struct {
 	SOAExpire  uint32 `json:"SOAExpire"`
 	SOAMinttl  uint32 `json:"SOAMinttl"`
 }
+
+// MaxServFailTTL bounds Cache.ServFailTTL: a SERVFAIL is a transient
+// failure, and caching it longer would keep clients failing after the
+// upstreams have recovered.
+const MaxServFailTTL = Duration(time.Second)
 
 // Default returns the configuration used for every field a file leaves out.
 func Default() Config {
@@ -435,6 +441,9 @@ func (c *Cache) validate() error {
 		if d.v < 0 {
 			return fieldErr(d.name, "must not be negative, got %s", d.v)
 		}
+	}
+	if c.ServFailTTL > MaxServFailTTL {
+		return fieldErr("cache.servFailTTL", "at most %s (SERVFAIL is a transient failure), got %s", MaxServFailTTL, c.ServFailTTL)
 	}
 	if c.MinTTL > c.MaxTTL {
 		return fieldErr("cache.minTTL", "%s is above maxTTL %s", c.MinTTL, c.MaxTTL)

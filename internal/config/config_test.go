@@ -58,6 +58,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad duration", `{"raceTimeout": "2 seconds"}`, `field raceTimeout: not a duration: "2 seconds"`},
 		{"negative timeout", `{"raceTimeout": "-1s"}`, "field raceTimeout: must be positive"},
 		{"bad cidr", `{"allowNets": ["10.0.0.0"]}`, "field allowNets[0]: not a CIDR prefix"},
+		{"servFailTTL over 1s", `{"cache": {"servFailTTL": "1.5s"}}`, "field cache.servFailTTL: at most 1s (SERVFAIL is a transient failure), got 1.5s"},
+		{"servFailTTL in seconds", `{"cache": {"servFailTTL": 30}}`, "field cache.servFailTTL: at most 1s"},
 		{"bad log level", `{"log": {"level": "loud"}}`, "field log.level"},
 		{"bad ip source", `{"master": {"IPSources": ["dns"]}}`, "field master.IPSources[0]"},
 		{"trailing data", `{} {}`, "trailing data"},
@@ -69,6 +71,29 @@ func TestParseErrorsNameTheField(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+func TestServFailTTLBound(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		want time.Duration
+	}{
+		{`{"cache": {"servFailTTL": "1s"}}`, time.Second},
+		{`{"cache": {"servFailTTL": "250ms"}}`, 250 * time.Millisecond},
+		{`{"cache": {"servFailTTL": 0}}`, 0},
+		// A disabled cache is not checked: the value is never used.
+		{`{"cache": {"disabled": true, "servFailTTL": "5s"}}`, 5 * time.Second},
+	} {
+		t.Run(tc.json, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.json))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, cfg.Cache.ServFailTTL.D())
+		})
+	}
+	path := filepath.Join(t.TempDir(), "spartan.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"cache": {"servFailTTL": "2s"}}`), 0o644))
+	_, err := Load(path)
+	require.EqualError(t, err, "config "+path+": field cache.servFailTTL: at most 1s (SERVFAIL is a transient failure), got 2s")
 }
 
 func TestLoadNamesTheFile(t *testing.T) {
