@@ -4,17 +4,26 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+// NetNSPrefix starts the name of every namespace NewNetNS creates. The
+// full name is NetNSPrefix, the creating process's PID, a dash and random
+// hex, so that a later run can tell a namespace whose test process died
+// (and leaked it) from one a concurrently running test binary still uses.
+const NetNSPrefix = "spartan-test-"
 
 // NetNS is a network namespace of one test's own, made with "ip netns add"
 // under a unique name. Processes run in it with Command see
@@ -24,31 +33,106 @@ type NetNS struct {
 	Name string
 }
 
+// sweepOnce makes the first NewNetNS of a test binary remove the
+// namespaces earlier runs leaked.
+var sweepOnce sync.Once
+
 // NewNetNS creates the namespace with its loopback up and removes it, its
 // /etc/netns directory and any process left in it when the test ends. It
-// skips the test, saying why, when not root or when "ip netns" does not
-// work here.
+// skips the test, saying why, when not root; when "ip netns" is missing or
+// does not work here it skips too, or fails under SPARTAN_TEST_STRICT=1
+// (SkipOrFail). The first call of a test binary removes namespaces with
+// NetNSPrefix left by test processes that no longer exist.
 func NewNetNS(t testing.TB) *NetNS {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for ip netns (network namespaces)")
-	}
+	SkipUnlessRoot(t, "ip netns (network namespaces)")
 	ip, err := exec.LookPath("ip")
 	if err != nil {
-		t.Skip("skipping: ip(8) not found, needed for ip netns")
+		SkipOrFail(t, "skipping: ip(8) not found (apt-get install iproute2), needed for ip netns")
 	}
+	sweepOnce.Do(func() {
+		for _, name := range SweepLeakedNetNS(time.Now()) {
+			t.Logf("removed network namespace %s leaked by an earlier test run", name)
+		}
+	})
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	ns := &NetNS{Name: "spartan-test-" + hex.EncodeToString(b[:])}
+	ns := &NetNS{Name: fmt.Sprintf("%s%d-%s", NetNSPrefix, os.Getpid(), hex.EncodeToString(b[:]))}
 	if out, err := exec.Command(ip, "netns", "add", ns.Name).CombinedOutput(); err != nil {
-		t.Skipf("skipping: ip netns add failed (no network namespace support here?): %v: %s", err, out)
+		SkipOrFail(t, "skipping: ip netns add failed (no network namespace support here?): %v: %s", err, out)
 	}
 	t.Cleanup(func() { ns.destroy(t) })
 	ns.Run(t, "ip", "link", "set", "lo", "up")
 	return ns
 }
 
+// legacyNetNSAge is how old a namespace named in the earlier format
+// (NetNSPrefix and random hex, no PID) must be before a sweep takes it for
+// leaked: its owner cannot be checked, and no test run lasts that long.
+const legacyNetNSAge = time.Hour
+
+// SweepLeakedNetNS removes the namespaces under /run/netns named with
+// NetNSPrefix whose creating process no longer exists (and those in the
+// earlier PID-less format older than an hour at now), together with any
+// process still in them and their /etc/netns directory. Namespaces of
+// other prefixes, and of test processes still running, are left alone. It
+// returns the names removed.
+func SweepLeakedNetNS(now time.Time) []string {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if !netnsLeaked(name, now) {
+			continue
+		}
+		ns := &NetNS{Name: name}
+		if ns.remove() == nil {
+			removed = append(removed, name)
+		}
+	}
+	return removed
+}
+
+// netnsLeaked reports whether the namespace called name is one of ours
+// whose owner is gone.
+func netnsLeaked(name string, now time.Time) bool {
+	rest, ok := strings.CutPrefix(name, NetNSPrefix)
+	if !ok {
+		return false
+	}
+	pidText, _, hasPID := strings.Cut(rest, "-")
+	if !hasPID {
+		// Earlier format: NetNSPrefix and 8 hex digits.
+		if _, err := hex.DecodeString(rest); err != nil || len(rest) != 8 {
+			return false
+		}
+		fi, err := os.Stat(filepath.Join("/run/netns", name))
+		return err == nil && now.Sub(fi.ModTime()) > legacyNetNSAge
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return false
+	}
+	// Signal 0 checks for existence: ESRCH means the process is gone
+	// (EPERM would mean it exists under another user).
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
 func (ns *NetNS) destroy(t testing.TB) {
+	if err := ns.remove(); err != nil {
+		t.Error(err)
+	}
+}
+
+// remove kills the processes left in the namespace, deletes it and its
+// /etc/netns directory.
+func (ns *NetNS) remove() error {
 	// Processes a test forgot would keep the namespace's sockets alive.
 	if out, err := exec.Command("ip", "netns", "pids", ns.Name).Output(); err == nil {
 		for _, f := range strings.Fields(string(out)) {
@@ -57,12 +141,14 @@ func (ns *NetNS) destroy(t testing.TB) {
 			}
 		}
 	}
+	var errs []error
 	if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
-		t.Errorf("ip netns del %s: %v: %s", ns.Name, err, out)
+		errs = append(errs, fmt.Errorf("ip netns del %s: %w: %s", ns.Name, err, out))
 	}
 	if err := os.RemoveAll(ns.EtcDir()); err != nil {
-		t.Errorf("remove %s: %v", ns.EtcDir(), err)
+		errs = append(errs, fmt.Errorf("remove %s: %w", ns.EtcDir(), err))
 	}
+	return errors.Join(errs...)
 }
 
 // EtcDir is /etc/netns/NAME, whose files "ip netns exec" bind-mounts over

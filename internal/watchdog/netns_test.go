@@ -90,8 +90,9 @@ func requireResolves(t *testing.T, ns *testsupport.NetNS, n int, when string) {
 // counter shows which path the lookups took (spartan caches, the direct
 // path does not).
 func TestNetnsGetentSurvivesProxyKill(t *testing.T) {
+	testsupport.SkipUnlessRoot(t, "ip netns (network namespaces)")
 	if _, err := exec.LookPath("getent"); err != nil {
-		t.Skip("skipping: getent not found")
+		testsupport.SkipOrFail(t, "skipping: getent (glibc's resolver, package libc-bin) not found")
 	}
 	ns := testsupport.NewNetNS(t)
 	ns.AddAddr(t, nsProxyIP+"/32")
