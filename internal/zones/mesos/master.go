@@ -359,11 +359,20 @@ func (m *Master) leaderState(ctx context.Context, addr string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leader %s: %w", leader, err)
 	}
-	if st.Leader == "" {
-		st.Leader = served
+	// The named leader may have stepped down since: then it serves a
+	// follower's state, without frameworks, which must not replace the
+	// zone.
+	if !isLeader(st, served) {
+		if st.Leader == "" {
+			return nil, fmt.Errorf("%w: %s was named the leader but its state names none", errNotLeader, leader)
+		}
+		return nil, fmt.Errorf("%w: %s was named the leader but its state names %s", errNotLeader, leader, st.Leader)
 	}
 	return st, nil
 }
+
+// errNotLeader is a state fetched from a master that is not the leader.
+var errNotLeader = errors.New("not the leading master")
 
 // isLeader reports whether st came from the leading master: its own PID or
 // the address that served it is the leader's.

@@ -151,6 +151,37 @@ func TestLeaderFromRedirectEndpoint(t *testing.T) {
 	require.Equal(t, 1, follower.Requests("/master/redirect"))
 }
 
+// TestNamedLeaderSteppedDown: the master asked names a leader that has
+// stepped down by the time it is asked, and serves a follower's state (no
+// frameworks, another or no leader). That poll fails and the last good
+// zone keeps serving, instead of a zone without tasks.
+func TestNamedLeaderSteppedDown(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		noLeader bool
+	}{{"names another leader", false}, {"names no leader", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			follower := testsupport.NewFakeMesosMaster(t, []byte(`{}`))
+			leader := testsupport.NewFakeMesosMaster(t, fixtureState(t))
+			follower.SetLeader(leader.Addr())
+			m := newMaster(t, masterConfig(t, []string{follower.Addr()}, ""))
+			require.NoError(t, m.Poll(t.Context()))
+			good := m.Store().Load()
+			require.Equal(t, []string{"10.3.0.3"}, lookupA(good, "nginx.marathon.mesos."))
+
+			// The old leader now follows the master still naming it.
+			leader.SetLeader(follower.Addr())
+			leader.OmitLeader(tc.noLeader)
+			require.ErrorContains(t, m.Poll(t.Context()), "not the leading master")
+			require.Same(t, good, m.Store().Load())
+			require.Equal(t, []string{"10.3.0.3"}, lookupA(m.Store().Load(), "nginx.marathon.mesos."))
+			st := m.Stats()
+			require.Equal(t, uint64(1), st.Failures)
+			require.Equal(t, leader.Addr(), st.Leader)
+		})
+	}
+}
+
 func TestLeaderChange(t *testing.T) {
 	a := testsupport.NewFakeMesosMaster(t, fixtureState(t))
 	b := testsupport.NewFakeMesosMaster(t, fixtureState(t))
