@@ -71,7 +71,7 @@ func stopGracefully(t *testing.T, p *testsupport.Process) {
 func TestSystemdSocketActivate(t *testing.T) {
 	tool, err := exec.LookPath("systemd-socket-activate")
 	if err != nil {
-		t.Skip("systemd-socket-activate not installed (apt-get install systemd); socket activation not exercised")
+		testsupport.SkipOrFail(t, "systemd-socket-activate not installed (apt-get install systemd); socket activation not exercised")
 	}
 	bin := testsupport.BuildBinary(t, pkg)
 	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
