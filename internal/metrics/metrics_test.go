@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/spartan-dns/spartan/internal/metrics"
@@ -249,15 +251,20 @@ func TestConcurrentObserveAndScrape(t *testing.T) {
 	const workers, per = 8, 2000
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	scraped := make(chan struct{})
+	// The scraper runs off the test goroutine: it hands its first error
+	// back instead of failing the test from there.
+	scraped := make(chan error, 1)
 	go func() {
-		defer close(scraped)
 		for {
 			select {
 			case <-stop:
+				scraped <- nil
 				return
 			default:
-				testsupport.Scrape(t, base+"/metrics")
+			}
+			if err := scrapeOnce(base + "/metrics"); err != nil {
+				scraped <- err
+				return
 			}
 		}
 	}()
@@ -274,11 +281,35 @@ func TestConcurrentObserveAndScrape(t *testing.T) {
 	}
 	wg.Wait()
 	close(stop)
-	<-scraped
+	require.NoError(t, <-scraped)
 	s := testsupport.Scrape(t, base+"/metrics")
 	require.Equal(t, float64(workers*per), s.Must(t, "spartan_dns_requests_total"))
 	require.Equal(t, float64(workers*per), s.Must(t, "spartan_upstream_wins_total"))
 	require.Equal(t, float64(2*per), s.Must(t, "spartan_dns_requests_total", "zone", "z3."))
+}
+
+// scrapeOnce fetches and strictly parses one exposition, returning what
+// went wrong instead of failing the test (for use off the test goroutine).
+func scrapeOnce(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("scraping %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("scraping %s: status %s", url, resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	if _, err := parser.TextToMetricFamilies(resp.Body); err != nil {
+		return fmt.Errorf("parsing %s: %w", url, err)
+	}
+	return nil
 }
 
 func TestZoneLabelsAreBounded(t *testing.T) {

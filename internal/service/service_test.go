@@ -2,13 +2,16 @@ package service_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -149,12 +152,32 @@ func TestNotifierMessages(t *testing.T) {
 	require.Equal(t, []string{"READY=1", "STATUS=reloaded", "STOPPING=1", "STATUS=stopping"}, msgs[6:10])
 }
 
-func TestNotifierWithoutSocketIsNoop(t *testing.T) {
-	t.Setenv("NOTIFY_SOCKET", "")
-	n := &service.Notifier{}
-	n.Ready("x")
-	n.Watchdog()
-	n.Stopping()
+// TestNotifierWithoutSocket: without NOTIFY_SOCKET (not started by
+// systemd) nothing is sent and nothing is logged; with a NOTIFY_SOCKET
+// nobody listens on, every failed send is logged as a warning and none is
+// fatal.
+func TestNotifierWithoutSocket(t *testing.T) {
+	for _, tc := range []struct {
+		name, socket string
+		warnings     int
+	}{
+		{"no NOTIFY_SOCKET", "", 0},
+		{"NOTIFY_SOCKET nobody listens on", filepath.Join(t.TempDir(), "missing.sock"), 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("NOTIFY_SOCKET", tc.socket)
+			var buf bytes.Buffer
+			n := &service.Notifier{Log: slog.New(slog.NewTextHandler(&buf, nil))}
+			n.Ready("x")
+			n.Status("y")
+			n.Watchdog()
+			n.Reloading()
+			n.Reloaded("z")
+			n.Stopping()
+			require.Equal(t, tc.warnings, strings.Count(buf.String(), `level=WARN msg="sd_notify failed"`), buf.String())
+			require.Equal(t, tc.warnings, strings.Count(buf.String(), "\n"), buf.String())
+		})
+	}
 }
 
 // TestSupervisorReadinessAndWatchdog drives the supervisor against a real
@@ -175,6 +198,9 @@ func TestSupervisorReadinessAndWatchdog(t *testing.T) {
 
 	var statusMu sync.Mutex
 	statusText := "1/1 upstreams healthy; cache 0 entries"
+	// The check runs on the supervisor's goroutine: a failure to write the
+	// mark is handed back to the test goroutine, not asserted there.
+	markErrs := make(chan error, 1)
 	sup := &service.Supervisor{
 		Check: func(ctx context.Context) error {
 			err := service.SelfQuery(ctx, "udp", addr)
@@ -182,8 +208,12 @@ func TestSupervisorReadinessAndWatchdog(t *testing.T) {
 			if err != nil {
 				mark = "CHECK=fail"
 			}
-			_, nerr := daemon.SdNotify(false, mark)
-			require.NoError(t, nerr)
+			if sent, nerr := daemon.SdNotify(false, mark); nerr != nil || !sent {
+				select {
+				case markErrs <- fmt.Errorf("writing %s to the notify socket: sent %v, err %v", mark, sent, nerr):
+				default:
+				}
+			}
 			return err
 		},
 		Status: func() string {
@@ -233,6 +263,11 @@ func TestSupervisorReadinessAndWatchdog(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	stop := sock.WaitForMessage(t, resumed, wait, "STOPPING=1")
+	select {
+	case err := <-markErrs:
+		require.NoError(t, err)
+	default:
+	}
 
 	// The whole transcript: after READY=1, each WATCHDOG=1 directly
 	// follows CHECK=ok (possibly with a STATUS= in between), and there
