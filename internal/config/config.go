@@ -46,7 +46,10 @@ type Config struct {
 	// Zones maps a domain to its own upstream group. The longest matching
 	// suffix wins; a query is only ever sent to one group.
 	Zones map[string][]string `json:"zones"`
-	// ClusterDomain is the cluster's domain. Default: "mesos.".
+	// ClusterDomain is the cluster's domain. Default: "mesos.". It cannot
+	// be empty or the root: its names are never sent to the root group,
+	// so when neither Masters nor a Zones entry (the domain itself or one
+	// above it) serves it, they are answered SERVFAIL locally.
 	ClusterDomain string `json:"clusterDomain"`
 	// Masters lists the masters serving ClusterDomain; an address without a
 	// port means MasterDNSPort. They form the ClusterDomain group unless
@@ -342,6 +345,9 @@ func (c *Config) Validate() error {
 	var err error
 	if c.ClusterDomain, err = NormalizeDomain(c.ClusterDomain); err != nil {
 		return fieldErr("clusterDomain", "%v", err)
+	}
+	if c.ClusterDomain == "." {
+		return fieldErr("clusterDomain", "the root zone cannot be the cluster domain")
 	}
 	for i, a := range c.Masters {
 		hp, err := NormalizeHostPort(a, MasterDNSPort)

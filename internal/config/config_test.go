@@ -60,6 +60,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad cidr", `{"allowNets": ["10.0.0.0"]}`, "field allowNets[0]: not a CIDR prefix"},
 		{"servFailTTL over 1s", `{"cache": {"servFailTTL": "1.5s"}}`, "field cache.servFailTTL: at most 1s (SERVFAIL is a transient failure), got 1.5s"},
 		{"servFailTTL in seconds", `{"cache": {"servFailTTL": 30}}`, "field cache.servFailTTL: at most 1s"},
+		{"root cluster domain", `{"clusterDomain": "."}`, "field clusterDomain: the root zone cannot be the cluster domain"},
+		{"empty cluster domain", `{"clusterDomain": ""}`, "field clusterDomain: empty domain name"},
 		{"bad log level", `{"log": {"level": "loud"}}`, "field log.level"},
 		{"bad ip source", `{"master": {"IPSources": ["dns"]}}`, "field master.IPSources[0]"},
 		{"trailing data", `{} {}`, "trailing data"},
