@@ -45,9 +45,11 @@ type Node struct {
 	lns       []net.Listener
 	logger    *slog.Logger
 	obs       upstream.Observer
+	cluster   string // the cluster domain
 
-	mu      sync.Mutex
-	retired []*upstream.Table // replaced by Reload; Run waits for their legs
+	mu            sync.Mutex
+	retired       []*upstream.Table // replaced by Reload; Run waits for their legs
+	clusterServed bool              // the table in use has a group for the cluster domain
 }
 
 // NewNode builds the proxy and binds its sockets; Run serves them.
@@ -89,7 +91,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		}
 	}
 	fwd, err := NewForwarder(Options{
-		Table: table, Local: local, AllowNets: allow,
+		Table: table, Local: local, AllowNets: allow, ClusterDomain: cfg.ClusterDomain,
 		Cache: c, StaleClientTimeout: cfg.Cache.ClientTimeout.D(),
 		RaceTimeout: cfg.RaceTimeout.D(), MaxInFlight: cfg.MaxInFlight,
 		Metrics: o.Metrics, LogQueries: cfg.Log.Queries, Logger: logger,
@@ -97,7 +99,11 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Local: local, Cache: c, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners, logger: logger, obs: obs}
+	n := &Node{Local: local, Cache: c, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners, logger: logger, obs: obs,
+		cluster: cfg.ClusterDomain, clusterServed: ClusterServed(table, cfg.ClusterDomain)}
+	if !n.clusterServed {
+		n.warnClusterUnserved()
+	}
 	if len(n.pcs) == 0 && len(n.lns) == 0 {
 		if n.pcs, n.lns, err = ListenAll(ctx, cfg.Listen); err != nil {
 			return nil, err
@@ -196,12 +202,25 @@ func (n *Node) Reload(cfg *config.Config) (*upstream.Table, error) {
 		return nil, err
 	}
 	old := n.Forwarder.SwapTable(t)
+	served := ClusterServed(t, n.cluster)
 	n.mu.Lock()
+	wasServed := n.clusterServed
+	n.clusterServed = served
 	// Keep the retired table until Run ends so that its last legs are
 	// waited for: a few small structs per reload.
 	n.retired = append(n.retired, old)
 	n.mu.Unlock()
+	if wasServed && !served {
+		n.warnClusterUnserved()
+	}
 	return t, nil
+}
+
+// warnClusterUnserved logs that cluster names get SERVFAIL: no group
+// serves the cluster domain, and the root group must never see them.
+func (n *Node) warnClusterUnserved() {
+	n.logger.Warn(fmt.Sprintf("no upstreams for cluster domain %s: set masters or zones", n.cluster),
+		"clusterDomain", n.cluster, "effect", "cluster names are answered SERVFAIL, never forwarded")
 }
 
 // Close releases the sockets of a Node that was never Run.

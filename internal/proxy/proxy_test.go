@@ -45,6 +45,12 @@ func startNode(t testing.TB, edit func(c *config.Config)) *node {
 // serves until the test ends.
 func runNode(t testing.TB, now func() time.Time, edit func(c *config.Config)) *node {
 	t.Helper()
+	return runNodeLogged(t, now, slog.New(slog.DiscardHandler), edit)
+}
+
+// runNodeLogged is runNode logging to logger.
+func runNodeLogged(t testing.TB, now func() time.Time, logger *slog.Logger, edit func(c *config.Config)) *node {
+	t.Helper()
 	pc, ln, err := Listen(context.Background(), "127.0.0.1:0")
 	require.NoError(t, err)
 	cfg := config.Default()
@@ -55,7 +61,7 @@ func runNode(t testing.TB, now func() time.Time, edit func(c *config.Config)) *n
 	}
 	require.NoError(t, cfg.Validate())
 	n, err := NewNode(context.Background(), NodeOptions{
-		Config: &cfg, Logger: slog.New(slog.DiscardHandler), Now: now,
+		Config: &cfg, Logger: logger, Now: now,
 		PacketConns: []net.PacketConn{pc}, Listeners: []net.Listener{ln},
 	})
 	require.NoError(t, err)

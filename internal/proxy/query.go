@@ -28,15 +28,18 @@ import (
 //  3. opcode other than QUERY: NOTIMP;
 //  4. the local zone "spartan." is answered here, whatever the upstreams do;
 //  5. [cache seam: a hit is answered here, a miss goes on];
-//  6. in-flight cap: beyond MaxInFlight races, SERVFAIL at once;
-//  7. the upstream table picks the group of the longest matching zone;
-//  8. the group races the query (upstream.Group.RaceWire); failure or
+//  6. a name in the cluster domain that no group serves (it would fall to
+//     the root group) gets SERVFAIL here: external resolvers never see
+//     cluster names;
+//  7. in-flight cap: beyond MaxInFlight races, SERVFAIL at once;
+//  8. the upstream table picks the group of the longest matching zone;
+//  9. the group races the query (upstream.Group.RaceWire); failure or
 //     deadline: SERVFAIL;
-//  9. the reply is rewritten for the client (ID, question casing, our OPT
+//  10. the reply is rewritten for the client (ID, question casing, our OPT
 //     when the client sent one, TC with empty sections when it exceeds the
 //     client's UDP size) and sent.
 //
-// Steps 1-4 and 6 never block, so they also run as ServeFast on the
+// Steps 1-7 never block, so they also run as ServeFast on the
 // listener's read goroutine.
 
 // Options configure a Forwarder.
@@ -46,6 +49,11 @@ type Options struct {
 	Table *upstream.Table
 	// Local is the node-local zone ("spartan."). Required.
 	Local *zones.Zone
+	// ClusterDomain is the cluster's domain (a lower-case FQDN, not the
+	// root); empty means none. Its names are never sent to the root
+	// group: when the table has no group for the domain (or one above
+	// it), they are answered SERVFAIL.
+	ClusterDomain string
 	// AllowNets are the client networks served; others get REFUSED.
 	AllowNets []netip.Prefix
 	// RaceTimeout bounds one upstream race.
@@ -71,11 +79,13 @@ type Forwarder struct {
 	o        Options
 	table    atomic.Pointer[upstream.Table]
 	front    *cache.Front // nil without a cache
+	cluster  []byte       // lower-cased wire form of ClusterDomain; nil: none
 	inflight atomic.Int64
 
 	malformed atomic.Uint64
 	refused   atomic.Uint64
 	overload  atomic.Uint64
+	unrouted  atomic.Uint64
 }
 
 // Stats are the Forwarder's counters since start.
@@ -83,6 +93,7 @@ type Stats struct {
 	Malformed uint64 // unparseable messages (dropped or answered FORMERR)
 	Refused   uint64 // queries from clients outside AllowNets
 	Overload  uint64 // queries answered SERVFAIL because MaxInFlight was reached
+	Unrouted  uint64 // cluster names answered SERVFAIL because no group serves the cluster domain
 	InFlight  int64  // upstream races now
 }
 
@@ -98,6 +109,16 @@ func NewForwarder(o Options) (*Forwarder, error) {
 		o.Logger = slog.Default()
 	}
 	f := &Forwarder{o: o}
+	if o.ClusterDomain != "" {
+		wire, err := wireName(o.ClusterDomain)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: cluster domain %q: %w", o.ClusterDomain, err)
+		}
+		if len(wire) == 1 {
+			return nil, errors.New("proxy: the root zone cannot be the cluster domain")
+		}
+		f.cluster = wire
+	}
 	f.table.Store(o.Table)
 	if o.Cache != nil {
 		front, err := cache.NewFront(o.Cache, cache.FrontOptions{
@@ -130,7 +151,36 @@ func (f *Forwarder) SwapTable(t *upstream.Table) *upstream.Table { return f.tabl
 // Stats returns the counters.
 func (f *Forwarder) Stats() Stats {
 	return Stats{Malformed: f.malformed.Load(), Refused: f.refused.Load(),
-		Overload: f.overload.Load(), InFlight: f.inflight.Load()}
+		Overload: f.overload.Load(), Unrouted: f.unrouted.Load(), InFlight: f.inflight.Load()}
+}
+
+// route returns the group for the lower-cased wire name, or nil when the
+// name is in the cluster domain and would fall to the root group: no group
+// serves the cluster domain, and an external resolver must never answer
+// (or even see) a cluster name.
+func (f *Forwarder) route(name []byte) *upstream.Group {
+	g := f.table.Load().LookupWire(name)
+	if f.cluster != nil && g.Zone() == "." && inZone(name, f.cluster) {
+		return nil
+	}
+	return g
+}
+
+// ClusterServed reports whether t has a group for the cluster domain
+// (its own or one of a domain above it other than the root), that is
+// whether cluster names are forwarded at all.
+func ClusterServed(t *upstream.Table, clusterDomain string) bool {
+	return t.Lookup(clusterDomain).Zone() != "."
+}
+
+// wireName returns the lower-cased, uncompressed wire form of a domain.
+func wireName(domain string) ([]byte, error) {
+	buf := make([]byte, 256)
+	n, err := dns.PackDomainName(dns.CanonicalName(domain), buf, 0, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 // query is the parsed state of one request.
@@ -203,6 +253,11 @@ func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
 		}
 	}
 
+	if f.cluster != nil && inZone(qs.q.Key()[:qs.name], f.cluster) && f.route(qs.q.Key()[:qs.name]) == nil {
+		qs.zone = f.o.ClusterDomain
+		f.unrouted.Add(1)
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
 	if f.inflight.Load() >= int64(f.o.MaxInFlight) {
 		f.overload.Add(1)
 		return appendError(dst, &qs.q, dns.RcodeServerFailure)
@@ -211,9 +266,14 @@ func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
 	return nil
 }
 
-// forward runs steps 7-9.
+// forward runs steps 7-10.
 func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []byte) []byte {
-	g := f.table.Load().LookupWire(qs.q.Key()[:qs.name])
+	g := f.route(qs.q.Key()[:qs.name])
+	if g == nil { // the table was swapped since prepare
+		qs.zone = f.o.ClusterDomain
+		f.unrouted.Add(1)
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
 	qs.zone = g.Zone()
 	if f.inflight.Add(1) > int64(f.o.MaxInFlight) {
 		f.inflight.Add(-1)
@@ -257,7 +317,11 @@ func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []
 
 // fetch is the cache's upstream: one race in the group q routes to.
 func (f *Forwarder) fetch(ctx context.Context, q *cache.Query, query []byte, tcp bool) ([]byte, error) {
-	g := f.table.Load().LookupWire(q.Key()[:len(q.Name())])
+	g := f.route(q.Key()[:len(q.Name())])
+	if g == nil { // a prefetch, or the table was swapped since prepare
+		f.unrouted.Add(1)
+		return nil, fmt.Errorf("proxy: no upstream group serves the cluster domain %s", f.o.ClusterDomain)
+	}
 	reply, _, err := g.RaceWire(ctx, query, tcp)
 	return reply, err
 }
