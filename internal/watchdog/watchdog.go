@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/spartan-dns/spartan/internal/resolvconf"
@@ -33,6 +34,11 @@ type Watchdog struct {
 	machine   Machine
 	content   Content
 	now       func() time.Time
+
+	// restartMu guards restartDone, which is non-nil once a restart has
+	// been started and closed when that restart has ended: one at a time.
+	restartMu   sync.Mutex
+	restartDone chan struct{}
 }
 
 // Options replace the watchdog's collaborators, for tests.
@@ -82,8 +88,10 @@ func New(cfg Config, log *slog.Logger, opt Options) *Watchdog {
 
 // Run checks the proxy at once and then every Interval until ctx ends,
 // keeping the file in line with the state. Failures to write are logged
-// and retried on the next round; Run returns nil when ctx ends.
+// and retried on the next round. Run returns nil when ctx ends, after the
+// restart in progress, if any, has seen ctx end and returned.
 func (w *Watchdog) Run(ctx context.Context) error {
+	defer w.WaitRestart()
 	w.log.Info("watchdog started", "resolv_conf", w.cfg.ResolvConf, "proxy", w.cfg.Proxy,
 		"upstreams", w.cfg.Upstreams, "interval", w.cfg.Interval, "fail_after", w.cfg.FailAfter,
 		"recover_after", w.cfg.RecoverAfter, "restart_after", w.cfg.RestartAfter)
@@ -103,15 +111,23 @@ func (w *Watchdog) Run(ctx context.Context) error {
 }
 
 // Once runs a single round: one check decides the state (there is no
-// history to smooth), the file is brought in line and the result returned.
+// history to smooth), the file is brought in line and the result returned
+// once a restart the round started, if any, has ended.
 func (w *Watchdog) Once(ctx context.Context) (State, error) {
 	err := w.Round(ctx)
+	w.WaitRestart()
 	return w.machine.State(), err
 }
 
 // Round runs one health check and brings the file in line with the
 // resulting state, whether it changed or not: a file someone else
 // rewrote is taken over again (its content becoming the new original).
+// When the state machine asks for a restart, Round starts it after the
+// write, in a goroutine of its own bound to ctx, and does not wait for
+// it: a restart can take as long as systemd's job does, and meanwhile the
+// file must already point at the upstreams and the checks go on. A
+// restart asked for while another still runs is not started. WaitRestart
+// waits for it.
 func (w *Watchdog) Round(ctx context.Context) error {
 	ok, perr := w.prober.Probe(ctx)
 	if ctx.Err() != nil {
@@ -126,10 +142,43 @@ func (w *Watchdog) Round(ctx context.Context) error {
 	default:
 		w.log.Debug("proxy healthy", "state", step.State)
 	}
+	err := w.apply(step.State)
 	if step.Restart {
-		w.restart(ctx)
+		w.startRestart(ctx)
 	}
-	return w.apply(step.State)
+	return err
+}
+
+// startRestart starts a restart in the background unless one is running.
+func (w *Watchdog) startRestart(ctx context.Context) {
+	w.restartMu.Lock()
+	defer w.restartMu.Unlock()
+	if w.restartDone != nil {
+		select {
+		case <-w.restartDone:
+		default:
+			w.log.Warn("proxy failing for too long, but the previous restart has not ended; not starting another",
+				"unit", w.cfg.RestartUnit)
+			return
+		}
+	}
+	done := make(chan struct{})
+	w.restartDone = done
+	go func() {
+		defer close(done)
+		w.restart(ctx)
+	}()
+}
+
+// WaitRestart returns once the restart Round started last, if any, has
+// ended. Cancelling the context that Round was given makes it end.
+func (w *Watchdog) WaitRestart() {
+	w.restartMu.Lock()
+	done := w.restartDone
+	w.restartMu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 func (w *Watchdog) restart(ctx context.Context) {
@@ -137,6 +186,10 @@ func (w *Watchdog) restart(ctx context.Context) {
 	defer cancel()
 	w.log.Warn("proxy failing for too long, restarting it", "unit", w.cfg.RestartUnit, "after", w.cfg.RestartAfter)
 	if err := w.restarter.Restart(ctx, w.cfg.RestartUnit); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			w.log.Info("restart abandoned: the watchdog is stopping", "unit", w.cfg.RestartUnit)
+			return
+		}
 		w.log.Error("restart failed", "unit", w.cfg.RestartUnit, "err", err)
 		return
 	}

@@ -260,3 +260,98 @@ func TestRunEscalation(t *testing.T) {
 	startProxy(t, listen)
 	waitState(t, cfg.ResolvConf, Up)
 }
+
+// blockingRestarter's Restart announces itself on started and then blocks
+// until the test sends on release or its context ends, reporting which on
+// ended.
+type blockingRestarter struct {
+	started chan string
+	ended   chan error
+	release chan struct{}
+}
+
+func newBlockingRestarter() *blockingRestarter {
+	return &blockingRestarter{started: make(chan string, 10), ended: make(chan error, 10), release: make(chan struct{})}
+}
+
+func (b *blockingRestarter) Restart(ctx context.Context, unit string) error {
+	b.started <- unit
+	select {
+	case <-b.release:
+		b.ended <- nil
+		return nil
+	case <-ctx.Done():
+		b.ended <- ctx.Err()
+		return ctx.Err()
+	}
+}
+
+// TestRestartDoesNotBlockTheSwitch drives the rounds with a manual clock
+// against a real DNS server that stops answering: the round that turns
+// the state Down is also the one that asks for a restart, and the file
+// points at the upstreams before the (blocked) restart has even begun.
+// Rounds go on while it is blocked, a second restart is not started over
+// it, and stopping the watchdog cancels it.
+func TestRestartDoesNotBlockTheSwitch(t *testing.T) {
+	ready := testsupport.StartUpstream(t, testsupport.WithHandler(readyHandler))
+	cfg := testConfig(t, ready.Addr())
+	cfg.FailAfter, cfg.RecoverAfter = 3, 1
+	cfg.RestartAfter = config.Duration(2 * time.Second)
+	cfg.Timeout = config.Duration(200 * time.Millisecond)
+	clock := testsupport.NewClock()
+	restarter := newBlockingRestarter()
+	w := New(cfg, testLogger(t), Options{Restarter: restarter, Now: clock.Now})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	round := func() {
+		t.Helper()
+		require.NoError(t, w.Round(ctx))
+		clock.Advance(time.Second)
+	}
+
+	round()
+	got, _ := fileState(t, cfg.ResolvConf)
+	require.Equal(t, Up, got)
+	ready.Stop()
+	round() // first failure: the streak starts
+	round()
+	require.Empty(t, restarter.started)
+	// Third failure, two seconds into the streak: Down and a restart. The
+	// round runs on its own goroutine so that a round waiting for the
+	// restart fails the checks below instead of hanging the test.
+	roundDone := make(chan error, 1)
+	go func() { roundDone <- w.Round(ctx) }()
+	defer func() {
+		cancel()
+		<-roundDone
+	}()
+	unit := <-restarter.started
+	require.Equal(t, cfg.RestartUnit, unit)
+	got, f := fileState(t, cfg.ResolvConf)
+	require.Equal(t, Down, got, "the file switched before the restart began")
+	require.Equal(t, ips("192.0.2.1", "192.0.2.2"), f.Nameservers())
+	err := <-roundDone
+	roundDone <- nil
+	require.NoError(t, err, "the round returned with the restart still blocked")
+	clock.Advance(time.Second)
+
+	// The restart is still blocked; the rounds go on, and when the next
+	// restart falls due the running one is not doubled.
+	round()
+	round()
+	require.Empty(t, restarter.started, "no second restart while one is running")
+	require.Empty(t, restarter.ended, "the first restart is still blocked")
+
+	// Once it has ended, the next period restarts again.
+	restarter.release <- struct{}{}
+	require.NoError(t, <-restarter.ended)
+	w.WaitRestart()
+	round()
+	round()
+	require.Equal(t, cfg.RestartUnit, <-restarter.started)
+
+	// Stopping cancels the restart in progress and waits for it.
+	cancel()
+	w.WaitRestart()
+	require.ErrorIs(t, <-restarter.ended, context.Canceled)
+}
