@@ -72,6 +72,11 @@ type Master struct {
 	// polled is set once the first poll has ended, however it ended.
 	polled atomic.Bool
 
+	// pollMu serializes polls, which run without mu held.
+	pollMu sync.Mutex
+
+	// mu guards what follows, and the zone swap with the stats that
+	// describe it. It is never held across I/O or a zone build.
 	mu     sync.Mutex
 	state  *State // the state behind the served zone, for /v1/enumerate
 	leader string
@@ -225,50 +230,66 @@ func (m *Master) Run(ctx context.Context) error {
 
 // Poll reads the state once and, when it changed, swaps in the new zone.
 // On failure the served zone stays as it was; the error is logged, counted
-// and returned.
+// and returned. Polls run one at a time; the fetch, the zone build and the
+// host name lookups happen without holding the lock Stats and Enumerate
+// take.
 func (m *Master) Poll(ctx context.Context) error {
+	m.pollMu.Lock()
+	defer m.pollMu.Unlock()
 	start := time.Now()
 	st, err := m.readState(ctx)
 	defer m.polled.Store(true)
 	if m.observe != nil {
 		defer func() { m.observe(time.Since(start), err) }()
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.stats.Polls++
 	if err != nil {
+		m.mu.Lock()
+		m.stats.Polls++
 		m.stats.Failures++
 		m.stats.LastError = err.Error()
 		m.stats.LastPollDuration = time.Since(start)
+		failures := m.stats.Failures
+		m.mu.Unlock()
 		m.log.Warn("Mesos state poll failed; keeping the last good zone",
-			"err", err, "serial", m.store.Load().Serial(), "failures", m.stats.Failures)
+			"err", err, "serial", m.store.Load().Serial(), "failures", failures)
 		return err
 	}
 	opt := m.opt
 	opt.Resolve = m.resolver(ctx)
+	// Only Poll swaps the store, and polls are serialized: cur stays the
+	// served zone until the swap below.
 	cur := m.store.Load()
 	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
-	if z.Hash() != cur.Hash() {
-		m.store.Swap(z)
-		m.stats.Swaps++
-		m.log.Info("cluster zone updated", "serial", z.Serial(), "records", z.Len(),
-			"tasks", gs.Tasks, "leader", st.Leader, "took", time.Since(start))
+	swapped := z.Hash() != cur.Hash()
+	if swapped {
 		cur = z
 	}
 	if st.Skipped > 0 || gs.Dropped > 0 {
 		m.log.Warn("Mesos state had tasks or names that cannot be published",
 			"malformedTasks", st.Skipped, "droppedNames", gs.Dropped)
 	}
+
+	m.mu.Lock()
+	if swapped {
+		m.store.Swap(z)
+		m.stats.Swaps++
+	}
 	m.state = st
 	if st.Leader != "" {
 		m.leader = st.Leader
 	}
+	m.stats.Polls++
 	m.stats.LastPollDuration = time.Since(start)
 	m.stats.LastSuccess = time.Now()
 	m.stats.LastError = ""
 	m.stats.Leader = st.Leader
 	m.stats.Records, m.stats.Serial = cur.Len(), cur.Serial()
 	m.stats.Tasks, m.stats.SkippedTasks, m.stats.DroppedNames = gs.Tasks, st.Skipped, gs.Dropped
+	m.mu.Unlock()
+	if swapped {
+		m.log.Info("cluster zone updated", "serial", z.Serial(), "records", z.Len(),
+			"tasks", gs.Tasks, "leader", st.Leader, "took", time.Since(start))
+	}
 	return nil
 }
 

@@ -294,6 +294,54 @@ func TestSerialOnlyChangesWithContent(t *testing.T) {
 	require.Equal(t, z2.Serial(), z2.Lookup("mesos.", dns.TypeSOA).Answer[0].(*dns.SOA).Serial)
 }
 
+// TestStatsDuringPoll: a poll blocked in a host name lookup (which can take
+// seconds) holds up neither Stats nor Enumerate. Both are called while the
+// lookup is provably still blocked. The lookup gives up when its context
+// ends, so a regression fails the test instead of hanging it.
+func TestStatsDuringPoll(t *testing.T) {
+	m := newMaster(t, masterConfig(t, []string{"127.0.0.1:5050"}, ""))
+	m.UseState(fixtureState(t))
+	require.NoError(t, m.Poll(t.Context()))
+	before := m.Stats()
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	var blocked atomic.Bool
+	var once sync.Once
+	m.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+		blocked.Store(true)
+		defer blocked.Store(false)
+		once.Do(func() { close(entered) })
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	polled := make(chan error, 1)
+	go func() { polled <- m.Poll(t.Context()) }()
+	<-entered
+
+	type result struct {
+		stats        Stats
+		frameworks   int
+		stillBlocked bool
+	}
+	done := make(chan result, 1)
+	go func() {
+		r := result{stats: m.Stats(), frameworks: len(m.Enumerate().Frameworks)}
+		r.stillBlocked = blocked.Load()
+		done <- r
+	}()
+	r := <-done
+	require.True(t, r.stillBlocked, "Stats and Enumerate returned only after the lookup ended")
+	require.Equal(t, before, r.stats)
+	require.Equal(t, 4, r.frameworks)
+	close(release)
+	require.NoError(t, <-polled)
+	require.Equal(t, before.Polls+1, m.Stats().Polls)
+}
+
 func TestStateFile(t *testing.T) {
 	m := newMaster(t, masterConfig(t, nil, `,"stateFile":"`+filepath.Join(fixtureDir, "mesos-dns-fake-state.json")+`"`))
 	require.NoError(t, m.Poll(t.Context()))
