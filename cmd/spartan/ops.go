@@ -36,6 +36,9 @@ type ops struct {
 	cur    atomic.Pointer[config.Config]
 	log    *slog.Logger
 	rl     *service.Reloader
+	// flush is set by SIGHUP: the next reload flushes the cache, but
+	// only if it is accepted.
+	flush atomic.Bool
 }
 
 func newOps(node *proxy.Node, master *mesos.Service, cfg *config.Config, args []string, logger *slog.Logger, m *metrics.Metrics) *ops {
@@ -76,12 +79,8 @@ func (o *ops) run(ctx context.Context) error {
 			return nil
 		case <-hup:
 			// SIGHUP is also the operator's "forget what you cached"
-			// after a cluster change: flush whether or not the new
-			// configuration is accepted.
-			if c := o.node.Cache; c != nil {
-				c.Flush()
-				o.log.Info("cache flushed", "reason", "SIGHUP")
-			}
+			// after a cluster change, done once the reload is accepted.
+			o.flush.Store(true)
 			o.rl.Trigger("SIGHUP")
 		case <-t.C:
 			if w == nil {
@@ -107,9 +106,15 @@ func upstreamsFile(cfg *config.Config) string {
 }
 
 // reload re-reads the configuration with the original command line and
-// swaps in its upstream table. Anything invalid, including an upstreams
-// file without a usable nameserver, refuses the whole reload.
+// swaps in its upstream table, then flushes the cache if a SIGHUP asked
+// for it. Anything invalid, including an upstreams file without a usable
+// nameserver, refuses the whole reload: the running configuration and the
+// cache are kept, since during an upstream outage the cached and stale
+// entries are what keeps names resolving.
 func (o *ops) reload(ctx context.Context, reason string) (string, error) {
+	// Taken before the file is read: a SIGHUP arriving later triggers
+	// another reload, which reads the file as of that signal.
+	flush := o.flush.Swap(false)
 	next, err := loadConfig(o.args, io.Discard)
 	if err != nil {
 		return o.status(), err
@@ -122,6 +127,10 @@ func (o *ops) reload(ctx context.Context, reason string) (string, error) {
 		return o.status(), fmt.Errorf("upstreams: %w", err)
 	}
 	o.cur.Store(next)
+	if c := o.node.Cache; flush && c != nil {
+		c.Flush()
+		o.log.Info("cache flushed", "reason", "SIGHUP")
+	}
 	o.log.Info("upstream table swapped", "reason", reason, "upstreams", describeTable(t))
 	return o.status(), nil
 }

@@ -417,3 +417,42 @@ func TestWatchdogStopsWhenQueryPathFails(t *testing.T) {
 	require.Contains(t, p.Output(), "self-query failed: withholding watchdog pings")
 	require.Contains(t, p.Output(), "self-query succeeds again")
 }
+
+// TestRefusedReloadKeepsCache: during an upstream outage a SIGHUP with an
+// invalid configuration is refused and leaves the cache alone, so a name
+// cached before the outage still resolves. A SIGHUP that is accepted
+// flushes the cache.
+func TestRefusedReloadKeepsCache(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
+	listen := freeAddr(t)
+	valid := fmt.Sprintf(`{"listen": [%q], "upstreams": [%q], "metrics": ""}`, listen, up.Addr())
+	cfg := writeFile(t, "spartan.json", valid)
+	p := testsupport.StartProcess(t, bin, "-config", cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, p.WaitOutput(ctx, "msg=ready"))
+	ip := testsupport.DefaultIP.String()
+
+	out, err := testsupport.Dig(t, listen, "www.example.com", "A", "+short")
+	require.NoError(t, err)
+	require.Contains(t, out, ip)
+	up.Stop() // the outage: every miss now fails
+
+	for _, step := range []struct {
+		name, config, log, want string
+		flushed                 bool
+	}{
+		{"invalid configuration refused, cache kept", `{"listen": [], "bogus": 1}`, "configuration reload refused", ip, false},
+		{"valid configuration accepted, cache flushed", valid, "upstream table swapped", "status: SERVFAIL", true},
+	} {
+		require.NoError(t, os.WriteFile(cfg, []byte(step.config), 0o644), step.name)
+		require.NoError(t, p.Signal(syscall.SIGHUP), step.name)
+		waitCount(t, p, step.log, 1)
+		out, err := testsupport.Dig(t, listen, "www.example.com", "A")
+		require.NoError(t, err, step.name)
+		require.Contains(t, out, step.want, step.name)
+		require.Equal(t, step.flushed, strings.Contains(p.Output(), "cache flushed"), "%s:\n%s", step.name, p.Output())
+	}
+	stopGracefully(t, p)
+}
