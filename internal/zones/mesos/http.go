@@ -2,6 +2,7 @@ package mesos
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -55,6 +56,104 @@ type (
 	}
 )
 
+// mesosDNSConfig is /v1/config: Mesos-DNS's records.Config as Mesos-DNS
+// marshals it (Go field names, three of them with JSON tags), field for
+// field, so clients that read it keep working.
+type mesosDNSConfig struct {
+	RefreshSeconds      int
+	Port                int
+	Timeout             int
+	StateTimeoutSeconds int
+	ZkDetectionTimeout  int
+	HTTPPort            int `json:"HttpPort"`
+	TTL                 int32
+	SOASerial           uint32
+	SOARefresh          uint32
+	SOARetry            uint32
+	SOAExpire           uint32
+	SOAMinttl           uint32
+	SOAMname            string
+	SOARname            string
+	Masters             []string
+	Resolvers           []string
+	IPSources           []string
+	Zk                  string
+	Domain              string
+	File                string
+	Listener            string
+	HTTPListener        string
+	RecurseOn           bool
+	DNSOn               bool `json:"DnsOn"`
+	HTTPOn              bool `json:"HttpOn"`
+	ExternalOn          bool
+	EnforceRFC952       bool
+	EnumerationOn       bool
+	MesosHTTPSOn        bool
+	CACertFile          string
+	MesosCredentials    struct{ Principal, Secret string }
+	IAMConfigFile       string
+	MesosAuthentication string
+}
+
+// mesosDNSTimeout is Mesos-DNS's default forwarding timeout, reported as
+// Timeout: master mode forwards nothing (ExternalOn is false).
+const mesosDNSTimeout = 5
+
+// mesosDNSConfig fills /v1/config from the configuration. Fields without
+// a counterpart say what master mode does: no recursion or forwarding
+// (RecurseOn, ExternalOn false, no Resolvers), no ZooKeeper, no HTTPS or
+// authentication towards Mesos. Listener and Port are the first listen
+// address; the domain is written without the final dot, as Mesos-DNS
+// writes it.
+func (m *Master) mesosDNSConfig() mesosDNSConfig {
+	c := mesosDNSConfig{
+		RefreshSeconds:      m.cfg.RefreshSeconds,
+		Timeout:             mesosDNSTimeout,
+		StateTimeoutSeconds: m.cfg.StateTimeoutSeconds,
+		TTL:                 int32(m.cfg.TTL),
+		SOASerial:           m.store.Load().Serial(),
+		SOARefresh:          m.cfg.SOARefresh,
+		SOARetry:            m.cfg.SOARetry,
+		SOAExpire:           m.cfg.SOAExpire,
+		SOAMinttl:           m.cfg.SOAMinttl,
+		SOAMname:            m.cfg.SOAMname,
+		SOARname:            m.cfg.SOARname,
+		Masters:             nonNil(m.cfg.Masters),
+		Resolvers:           []string{},
+		IPSources:           nonNil(m.cfg.IPSources),
+		Domain:              strings.TrimSuffix(m.cfg.Domain, "."),
+		DNSOn:               true,
+		HTTPOn:              m.cfg.HTTP != "",
+		EnforceRFC952:       m.cfg.EnforceRFC952,
+		EnumerationOn:       true,
+	}
+	if len(m.cfg.Listen) > 0 {
+		c.Listener, c.Port = splitHostPort(m.cfg.Listen[0])
+	}
+	if m.cfg.HTTP != "" {
+		c.HTTPListener, c.HTTPPort = splitHostPort(m.cfg.HTTP)
+	}
+	return c
+}
+
+// splitHostPort splits a validated host:port; a part it cannot read is
+// left zero.
+func splitHostPort(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0
+	}
+	n, _ := strconv.Atoi(port)
+	return host, n
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 // Handler serves the Mesos-DNS style HTTP API: /v1/version, /v1/config,
 // /v1/hosts/{host}, /v1/services/{service} and /v1/enumerate.
 func (m *Master) Handler() http.Handler {
@@ -63,7 +162,7 @@ func (m *Master) Handler() http.Handler {
 		writeJSON(w, versionInfo{Service: "spartan", URL: "https://github.com/spartan-dns/spartan", Version: Version})
 	})
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, m.cfg)
+		writeJSON(w, m.mesosDNSConfig())
 	})
 	mux.HandleFunc("GET /v1/hosts/{host}", m.hosts)
 	mux.HandleFunc("GET /v1/services/{service}", m.services)

@@ -20,7 +20,7 @@ func apiGet(t *testing.T, srv *httptest.Server, path string, v any) {
 }
 
 func TestHTTPAPI(t *testing.T) {
-	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, ""))
+	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, `,"http":"127.0.0.1:8123"`))
 	m.UseState(DemoState)
 	require.NoError(t, m.Poll(t.Context()))
 	srv := httptest.NewServer(m.Handler())
@@ -32,10 +32,49 @@ func TestHTTPAPI(t *testing.T) {
 	require.Contains(t, version, "URL")
 	require.Contains(t, version, "Version")
 
+	// Mesos-DNS's records.Config, marshalled with its Go field names.
 	var cfg map[string]any
 	apiGet(t, srv, "/v1/config", &cfg)
-	require.Equal(t, "mesos.", cfg["domain"])
-	require.Equal(t, []any{"144.76.157.37:5050"}, cfg["masters"])
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	require.ElementsMatch(t, []string{
+		"RefreshSeconds", "Port", "Timeout", "StateTimeoutSeconds", "ZkDetectionTimeout", "HttpPort", "TTL",
+		"SOASerial", "SOARefresh", "SOARetry", "SOAExpire", "SOAMinttl", "SOAMname", "SOARname",
+		"Masters", "Resolvers", "IPSources", "Zk", "Domain", "File", "Listener", "HTTPListener",
+		"RecurseOn", "DnsOn", "HttpOn", "ExternalOn", "EnforceRFC952", "EnumerationOn", "MesosHTTPSOn",
+		"CACertFile", "MesosCredentials", "IAMConfigFile", "MesosAuthentication",
+	}, keys)
+	for key, want := range map[string]any{
+		"Domain":              "mesos",
+		"Masters":             []any{"144.76.157.37:5050"},
+		"RefreshSeconds":      30.0,
+		"StateTimeoutSeconds": 1.0,
+		"TTL":                 60.0,
+		"Port":                61053.0,
+		"Listener":            "127.0.0.1",
+		"HttpPort":            8123.0,
+		"HTTPListener":        "127.0.0.1",
+		"HttpOn":              true,
+		"DnsOn":               true,
+		"RecurseOn":           false,
+		"ExternalOn":          false,
+		"Resolvers":           []any{},
+		"IPSources":           []any{"netinfo", "mesos", "host"},
+		"EnforceRFC952":       false,
+		"SOAMname":            "ns1.mesos.",
+		"SOARname":            "root.ns1.mesos.",
+		"SOARefresh":          60.0,
+		"SOARetry":            600.0,
+		"SOAExpire":           86400.0,
+		"SOAMinttl":           60.0,
+		"SOASerial":           float64(m.Store().Load().Serial()),
+		"Zk":                  "",
+		"MesosCredentials":    map[string]any{"Principal": "", "Secret": ""},
+	} {
+		require.Equal(t, want, cfg[key], key)
+	}
 
 	for _, tc := range []struct {
 		path string
