@@ -32,8 +32,8 @@ const (
 
 // FakeMesosMaster is a Mesos master's HTTP API on a loopback port, serving a
 // state that tests change at run time. It serves /master/state,
-// /master/state.json and /state (which of them is configurable, to play old
-// masters) and /master/redirect. When another master is set as the leader
+// /master/state.json, /state and /state.json (which of them is
+// configurable, to play old masters) and /master/redirect. When another master is set as the leader
 // it answers like a non-leading Mesos master: a state naming the leader and
 // holding no frameworks, or, with RedirectToLeader, a 307 to the leader.
 type FakeMesosMaster struct {
@@ -65,7 +65,7 @@ func NewFakeMesosMasterAt(t testing.TB, addr string, state []byte) *FakeMesosMas
 	t.Helper()
 	m := &FakeMesosMaster{
 		closed:   make(chan struct{}),
-		paths:    map[string]bool{"/master/state": true, "/master/state.json": true, "/state": true},
+		paths:    map[string]bool{"/master/state": true, "/master/state.json": true, "/state": true, "/state.json": true},
 		requests: map[string]int{},
 	}
 	m.SetState(t, state)

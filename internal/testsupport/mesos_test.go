@@ -50,6 +50,11 @@ func TestFakeMesosMaster(t *testing.T) {
 	require.Equal(t, "master@"+a.Addr(), st["pid"])
 	require.Len(t, st["frameworks"], 1)
 
+	code, st, _, err = getState(t, base+"/state.json", true)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.Len(t, st["frameworks"], 1)
+
 	a.ServePaths("/state")
 	code, _, _, err = getState(t, base+"/master/state", true)
 	require.NoError(t, err)

@@ -24,7 +24,7 @@ import (
 )
 
 // statePaths are tried in order: current Mesos, then older ones.
-var statePaths = []string{"/master/state", "/master/state.json", "/state"}
+var statePaths = []string{"/master/state", "/master/state.json", "/state", "/state.json"}
 
 // resolveTimeout bounds the lookup of one framework or agent host name.
 const resolveTimeout = 2 * time.Second

@@ -104,16 +104,29 @@ func TestPollServesLeaderState(t *testing.T) {
 }
 
 func TestStatePathFallback(t *testing.T) {
-	for _, path := range []string{"/master/state.json", "/state"} {
+	// Tried in this order; an endpoint answering 404 sends on to the next.
+	order := []string{"/master/state", "/master/state.json", "/state", "/state.json"}
+	for i, path := range order[1:] {
 		t.Run(path, func(t *testing.T) {
 			fake := testsupport.NewFakeMesosMaster(t, fixtureState(t))
 			fake.ServePaths(path)
 			m := newMaster(t, masterConfig(t, []string{fake.Addr()}, ""))
 			require.NoError(t, m.Poll(t.Context()))
 			require.Equal(t, []string{"10.3.0.3"}, lookupA(m.Store().Load(), "nginx.marathon.mesos."))
-			require.Equal(t, 1, fake.Requests(path))
+			for _, p := range order[:i+2] {
+				require.Equal(t, 1, fake.Requests(p), p)
+			}
+			for _, p := range order[i+2:] {
+				require.Zero(t, fake.Requests(p), p)
+			}
 		})
 	}
+	t.Run("none", func(t *testing.T) {
+		fake := testsupport.NewFakeMesosMaster(t, fixtureState(t))
+		fake.ServePaths()
+		m := newMaster(t, masterConfig(t, []string{fake.Addr()}, ""))
+		require.ErrorContains(t, m.Poll(t.Context()), "no state endpoint")
+	})
 }
 
 func TestFollowsLeader(t *testing.T) {
