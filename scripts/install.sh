@@ -14,7 +14,9 @@
 #
 # Existing configuration files are never overwritten. On a live install
 # (no DESTDIR) /etc/spartan/upstreams.conf is seeded from the nameservers
-# of the current /etc/resolv.conf, loopback stubs left out.
+# of the current /etc/resolv.conf, loopback stubs left out (from
+# /run/systemd/resolve/resolv.conf when only systemd-resolved's stub is
+# there).
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,10 +65,17 @@ conf "$here/systemd/spartan.env" spartan.env
 ups="$DESTDIR$SYSCONFDIR/spartan/upstreams.conf"
 if [ ! -e "$ups" ]; then
 	if [ -z "$DESTDIR" ] && [ -r /etc/resolv.conf ]; then
+		# With systemd-resolved's stub (only 127.0.0.53) the servers it
+		# forwards to are listed in its own resolv.conf.
+		src=/etc/resolv.conf
+		if ! awk '$1 == "nameserver" && $2 !~ /^(127\.|::1$)/ { found = 1 } END { exit !found }' "$src" &&
+			[ -r /run/systemd/resolve/resolv.conf ]; then
+			src=/run/systemd/resolve/resolv.conf
+		fi
 		{
 			head -n 5 "$here/systemd/upstreams.conf" | grep '^#'
-			echo "# Seeded from /etc/resolv.conf at install time."
-			awk '$1 == "nameserver" && $2 !~ /^(127\.|::1$)/ { print "nameserver", $2 }' /etc/resolv.conf
+			echo "# Seeded from $src at install time."
+			awk '$1 == "nameserver" && $2 !~ /^(127\.|::1$)/ { print "nameserver", $2 }' "$src"
 		} >"$ups"
 		chmod 0644 "$ups"
 	else

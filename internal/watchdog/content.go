@@ -27,6 +27,35 @@ type Content struct {
 	Original *resolvconf.File
 	// Options are added unless Original sets an option of the same name.
 	Options []resolvconf.Option
+	// Resolved is systemd-resolved's list of the servers it forwards to
+	// (ResolvedResolvConf), nil when there is none. When no Upstreams are
+	// configured and Original names only resolved's stub (a symlink to
+	// stub-resolv.conf, nameserver 127.0.0.53), its nameservers are the
+	// upstreams: the stub answers only while resolved runs. The stub
+	// remains the fallback when Resolved names no usable server.
+	Resolved *resolvconf.File
+}
+
+// ResolvedResolvConf is where systemd-resolved lists the real upstream
+// servers it forwards to, in resolv.conf format.
+const ResolvedResolvConf = "/run/systemd/resolve/resolv.conf"
+
+// resolvedStubs are the addresses of systemd-resolved's local stub
+// listeners: 127.0.0.53 (stub-resolv.conf) and 127.0.0.54 (proxy-only).
+var resolvedStubs = map[netip.Addr]bool{
+	netip.AddrFrom4([4]byte{127, 0, 0, 53}): true,
+	netip.AddrFrom4([4]byte{127, 0, 0, 54}): true,
+}
+
+// onlyResolvedStubs reports whether as is non-empty and names nothing but
+// systemd-resolved's stub listeners.
+func onlyResolvedStubs(as []netip.Addr) bool {
+	for _, a := range as {
+		if !resolvedStubs[a] {
+			return false
+		}
+	}
+	return len(as) > 0
 }
 
 // Render returns the file for a state. Up: the proxy's IPs only, never an
@@ -83,15 +112,27 @@ func (c *Content) Render(up bool) ([]byte, error) {
 }
 
 // upstreams returns the configured upstreams, or else the original's
-// nameservers, never the proxy's own addresses, without duplicates.
+// nameservers (systemd-resolved's upstreams instead of its stub), never
+// the proxy's own addresses, without duplicates.
 func (c *Content) upstreams() []netip.Addr {
-	src := c.Upstreams
-	if len(src) == 0 && c.Original != nil {
-		src = c.Original.Nameservers()
-	}
 	proxy := map[netip.Addr]bool{}
 	for _, a := range c.Proxy {
 		proxy[a] = true
+	}
+	src := c.Upstreams
+	if len(src) == 0 && c.Original != nil {
+		src = c.Original.Nameservers()
+		if onlyResolvedStubs(src) && c.Resolved != nil {
+			var real []netip.Addr
+			for _, a := range c.Resolved.Nameservers() {
+				if !resolvedStubs[a] && !proxy[a] {
+					real = append(real, a)
+				}
+			}
+			if len(real) > 0 {
+				src = real
+			}
+		}
 	}
 	var out []netip.Addr
 	for _, a := range src {

@@ -39,6 +39,7 @@ func TestRender(t *testing.T) {
 		proxy     []netip.Addr
 		upstreams []netip.Addr
 		orig      string // corpus file
+		resolved  string // corpus file standing for /run/systemd/resolve/resolv.conf
 		want      string
 		err       error
 	}{
@@ -91,6 +92,33 @@ func TestRender(t *testing.T) {
 			want: upHeader + "nameserver 169.254.20.10\noptions edns0 trust-ad\nsearch .\noptions timeout:1 attempts:3\n",
 		},
 		{
+			name: "systemd-resolved stub, down: resolved's upstreams, not the stub", up: false,
+			proxy: ips("169.254.20.10"), orig: "ubuntu-resolved-stub.conf", resolved: "ubuntu-resolved-uplink.conf",
+			want: downHeader + "nameserver 192.0.2.1\nnameserver 2001:db8::1\noptions edns0 trust-ad\nsearch .\noptions timeout:1 attempts:3\n",
+		},
+		{
+			name: "systemd-resolved stub, down, resolved's list absent: the stub", up: false,
+			proxy: ips("169.254.20.10"), orig: "ubuntu-resolved-stub.conf",
+			want: downHeader + "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\noptions timeout:1 attempts:3\n",
+		},
+		{
+			name: "systemd-resolved stub, down, resolved's list names only the proxy: the stub", up: false,
+			proxy: ips("192.0.2.1", "2001:db8::1"), orig: "ubuntu-resolved-stub.conf", resolved: "ubuntu-resolved-uplink.conf",
+			want: downHeader + "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\noptions timeout:1 attempts:3\n",
+		},
+		{
+			name: "systemd-resolved stub, down: configured upstreams win", up: false,
+			proxy: ips("169.254.20.10"), upstreams: ips("198.51.100.7"), orig: "ubuntu-resolved-stub.conf", resolved: "ubuntu-resolved-uplink.conf",
+			want: downHeader + "nameserver 198.51.100.7\noptions edns0 trust-ad\nsearch .\noptions timeout:1 attempts:3\n",
+		},
+		{
+			name: "not the stub: resolved's list ignored", up: false,
+			proxy: ips("169.254.20.10"), orig: "kubernetes-pod.conf", resolved: "ubuntu-resolved-uplink.conf",
+			want: downHeader + "nameserver 10.96.0.10\n" +
+				"search default.svc.cluster.local svc.cluster.local cluster.local ec2.internal\n" +
+				"options ndots:5\noptions timeout:1 attempts:3\n",
+		},
+		{
 			name: "odd spacing: directive lines verbatim, comments and indented nameservers dropped", up: false,
 			proxy: ips("169.254.20.10"), orig: "odd-spacing.conf",
 			want: downHeader + "nameserver 192.0.2.53\nnameserver 198.51.100.53\n" +
@@ -118,6 +146,9 @@ func TestRender(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &Content{Path: "/etc/resolv.conf", Proxy: tc.proxy, Upstreams: tc.upstreams,
 				Original: corpus(t, tc.orig), Options: defaultOptions}
+			if tc.resolved != "" {
+				c.Resolved = corpus(t, tc.resolved)
+			}
 			got, err := c.Render(tc.up)
 			if tc.err != nil {
 				require.ErrorIs(t, err, tc.err)

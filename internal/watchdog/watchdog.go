@@ -12,8 +12,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -34,6 +36,7 @@ type Watchdog struct {
 	machine   Machine
 	content   Content
 	now       func() time.Time
+	resolved  string
 
 	// restartMu guards restartDone, which is non-nil once a restart has
 	// been started and closed when that restart has ended: one at a time.
@@ -49,6 +52,10 @@ type Options struct {
 	Restarter Restarter
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// ResolvedConf is systemd-resolved's list of its upstream servers,
+	// read while the proxy is down if the original names only resolved's
+	// stub (see Content.Resolved). Defaults to ResolvedResolvConf.
+	ResolvedConf string
 }
 
 // New returns a watchdog for a validated configuration.
@@ -59,6 +66,7 @@ func New(cfg Config, log *slog.Logger, opt Options) *Watchdog {
 		prober:    opt.Prober,
 		restarter: opt.Restarter,
 		now:       opt.Now,
+		resolved:  opt.ResolvedConf,
 		mgr:       &resolvconf.Manager{Path: cfg.ResolvConf, Symlink: resolvconf.SymlinkPolicy(cfg.Symlink)},
 		machine: Machine{
 			FailAfter:    cfg.FailAfter,
@@ -82,6 +90,9 @@ func New(cfg Config, log *slog.Logger, opt Options) *Watchdog {
 	}
 	if w.now == nil {
 		w.now = time.Now
+	}
+	if w.resolved == "" {
+		w.resolved = ResolvedResolvConf
 	}
 	return w
 }
@@ -211,6 +222,9 @@ func (w *Watchdog) apply(state State) error {
 	}
 	c := w.content
 	c.Original = orig
+	if state != Up && len(c.Upstreams) == 0 && onlyResolvedStubs(orig.Nameservers()) {
+		c.Resolved = w.readResolved()
+	}
 	data, err := c.Render(state == Up)
 	if errors.Is(err, ErrNoUpstreams) {
 		return fmt.Errorf("proxy down, leaving %s as it is: %w", w.cfg.ResolvConf, err)
@@ -227,6 +241,19 @@ func (w *Watchdog) apply(state State) error {
 			"nameservers", fmtAddrs(resolvconf.Parse(data).Nameservers()))
 	}
 	return nil
+}
+
+// readResolved reads systemd-resolved's list of upstream servers; nil when
+// it cannot be read (resolved is not running, or not in use).
+func (w *Watchdog) readResolved() *resolvconf.File {
+	data, err := os.ReadFile(w.resolved)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			w.log.Warn("cannot read systemd-resolved's upstream servers; using its stub", "path", w.resolved, "err", err)
+		}
+		return nil
+	}
+	return resolvconf.Parse(data)
 }
 
 // Restore puts back the original of a validated configuration's file.

@@ -355,3 +355,61 @@ func TestRestartDoesNotBlockTheSwitch(t *testing.T) {
 	w.WaitRestart()
 	require.ErrorIs(t, <-restarter.ended, context.Canceled)
 }
+
+// TestResolvedStubOriginal takes over a resolv.conf that is a symlink to
+// systemd-resolved's stub-resolv.conf with the proxy dead: the file then
+// names the servers resolved forwards to (its resolv.conf), not the stub
+// at 127.0.0.53, unless resolved's list is missing.
+func TestResolvedStubOriginal(t *testing.T) {
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join("../../testdata/resolvconf", name))
+		require.NoError(t, err)
+		return data
+	}
+	tests := []struct {
+		name     string
+		resolved bool
+		want     []string
+	}{
+		{name: "resolved's upstreams", resolved: true, want: []string{"192.0.2.1", "2001:db8::1"}},
+		{name: "resolved's list missing: the stub", resolved: false, want: []string{"127.0.0.53"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			run := filepath.Join(root, "run/systemd/resolve")
+			require.NoError(t, os.MkdirAll(run, 0o755))
+			require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+			stub := filepath.Join(run, "stub-resolv.conf")
+			require.NoError(t, os.WriteFile(stub, read("ubuntu-resolved-stub.conf"), 0o644))
+			resolved := filepath.Join(run, "resolv.conf")
+			if tc.resolved {
+				require.NoError(t, os.WriteFile(resolved, read("ubuntu-resolved-uplink.conf"), 0o644))
+			}
+			path := filepath.Join(root, "etc/resolv.conf")
+			require.NoError(t, os.Symlink("../run/systemd/resolve/stub-resolv.conf", path))
+
+			cfg := DefaultConfig()
+			cfg.ResolvConf = path
+			cfg.Proxy = []string{proxyAddr(t, "127.0.5.6")} // nothing serves there
+			cfg.Timeout = config.Duration(300 * time.Millisecond)
+			require.NoError(t, cfg.Validate())
+			w := New(cfg, testLogger(t), Options{Restarter: newFakeRestarter(), ResolvedConf: resolved})
+			require.NoError(t, w.Round(t.Context()))
+
+			got, f := fileState(t, path)
+			require.Equal(t, Down, got)
+			var ns []string
+			for _, a := range f.Nameservers() {
+				ns = append(ns, a.String())
+			}
+			require.Equal(t, tc.want, ns)
+			require.Equal(t, []string{"."}, f.Search(), "the stub's search line is kept")
+
+			require.NoError(t, Restore(cfg))
+			target, err := os.Readlink(path)
+			require.NoError(t, err)
+			require.Equal(t, "../run/systemd/resolve/stub-resolv.conf", target, "restore brings the link back")
+		})
+	}
+}
