@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -134,4 +136,49 @@ func TestEnumerateBeforeFirstPoll(t *testing.T) {
 	m := newMaster(t, masterConfig(t, []string{"127.0.0.1:1"}, ""))
 	require.NotNil(t, m.Enumerate().Frameworks)
 	require.Empty(t, m.Enumerate().Frameworks)
+}
+
+// TestEnumerateCachedPerZone: /v1/enumerate is generated once per served
+// zone, on the first request, and again only after a poll swapped in a
+// changed zone.
+func TestEnumerateCachedPerZone(t *testing.T) {
+	fake := testsupport.NewFakeMesosMaster(t, fixtureState(t))
+	m := newMaster(t, masterConfig(t, []string{fake.Addr()}, ""))
+	srv := httptest.NewServer(m.Handler())
+	t.Cleanup(srv.Close)
+	taskNames := func() []string {
+		var enum EnumerationData
+		apiGet(t, srv, "/v1/enumerate", &enum)
+		var names []string
+		for _, fw := range enum.Frameworks {
+			for _, task := range fw.Tasks {
+				names = append(names, task.Name)
+			}
+		}
+		return names
+	}
+
+	require.NoError(t, m.Poll(t.Context()))
+	builds := m.enumBuilds.Load()
+	first := taskNames()
+	require.Contains(t, first, "nginx")
+	for range 3 {
+		require.Equal(t, first, taskNames())
+	}
+	require.Equal(t, builds+1, m.enumBuilds.Load(), "one build for four requests")
+
+	// The same state again: the same zone, the same enumeration.
+	require.NoError(t, m.Poll(t.Context()))
+	require.Equal(t, first, taskNames())
+	require.Equal(t, builds+1, m.enumBuilds.Load())
+
+	// A changed state swaps the zone in: the next request enumerates it.
+	fake.SetState(t, []byte(strings.Replace(string(fixtureState(t)), `"name": "nginx"`, `"name": "nginx2"`, 1)))
+	require.NoError(t, m.Poll(t.Context()))
+	require.Equal(t, builds+1, m.enumBuilds.Load(), "built lazily, not by the poll")
+	second := taskNames()
+	require.Contains(t, second, "nginx2")
+	require.NotContains(t, second, "nginx")
+	require.Equal(t, second, taskNames())
+	require.Equal(t, builds+2, m.enumBuilds.Load())
 }

@@ -71,6 +71,8 @@ type Master struct {
 	observe func(time.Duration, error)
 	// polled is set once the first poll has ended, however it ended.
 	polled atomic.Bool
+	// enumBuilds counts enumerations generated, for tests.
+	enumBuilds atomic.Uint64
 
 	// pollMu serializes polls, which run without mu held.
 	pollMu sync.Mutex
@@ -78,7 +80,7 @@ type Master struct {
 	// mu guards what follows, and the zone swap with the stats that
 	// describe it. It is never held across I/O or a zone build.
 	mu     sync.Mutex
-	state  *State // the state behind the served zone, for /v1/enumerate
+	enum   *enumCache // the state behind the served zone, for /v1/enumerate
 	leader string
 	stats  Stats
 }
@@ -274,7 +276,11 @@ func (m *Master) Poll(ctx context.Context) error {
 		m.store.Swap(z)
 		m.stats.Swaps++
 	}
-	m.state = st
+	if swapped || m.enum == nil {
+		// The state that built the served zone; an unchanged zone keeps
+		// the enumeration already made for it.
+		m.enum = &enumCache{st: st}
+	}
 	if st.Leader != "" {
 		m.leader = st.Leader
 	}
