@@ -52,9 +52,47 @@ func respErr(format string, args ...any) error {
 
 // ParseResponse prepares an upstream reply to q. The reply must be a
 // response to a standard query whose single question equals q's (ignoring
-// case); its OPT record, if any, is removed. reply is not retained.
+// case); its OPT record, if any, is removed. A truncated reply (TC set) is
+// kept as its header and question only: it is relayed with empty sections
+// and never stored, and its records may be cut anywhere. reply is not
+// retained. CheckReply accepts exactly the replies ParseResponse does.
 func ParseResponse(q *Query, reply []byte) (*Response, error) {
-	r, optStart, optEnd, end, err := walkResponse(q, reply)
+	return parseResponse(q.question(), reply)
+}
+
+// CheckReply reports whether ParseResponse accepts reply as the reply to a
+// query whose question section (name, type and class, uncompressed) is
+// question: nil when it does, the reason otherwise. An upstream race runs
+// it on every reply before the reply may win, so a winning reply always
+// parses. It builds no Response and, for a reply of up to
+// checkStackBytes, allocates nothing, except for the rare replies
+// ParseResponse re-packs, which it parses in full.
+func CheckReply(question, reply []byte) error {
+	var stack [checkStackBytes/64 + 1]uint64
+	var starts []uint64
+	if n := len(reply)/64 + 1; n <= len(stack) {
+		starts = stack[:n]
+	} else {
+		starts = make([]uint64, n)
+	}
+	optStart, optEnd, end, err := walkResponse(question, reply, starts, nil)
+	if errors.Is(err, errPointer) || (err == nil && optStart >= 0 && optEnd != end) {
+		// ParseResponse re-packs these and walks them again.
+		_, err = parseResponse(question, reply)
+	}
+	return err
+}
+
+// checkStackBytes is the largest reply CheckReply walks with its label
+// bit set on the stack: any reply a UDP leg reads.
+const checkStackBytes = 4096
+
+// parseResponse is ParseResponse for the question section qs, which the
+// Response stores in place of the reply's (ParseResponse passes the
+// lower-cased one).
+func parseResponse(qs, reply []byte) (*Response, error) {
+	r := new(Response)
+	optStart, optEnd, end, err := walkResponse(qs, reply, newStarts(reply), r)
 	if errors.Is(err, errPointer) {
 		// Legal but unusual compression: let miekg/dns re-pack it.
 		var repacked []byte
@@ -62,7 +100,8 @@ func ParseResponse(q *Query, reply []byte) (*Response, error) {
 			return nil, err
 		}
 		reply = repacked
-		r, optStart, optEnd, end, err = walkResponse(q, reply)
+		r = new(Response)
+		optStart, optEnd, end, err = walkResponse(qs, reply, newStarts(reply), r)
 	}
 	if err != nil {
 		return nil, err
@@ -75,7 +114,8 @@ func ParseResponse(q *Query, reply []byte) (*Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, optStart, _, end, err = walkResponse(q, repacked)
+		r = new(Response)
+		optStart, _, end, err = walkResponse(qs, repacked, newStarts(repacked), r)
 		if err != nil {
 			return nil, err
 		}
@@ -91,8 +131,12 @@ func ParseResponse(q *Query, reply []byte) (*Response, error) {
 	r.msgLen = msgLen
 	buf := make([]byte, msgLen+2*r.nttl)
 	copy(buf, reply[:msgLen])
-	copy(buf[headerLen:], q.question()) // lower-cased question
-	if optStart >= 0 {
+	copy(buf[headerLen:], qs)
+	switch {
+	case r.truncated:
+		// Only the header and the question are kept.
+		clear(buf[6:headerLen])
+	case optStart >= 0:
 		binary.BigEndian.PutUint16(buf[10:], binary.BigEndian.Uint16(buf[10:])-1)
 	}
 	// The walk stored the offsets in r.buf temporarily.
@@ -101,52 +145,70 @@ func ParseResponse(q *Query, reply []byte) (*Response, error) {
 	return r, nil
 }
 
-// walkResponse checks reply against q and records its TTL offsets (into
-// r.buf, as big-endian uint16s) and the policy inputs. It returns the
-// extent of the OPT record (-1, -1 when there is none) and the end of the
-// last record.
-func walkResponse(q *Query, reply []byte) (r *Response, optStart, optEnd, end int, err error) {
+// newStarts returns a label start bit set for msg.
+func newStarts(msg []byte) []uint64 { return make([]uint64, len(msg)/64+1) }
+
+// walkResponse checks reply as the reply to a query with question qs,
+// using starts (zeroed, one bit per byte of reply) for the label starts.
+// When r is not nil it records there the TTL offsets (in r.buf, as
+// big-endian uint16s) and the policy inputs. It returns the extent of the
+// OPT record (-1, -1 when there is none) and the end of the last record.
+// A truncated reply ends after its question: its records are not read.
+func walkResponse(qs, reply []byte, starts []uint64, r *Response) (optStart, optEnd, end int, err error) {
 	optStart, optEnd = -1, -1
 	if len(reply) < headerLen {
-		return nil, -1, -1, 0, respErr("%d bytes is shorter than a header", len(reply))
+		return -1, -1, 0, respErr("%d bytes is shorter than a header", len(reply))
 	}
 	flags := binary.BigEndian.Uint16(reply[2:])
 	if flags&flagQR == 0 {
-		return nil, -1, -1, 0, respErr("QR bit not set")
+		return -1, -1, 0, respErr("QR bit not set")
 	}
 	if op := (flags >> 11) & 0xF; op != 0 {
-		return nil, -1, -1, 0, respErr("opcode %d", op)
+		return -1, -1, 0, respErr("opcode %d", op)
 	}
 	if qd := binary.BigEndian.Uint16(reply[4:]); qd != 1 {
-		return nil, -1, -1, 0, respErr("%d questions", qd)
+		return -1, -1, 0, respErr("%d questions", qd)
 	}
 	an := int(binary.BigEndian.Uint16(reply[6:]))
 	ns := int(binary.BigEndian.Uint16(reply[8:]))
 	ar := int(binary.BigEndian.Uint16(reply[10:]))
-	qs := q.question()
-	if len(reply) < headerLen+len(qs) || !equalFold(reply[headerLen:headerLen+len(qs)], qs) {
-		return nil, -1, -1, 0, respErr("question does not match the query")
+	qend := headerLen + len(qs)
+	if len(reply) < qend || !equalFold(reply[headerLen:qend], qs) {
+		return -1, -1, 0, respErr("question does not match the query")
 	}
-	r = &Response{
-		qend:      headerLen + len(qs),
-		rcode:     int(flags & 0xF),
-		ancount:   an,
-		truncated: flags&flagTC != 0,
-		minAnswer: math.MaxUint32,
-	}
-	offs := make([]byte, 0, 2*(an+ns+ar))
-	w := walker{msg: reply, starts: make([]uint64, len(reply)/64+1)}
+	w := walker{msg: reply, starts: starts}
 	if _, err := w.name(headerLen); err != nil {
-		return nil, -1, -1, 0, err
+		return -1, -1, 0, err
 	}
-	off := r.qend
+	truncated := flags&flagTC != 0
+	if r != nil {
+		*r = Response{
+			qend:      qend,
+			rcode:     int(flags & 0xF),
+			ancount:   an,
+			truncated: truncated,
+			minAnswer: math.MaxUint32,
+		}
+	}
+	if truncated {
+		if r != nil {
+			r.ancount = 0
+		}
+		return -1, -1, qend, nil
+	}
+	var offs []byte
+	if r != nil {
+		offs = make([]byte, 0, 2*(an+ns+ar))
+	}
+	hasSOA := false
+	off := qend
 	for i := 0; i < an+ns+ar; i++ {
 		rec := off
 		if off, err = w.name(off); err != nil {
-			return nil, -1, -1, 0, err
+			return -1, -1, 0, err
 		}
 		if off+10 > len(reply) {
-			return nil, -1, -1, 0, respErr("record %d truncated at offset %d", i, off)
+			return -1, -1, 0, respErr("record %d truncated at offset %d", i, off)
 		}
 		rtype := binary.BigEndian.Uint16(reply[off:])
 		ttl := binary.BigEndian.Uint32(reply[off+4:])
@@ -154,35 +216,41 @@ func walkResponse(q *Query, reply []byte) (r *Response, optStart, optEnd, end in
 		start := off
 		off += 10 + rdlen
 		if off > len(reply) {
-			return nil, -1, -1, 0, respErr("record %d data overruns the message", i)
+			return -1, -1, 0, respErr("record %d data overruns the message", i)
 		}
 		if err := w.rdataNames(rtype, start+10, off); err != nil {
-			return nil, -1, -1, 0, err
+			return -1, -1, 0, err
 		}
 		if ttl > math.MaxInt32 { // RFC 2181 8: treat as zero
 			ttl = 0
 		}
 		if rtype == typeOPT {
 			if i < an+ns || optStart >= 0 {
-				return nil, -1, -1, 0, respErr("OPT record outside additional or repeated")
+				return -1, -1, 0, respErr("OPT record outside additional or repeated")
 			}
 			optStart, optEnd = rec, off
 			continue
 		}
+		if start+4 > math.MaxUint16 {
+			return -1, -1, 0, respErr("TTL offset %d beyond 64 KiB", start+4)
+		}
+		if i >= an && i < an+ns && rtype == typeSOA && !hasSOA {
+			if rdlen < 22 {
+				return -1, -1, 0, respErr("SOA data of %d bytes", rdlen)
+			}
+			hasSOA = true
+		}
+		if r == nil {
+			continue
+		}
 		if rtype == typeTSIG || (rtype == typeSIG && i >= an+ns) {
 			r.signed = true
-		}
-		if start+4 > math.MaxUint16 {
-			return nil, -1, -1, 0, respErr("TTL offset %d beyond 64 KiB", start+4)
 		}
 		offs = binary.BigEndian.AppendUint16(offs, uint16(start+4))
 		switch {
 		case i < an:
 			r.minAnswer = min(r.minAnswer, ttl)
 		case i < an+ns && rtype == typeSOA && !r.hasSOA:
-			if rdlen < 22 {
-				return nil, -1, -1, 0, respErr("SOA data of %d bytes", rdlen)
-			}
 			r.hasSOA = true
 			r.soaTTL = ttl
 			r.soaMin = binary.BigEndian.Uint32(reply[off-4:])
@@ -191,9 +259,11 @@ func walkResponse(q *Query, reply []byte) (r *Response, optStart, optEnd, end in
 			}
 		}
 	}
-	r.nttl = len(offs) / 2
-	r.buf = offs
-	return r, optStart, optEnd, off, nil
+	if r != nil {
+		r.nttl = len(offs) / 2
+		r.buf = offs
+	}
+	return optStart, optEnd, off, nil
 }
 
 // walker reads the names of a message, remembering where each label

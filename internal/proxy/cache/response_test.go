@@ -90,6 +90,107 @@ func TestParseResponse(t *testing.T) {
 	}
 }
 
+// A truncated reply is relayed with empty sections and never stored, so
+// only its header and question are read: its records may be cut anywhere.
+func TestParseResponseTruncated(t *testing.T) {
+	query := newQuery("www.example.com.", dns.TypeA, withEDNS(1232, false))
+	qb, err := query.Pack()
+	require.NoError(t, err)
+	var q Query
+	require.NoError(t, q.Parse(qb))
+	full := packReply(t, query, replySpec{tc: true, answer: aRecords(t, "www.example.com.", 300, 3), optSize: 1232})
+	for _, reply := range [][]byte{full, full[:len(full)-20]} {
+		r, err := ParseResponse(&q, reply)
+		require.NoError(t, err)
+		require.True(t, r.Truncated())
+		var m dns.Msg
+		require.NoError(t, m.Unpack(r.Msg()))
+		require.Len(t, m.Question, 1)
+		require.Empty(t, m.Answer)
+		require.Empty(t, m.Extra)
+		out := r.AppendReply(nil, &q, 65535)
+		require.NoError(t, m.Unpack(out))
+		require.True(t, m.Truncated)
+		require.Empty(t, m.Answer)
+	}
+}
+
+// TestCheckReply: CheckReply accepts exactly what ParseResponse accepts,
+// record data included, without allocating for a usual reply.
+func TestCheckReply(t *testing.T) {
+	query := newQuery("WWW.example.com.", dns.TypeA, withEDNS(1232, false))
+	qb, err := query.Pack()
+	require.NoError(t, err)
+	var q Query
+	require.NoError(t, q.Parse(qb))
+	question := qb[headerLen : headerLen+len(q.Name())+4] // as sent: mixed case
+	good := packReply(t, query, replySpec{
+		answer:  []dns.RR{rr(t, "www.example.com. 300 IN CNAME web.example.com."), rr(t, "web.example.com. 60 IN A 192.0.2.1")},
+		ns:      []dns.RR{soa(t, "example.com.", 60, 30)},
+		optSize: 1232,
+	})
+	mangle := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	// raw builds a reply whose one record has the given type and raw data
+	// (hex) in the answer or authority section.
+	raw := func(authority bool, rrtype uint16, rdata string) []byte {
+		r := &dns.RFC3597{Hdr: dns.RR_Header{Name: "www.example.com.", Rrtype: rrtype, Class: dns.ClassINET, Ttl: 60}, Rdata: rdata}
+		if authority {
+			return packReply(t, query, replySpec{ns: []dns.RR{r}})
+		}
+		return packReply(t, query, replySpec{answer: []dns.RR{r}})
+	}
+	// The CNAME's data: "web", then a pointer to example.com. in the
+	// question.
+	cname := bytes.Index(good, []byte("\x03web\xc0"))
+	require.Positive(t, cname)
+	// truncated is a TC reply cut in its second record, with opcode op.
+	truncated := func(op byte) []byte {
+		b := packReply(t, query, replySpec{tc: true, answer: aRecords(t, "www.example.com.", 300, 3)})
+		b[2] |= op << 3
+		return b[:headerLen+len(question)+20]
+	}
+	tests := []struct {
+		name  string
+		reply []byte
+		ok    bool
+	}{
+		{"good", good, true},
+		{"truncated and cut in a record", truncated(0), true},
+		{"pointer to a non-label: re-packed", mangle(func(b []byte) []byte {
+			// The question's root byte: a valid name, not a label start.
+			binary.BigEndian.PutUint16(b[cname+4:], 0xC000|uint16(headerLen+len(question)-5))
+			return b
+		}), true},
+		{"opcode STATUS", mangle(func(b []byte) []byte { b[2] |= 2 << 3; return b }), false},
+		{"truncated with opcode STATUS", truncated(2), false},
+		{"SOA data of 2 bytes", raw(true, dns.TypeSOA, "0000"), false},
+		{"forward pointer in CNAME data", raw(false, dns.TypeCNAME, "c0ff"), false},
+		{"pointer loop in CNAME data", mangle(func(b []byte) []byte {
+			binary.BigEndian.PutUint16(b[cname+4:], 0xC000|uint16(cname))
+			return b
+		}), false},
+		{"label type 0x80 in CNAME data", mangle(func(b []byte) []byte { b[cname] = 0x80; return b }), false},
+		{"cut in a record", good[:len(good)-20], false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckReply(question, tt.reply)
+			_, perr := ParseResponse(&q, tt.reply)
+			if tt.ok {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, errResponse)
+			}
+			require.Equal(t, err == nil, perr == nil, "CheckReply and ParseResponse disagree: %v / %v", err, perr)
+		})
+	}
+	require.Zero(t, testing.AllocsPerRun(100, func() {
+		if CheckReply(question, good) != nil {
+			t.Fatal("good reply refused")
+		}
+	}))
+}
+
 // TestReplyFlags checks the header a client gets for a relayed reply: its
 // own RD and CD, RA always (we recurse for it), AA never (an authoritative
 // upstream's answer is relayed or cached data here), AD only when asked.
@@ -141,21 +242,25 @@ func TestReplyFlags(t *testing.T) {
 	}
 }
 
-// FuzzParseResponse checks that ParseResponse never panics on any reply and
-// that whatever it accepts comes out, for any client, as a message miekg/dns
-// can unpack whenever it could unpack the upstream's.
+// FuzzParseResponse checks that ParseResponse never panics on any reply,
+// that CheckReply accepts exactly what it accepts, and that whatever it
+// accepts comes out, for any client, as a message miekg/dns can unpack
+// whenever it could unpack the upstream's.
 func FuzzParseResponse(f *testing.F) {
 	query := newQuery("www.example.com.", dns.TypeA)
 	f.Add(packReply(f, query, replySpec{answer: aRecords(f, "www.example.com.", 300, 3), optSize: 1232}))
 	f.Add(packReply(f, query, replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(f, "example.com.", 60, 30)}}))
 	f.Add(packReply(f, query, replySpec{answer: []dns.RR{rr(f, "www.example.com. 5 IN CNAME x.example.net.")},
 		extra: []dns.RR{rr(f, "x.example.net. 5 IN AAAA 2001:db8::1")}, optSize: 4096}))
+	f.Add(packReply(f, query, replySpec{tc: true, answer: aRecords(f, "www.example.com.", 300, 3)})[:50])
 	qb, err := newQuery("WWW.example.com.", dns.TypeA, withEDNS(600, true)).Pack()
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		var q Query
 		require.NoError(t, q.Parse(qb))
 		r, err := ParseResponse(&q, reply)
+		cerr := CheckReply(qb[headerLen:headerLen+len(q.Name())+4], reply)
+		require.Equal(t, err == nil, cerr == nil, "ParseResponse: %v, CheckReply: %v", err, cerr)
 		if err != nil {
 			return
 		}
