@@ -173,6 +173,17 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 		sockets.Close()
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
+	// The self-query goes through our own listener: UDP when we have one
+	// (a socket-activated process may have been passed TCP only).
+	selfNet, selfAddrs := "udp", node.Addrs()
+	if len(selfAddrs) == 0 {
+		selfNet, selfAddrs = "tcp", node.TCPAddrs()
+	}
+	selfAddr, err := service.SelfQueryAddr(selfAddrs[0])
+	if err != nil {
+		node.Close()
+		return err
+	}
 	var ms *mesos.Service
 	if cfg.Master != nil {
 		ms, err = mesos.NewService(ctx, *cfg.Master, mesos.ServiceOptions{
@@ -195,29 +206,6 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 	if m != nil && node.Cache != nil {
 		m.Handle("POST /cache/flush", node.Cache.FlushHandler())
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return node.Run(gctx) })
-	if ms != nil {
-		g.Go(func() error { return ms.Run(gctx) })
-	}
-	if m != nil {
-		if ln, err := metrics.Listen(gctx, cfg.Metrics); err != nil {
-			// Metrics are not worth refusing to serve DNS for.
-			logger.Error("metrics endpoint disabled; DNS keeps serving", "err", err)
-		} else {
-			g.Go(func() error { return m.Serve(gctx, ln) })
-		}
-	}
-	// The self-query goes through our own listener: UDP when we have one
-	// (a socket-activated process may have been passed TCP only).
-	selfNet, selfAddrs := "udp", node.Addrs()
-	if len(selfAddrs) == 0 {
-		selfNet, selfAddrs = "tcp", node.TCPAddrs()
-	}
-	selfAddr, err := service.SelfQueryAddr(selfAddrs[0])
-	if err != nil {
-		return err
-	}
 	sup := &service.Supervisor{
 		Check: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -231,8 +219,33 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 	if m != nil {
 		m.SetReady(o.ready(sup))
 	}
-	g.Go(func() error { return sup.Run(gctx) })
+
+	g, gctx := errgroup.WithContext(ctx)
+	// What serves stops only once the reloader has returned, so a reload
+	// in progress at shutdown completes against the running node (which
+	// then closes the table it swapped in) and its READY=1 goes out before
+	// STOPPING=1. gctx ends on a signal or on the first error.
+	sctx, stopServing := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopServing()
+	g.Go(func() error {
+		defer stopServing()
+		o.rl.Run(gctx)
+		return nil
+	})
 	g.Go(func() error { return o.run(gctx) })
+	g.Go(func() error { return node.Run(sctx) })
+	if ms != nil {
+		g.Go(func() error { return ms.Run(sctx) })
+	}
+	if m != nil {
+		if ln, err := metrics.Listen(sctx, cfg.Metrics); err != nil {
+			// Metrics are not worth refusing to serve DNS for.
+			logger.Error("metrics endpoint disabled; DNS keeps serving", "err", err)
+		} else {
+			g.Go(func() error { return m.Serve(sctx, ln) })
+		}
+	}
+	g.Go(func() error { return sup.Run(sctx) })
 
 	attrs := []any{"listen", listening(node), "upstreams", describeTable(node.Table())}
 	if ms != nil {

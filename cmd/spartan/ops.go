@@ -54,9 +54,9 @@ func newOps(node *proxy.Node, master *mesos.Service, cfg *config.Config, args []
 	return o
 }
 
-// run handles SIGHUP and watches the upstreams file until ctx is done.
+// run handles SIGHUP and watches the upstreams file until ctx is done,
+// triggering reloads; o.rl.Run, run beside it, performs them.
 func (o *ops) run(ctx context.Context) error {
-	go o.rl.Run(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

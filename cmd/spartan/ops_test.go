@@ -456,3 +456,53 @@ func TestRefusedReloadKeepsCache(t *testing.T) {
 	}
 	stopGracefully(t, p)
 }
+
+// TestShutdownWaitsForReload sends SIGTERM while a reload is in progress:
+// the new configuration names an upstreams file that is a FIFO, so the
+// reload blocks reading it until the test writes the nameservers. The
+// process must not exit before that reload has ended, and it reports the
+// reload's end (READY=1) before STOPPING=1.
+func TestShutdownWaitsForReload(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
+	sock := testsupport.NewNotifySocket(t)
+	listen := freeAddr(t)
+	cfg := writeFile(t, "spartan.json", fmt.Sprintf(`{"listen": [%q], "upstreams": [%q], "metrics": ""}`, listen, up.Addr()))
+	fifo := filepath.Join(t.TempDir(), "upstreams.conf")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o644))
+	cmd := exec.Command(bin, "-config", cfg)
+	cmd.Env = append(os.Environ(), sock.Env())
+	p := testsupport.StartCmd(t, cmd)
+	ready := sock.WaitForMessage(t, 0, waitLong, "READY=1")
+
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`{"listen": [%q], "upstreamsFile": %q, "metrics": ""}`, listen, fifo)), 0o644))
+	require.NoError(t, p.Signal(syscall.SIGHUP))
+	reloading := sock.WaitForMessage(t, ready, waitLong, "RELOADING=1")
+	require.NoError(t, p.Signal(syscall.SIGTERM))
+	// A process that does not wait for the reload exits well within
+	// this window; one that waits cannot exit before the file is written,
+	// however long the window.
+	time.Sleep(time.Second)
+	require.False(t, p.Exited(), "exited with a reload in progress:\n%s", p.Output())
+	require.NotContains(t, p.Output(), "spartan stopped")
+
+	// The reload reads the file (a writer opening without blocking
+	// fails with ENXIO when the reload has gone) and completes.
+	fd, err := syscall.Open(fifo, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+	require.NoError(t, err, "no reload reading the upstreams file")
+	w := os.NewFile(uintptr(fd), fifo)
+	_, err = w.WriteString("nameserver 192.0.2.99\n")
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	code, err := p.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 0, code, p.Output())
+	out := p.Output()
+	swapped, stopped := strings.Index(out, "upstream table swapped"), strings.Index(out, "spartan stopped")
+	require.True(t, swapped >= 0 && swapped < stopped, "the reload did not end before the process stopped:\n%s", out)
+	reloaded := sock.WaitForMessage(t, reloading, waitLong, "READY=1")
+	require.Less(t, reloaded, sock.WaitForMessage(t, reloading, waitLong, "STOPPING=1"))
+}

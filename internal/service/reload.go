@@ -35,13 +35,20 @@ func (r *Reloader) Trigger(reason string) {
 	}
 }
 
-// Run performs triggered reloads until ctx is done.
+// Run performs triggered reloads until ctx is done. A reload in progress
+// when ctx is done runs to its end (with its log line and READY=1) before
+// Run returns, so a caller that waits for Run never stops serving in the
+// middle of one.
 func (r *Reloader) Run(ctx context.Context) {
 	log := r.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	for {
+		// A trigger pending at shutdown is not started.
+		if ctx.Err() != nil {
+			return
+		}
 		var reason string
 		select {
 		case <-ctx.Done():
