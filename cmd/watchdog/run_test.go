@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
@@ -84,20 +85,25 @@ func TestLongRunning(t *testing.T) {
 		}
 		return nil
 	})
-	nameservers := func() string {
-		data, err := os.ReadFile(path)
-		require.NoError(t, err)
-		var ns []string
-		for _, a := range resolvconf.Parse(data).Nameservers() {
-			ns = append(ns, a.String())
-		}
-		return strings.Join(ns, ",")
+	// nameservers waits until the file names want. The condition runs on
+	// a goroutine of its own: it reports through c, never through t.
+	nameservers := func(want string) {
+		t.Helper()
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			data, err := os.ReadFile(path)
+			require.NoError(c, err)
+			var ns []string
+			for _, a := range resolvconf.Parse(data).Nameservers() {
+				ns = append(ns, a.String())
+			}
+			assert.Equal(c, want, strings.Join(ns, ","))
+		}, 20*time.Second, 10*time.Millisecond)
 	}
-	require.Eventually(t, func() bool { return nameservers() == "127.0.6.2" }, 20*time.Second, 10*time.Millisecond)
+	nameservers("127.0.6.2")
 	proxy.Kill()
-	require.Eventually(t, func() bool { return nameservers() == "192.0.2.7,192.0.2.8" }, 20*time.Second, 10*time.Millisecond)
+	nameservers("192.0.2.7,192.0.2.8")
 	startProxy(t, listen)
-	require.Eventually(t, func() bool { return nameservers() == "127.0.6.2" }, 20*time.Second, 10*time.Millisecond)
+	nameservers("127.0.6.2")
 	cancel()
 	require.NoError(t, g.Wait())
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
@@ -71,6 +72,11 @@ func fileState(t *testing.T, path string) (State, *resolvconf.File) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
+	return stateOf(data)
+}
+
+// stateOf says which state a managed file's content is written for.
+func stateOf(data []byte) (State, *resolvconf.File) {
 	f := resolvconf.Parse(data)
 	switch {
 	case len(f.Lines) > 0 && f.Lines[0].Text == resolvconf.Marker+" Proxy up: queries go to the node's spartan proxy.":
@@ -220,9 +226,11 @@ func TestProbeAnyAddress(t *testing.T) {
 // waitState polls the file until it is written for want.
 func waitState(t *testing.T, path string, want State) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		got, _ := fileState(t, path)
-		return got == want
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		data, err := os.ReadFile(path)
+		require.NoError(c, err)
+		got, _ := stateOf(data)
+		assert.Equal(c, want, got)
 	}, 20*time.Second, 10*time.Millisecond, "resolv.conf never switched to %s", want)
 }
 
