@@ -189,10 +189,12 @@ func TestRoundsAgainstRealProxy(t *testing.T) {
 	require.Equal(t, hostResolvConf, string(data), "restore gives back the original byte for byte")
 }
 
+// TestProbeAnyAddress probes servers on ports the kernel picks: the
+// prober is given ip:port, so nothing here needs port 53 (or root).
 func TestProbeAnyAddress(t *testing.T) {
-	good := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.2:53"), testsupport.WithHandler(readyHandler))
-	dead := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.3:53"), testsupport.WithBehavior(testsupport.Blackhole))
-	nx := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.4:53"), testsupport.WithHandler(func(req *dns.Msg) *dns.Msg {
+	good := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.2:0"), testsupport.WithHandler(readyHandler))
+	dead := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.3:0"), testsupport.WithBehavior(testsupport.Blackhole))
+	nx := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.5.4:0"), testsupport.WithHandler(func(req *dns.Msg) *dns.Msg {
 		resp := new(dns.Msg)
 		resp.SetRcode(req, dns.RcodeNameError)
 		return resp
