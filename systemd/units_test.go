@@ -165,6 +165,26 @@ func TestServiceContract(t *testing.T) {
 	require.Contains(t, string(iface), "RemainAfterExit=yes")
 }
 
+// TestWatchdogServiceWritablePaths checks that the watchdog's sandbox
+// leaves writable what each symlink policy writes: /etc (temp file and
+// rename next to resolv.conf) and, for "-symlink follow" through
+// systemd-resolved's link, /run/systemd/resolve, optional ("-") as it
+// exists only where resolved runs.
+func TestWatchdogServiceWritablePaths(t *testing.T) {
+	data, err := os.ReadFile("spartan-watchdog.service")
+	require.NoError(t, err)
+	var writable []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "ReadWritePaths="); ok {
+			writable = append(writable, strings.Fields(v)...)
+		}
+	}
+	require.Contains(t, string(data), "\nProtectSystem=strict\n")
+	for _, want := range []string{"/etc", "-/run/systemd/resolve"} {
+		require.Contains(t, writable, want)
+	}
+}
+
 // TestInstallLayout checks what install.sh puts where under DESTDIR, and
 // that a second install keeps configuration an operator has edited.
 func TestInstallLayout(t *testing.T) {
