@@ -48,8 +48,7 @@ type Node struct {
 	cluster   string // the cluster domain
 
 	mu            sync.Mutex
-	retired       []*upstream.Table // replaced by Reload; Run waits for their legs
-	clusterServed bool              // the table in use has a group for the cluster domain
+	clusterServed bool // the table in use has a group for the cluster domain
 }
 
 // NewNode builds the proxy and binds its sockets; Run serves them.
@@ -66,6 +65,12 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	owned := table // closed on error until the Forwarder owns it
+	defer func() {
+		if owned != nil {
+			owned.Close()
+		}
+	}()
 	allow, err := ParseAllowNets(cfg.AllowNets)
 	if err != nil {
 		return nil, err
@@ -99,6 +104,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	owned = nil
 	n := &Node{Local: local, Cache: c, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners, logger: logger, obs: obs,
 		cluster: cfg.ClusterDomain, clusterServed: ClusterServed(table, cfg.ClusterDomain)}
 	if !n.clusterServed {
@@ -106,6 +112,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	}
 	if len(n.pcs) == 0 && len(n.lns) == 0 {
 		if n.pcs, n.lns, err = ListenAll(ctx, cfg.Listen); err != nil {
+			fwd.Close()
 			return nil, err
 		}
 	}
@@ -173,18 +180,11 @@ func (n *Node) TCPAddrs() []string {
 }
 
 // Run serves until ctx is done, then shuts down gracefully (see
-// Server.Serve) and waits for the last upstream legs to close.
+// Server.Serve) and waits for the last upstream legs to close. A Reload
+// after Run has returned fails.
 func (n *Node) Run(ctx context.Context) error {
 	err := n.Server.Serve(ctx, n.pcs, n.lns)
 	n.Forwarder.Close()
-	n.Table().Close()
-	n.mu.Lock()
-	retired := n.retired
-	n.retired = nil
-	n.mu.Unlock()
-	for _, t := range retired {
-		t.Close()
-	}
 	return err
 }
 
@@ -194,21 +194,25 @@ func (n *Node) Table() *upstream.Table { return n.Forwarder.Table() }
 // Reload builds the upstream table of cfg (re-reading its upstreams file)
 // and, only if that succeeds, swaps it in atomically; on error the running
 // table is untouched. Queries in flight finish on the groups they started
-// with. The new groups start with fresh health state. Listen addresses and
-// the other settings bound at start are not changed by a reload.
+// with, and the old table is closed once they have. The new groups start
+// with fresh health state. Listen addresses and the other settings bound
+// at start are not changed by a reload. Once Run has returned (or Close
+// was called) it fails with ErrClosed.
 func (n *Node) Reload(cfg *config.Config) (*upstream.Table, error) {
 	t, err := BuildTable(cfg, n.logger, n.obs)
 	if err != nil {
 		return nil, err
 	}
-	old := n.Forwarder.SwapTable(t)
-	served := ClusterServed(t, n.cluster)
+	// Under n.mu so that clusterServed follows the order of the swaps.
 	n.mu.Lock()
+	if err := n.Forwarder.SwapTable(t); err != nil {
+		n.mu.Unlock()
+		t.Close()
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	served := ClusterServed(t, n.cluster)
 	wasServed := n.clusterServed
 	n.clusterServed = served
-	// Keep the retired table until Run ends so that its last legs are
-	// waited for: a few small structs per reload.
-	n.retired = append(n.retired, old)
 	n.mu.Unlock()
 	if wasServed && !served {
 		n.warnClusterUnserved()
@@ -223,8 +227,10 @@ func (n *Node) warnClusterUnserved() {
 		"clusterDomain", n.cluster, "effect", "cluster names are answered SERVFAIL, never forwarded")
 }
 
-// Close releases the sockets of a Node that was never Run.
+// Close releases the sockets and the upstream table of a Node that was
+// never Run.
 func (n *Node) Close() {
+	n.Forwarder.Close()
 	for _, pc := range n.pcs {
 		pc.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,7 +46,8 @@ import (
 // Options configure a Forwarder.
 type Options struct {
 	// Table routes queries to upstream groups. Required. SwapTable
-	// replaces it while serving.
+	// replaces it while serving; the Forwarder owns it and every table
+	// swapped in, and closes each once it is no longer used.
 	Table *upstream.Table
 	// Local is the node-local zone ("spartan."). Required.
 	Local *zones.Zone
@@ -77,10 +79,14 @@ type Options struct {
 // FastHandler.
 type Forwarder struct {
 	o        Options
-	table    atomic.Pointer[upstream.Table]
-	front    *cache.Front // nil without a cache
-	cluster  []byte       // lower-cased wire form of ClusterDomain; nil: none
+	table    atomic.Pointer[tableRef] // the table routing new queries
+	front    *cache.Front             // nil without a cache
+	cluster  []byte                   // lower-cased wire form of ClusterDomain; nil: none
 	inflight atomic.Int64
+
+	tmu     sync.Mutex
+	tables  map[*tableRef]struct{} // not yet closed: the current one and retired ones still racing
+	tclosed bool                   // Close was called: no table is swapped in any more
 
 	malformed atomic.Uint64
 	refused   atomic.Uint64
@@ -94,6 +100,7 @@ type Stats struct {
 	Refused   uint64 // queries from clients outside AllowNets
 	Overload  uint64 // queries answered SERVFAIL because MaxInFlight was reached
 	Unrouted  uint64 // cluster names answered SERVFAIL because no group serves the cluster domain
+	Tables    int    // upstream tables not yet closed: the current one and retired ones still racing
 	InFlight  int64  // upstream races now
 }
 
@@ -108,7 +115,7 @@ func NewForwarder(o Options) (*Forwarder, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	f := &Forwarder{o: o}
+	f := &Forwarder{o: o, tables: map[*tableRef]struct{}{}}
 	if o.ClusterDomain != "" {
 		wire, err := wireName(o.ClusterDomain)
 		if err != nil {
@@ -119,7 +126,7 @@ func NewForwarder(o Options) (*Forwarder, error) {
 		}
 		f.cluster = wire
 	}
-	f.table.Store(o.Table)
+	f.table.Store(f.newRef(o.Table))
 	if o.Cache != nil {
 		front, err := cache.NewFront(o.Cache, cache.FrontOptions{
 			Fetch: f.fetch, ClientTimeout: o.StaleClientTimeout, RaceTimeout: o.RaceTimeout,
@@ -133,33 +140,124 @@ func NewForwarder(o Options) (*Forwarder, error) {
 }
 
 // Close stops the cache's background races (prefetches, races that
-// outlived their clients) and waits for them.
+// outlived their clients) and waits for them, then closes the upstream
+// table, and every retired one, once its last race has ended. Queries
+// after Close get SERVFAIL; a second Close only waits.
 func (f *Forwarder) Close() {
 	if f.front != nil {
 		f.front.Close()
 	}
+	f.tmu.Lock()
+	first := !f.tclosed
+	f.tclosed = true
+	pending := make([]*tableRef, 0, len(f.tables))
+	for r := range f.tables {
+		pending = append(pending, r)
+	}
+	cur := f.table.Load()
+	f.tmu.Unlock()
+	if first {
+		f.release(cur)
+	}
+	for _, r := range pending {
+		<-r.closed
+	}
 }
 
-// Table returns the upstream table queries are routed with now.
-func (f *Forwarder) Table() *upstream.Table { return f.table.Load() }
+// Table returns the upstream table queries are routed with now. It is for
+// looking at (groups, upstreams, health); racing on it is the
+// Forwarder's job, as the table may be closed once it is replaced.
+func (f *Forwarder) Table() *upstream.Table { return f.table.Load().t }
 
-// SwapTable routes every query that starts from now on with t and returns
-// the table it replaces. Queries already racing keep the groups they
-// started with and finish normally: a reload drops nothing in flight.
-func (f *Forwarder) SwapTable(t *upstream.Table) *upstream.Table { return f.table.Swap(t) }
+// ErrClosed is returned by SwapTable after Close.
+var ErrClosed = errors.New("proxy: forwarder closed")
+
+// SwapTable routes every query that starts from now on with t, which the
+// Forwarder then owns. Queries already racing keep the groups they
+// started with and finish normally (a reload drops nothing in flight);
+// the replaced table is closed once the last of them has ended. After
+// Close it returns ErrClosed and t stays the caller's to close.
+func (f *Forwarder) SwapTable(t *upstream.Table) error {
+	f.tmu.Lock()
+	if f.tclosed {
+		f.tmu.Unlock()
+		return ErrClosed
+	}
+	old := f.table.Swap(f.newRef(t))
+	f.tmu.Unlock()
+	f.release(old)
+	return nil
+}
+
+// tableRef counts the users of one upstream table: one reference while it
+// routes new queries, one per race running on it. The last release closes
+// the table.
+type tableRef struct {
+	t      *upstream.Table
+	refs   atomic.Int64
+	closed chan struct{} // closed once t is closed
+}
+
+// newRef registers t as a live table holding its "current" reference.
+// The caller holds tmu or has not shared f yet.
+func (f *Forwarder) newRef(t *upstream.Table) *tableRef {
+	r := &tableRef{t: t, closed: make(chan struct{})}
+	r.refs.Store(1)
+	f.tables[r] = struct{}{}
+	return r
+}
+
+// acquire returns the current table with a reference for one race, or nil
+// after Close. A table whose references have all gone is never handed
+// out again: the loop then finds its successor, which SwapTable stored
+// before releasing it.
+func (f *Forwarder) acquire() *tableRef {
+	for {
+		r := f.table.Load()
+		n := r.refs.Load()
+		if n == 0 {
+			if f.table.Load() == r {
+				return nil // closed
+			}
+			continue
+		}
+		if r.refs.CompareAndSwap(n, n+1) {
+			return r
+		}
+	}
+}
+
+// release drops a reference; the last one closes the table on a goroutine
+// of its own (it waits for the losing legs of the table's last races to
+// wind down, which no client should wait for). Close waits for it.
+func (f *Forwarder) release(r *tableRef) {
+	if r.refs.Add(-1) != 0 {
+		return
+	}
+	go func() {
+		r.t.Close()
+		f.tmu.Lock()
+		delete(f.tables, r)
+		f.tmu.Unlock()
+		close(r.closed)
+	}()
+}
 
 // Stats returns the counters.
 func (f *Forwarder) Stats() Stats {
+	f.tmu.Lock()
+	tables := len(f.tables)
+	f.tmu.Unlock()
 	return Stats{Malformed: f.malformed.Load(), Refused: f.refused.Load(),
-		Overload: f.overload.Load(), Unrouted: f.unrouted.Load(), InFlight: f.inflight.Load()}
+		Overload: f.overload.Load(), Unrouted: f.unrouted.Load(), Tables: tables, InFlight: f.inflight.Load()}
 }
 
-// route returns the group for the lower-cased wire name, or nil when the
-// name is in the cluster domain and would fall to the root group: no group
-// serves the cluster domain, and an external resolver must never answer
-// (or even see) a cluster name.
-func (f *Forwarder) route(name []byte) *upstream.Group {
-	g := f.table.Load().LookupWire(name)
+// route returns the group of t for the lower-cased wire name, or nil when
+// the name is in the cluster domain and would fall to the root group: no
+// group serves the cluster domain, and an external resolver must never
+// answer (or even see) a cluster name.
+func (f *Forwarder) route(t *upstream.Table, name []byte) *upstream.Group {
+	g := t.LookupWire(name)
 	if f.cluster != nil && g.Zone() == "." && inZone(name, f.cluster) {
 		return nil
 	}
@@ -247,13 +345,13 @@ func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
 	if f.front != nil && qs.q.Cacheable() {
 		if reply, ok := f.front.Hit(&qs.q, dst, replyLimit(req, &qs.q)); ok {
 			if f.o.Metrics != nil || f.o.LogQueries {
-				qs.zone = f.table.Load().LookupWire(qs.q.Key()[:qs.name]).Zone()
+				qs.zone = f.Table().LookupWire(qs.q.Key()[:qs.name]).Zone()
 			}
 			return reply
 		}
 	}
 
-	if f.cluster != nil && inZone(qs.q.Key()[:qs.name], f.cluster) && f.route(qs.q.Key()[:qs.name]) == nil {
+	if f.cluster != nil && inZone(qs.q.Key()[:qs.name], f.cluster) && f.route(f.Table(), qs.q.Key()[:qs.name]) == nil {
 		qs.zone = f.o.ClusterDomain
 		f.unrouted.Add(1)
 		return appendError(dst, &qs.q, dns.RcodeServerFailure)
@@ -268,13 +366,6 @@ func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
 
 // forward runs steps 7-10.
 func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []byte) []byte {
-	g := f.route(qs.q.Key()[:qs.name])
-	if g == nil { // the table was swapped since prepare
-		qs.zone = f.o.ClusterDomain
-		f.unrouted.Add(1)
-		return appendError(dst, &qs.q, dns.RcodeServerFailure)
-	}
-	qs.zone = g.Zone()
 	if f.inflight.Add(1) > int64(f.o.MaxInFlight) {
 		f.inflight.Add(-1)
 		f.overload.Add(1)
@@ -284,12 +375,30 @@ func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []
 	ctx, cancel := context.WithTimeout(ctx, f.o.RaceTimeout)
 	defer cancel()
 	if f.front != nil && qs.q.Cacheable() {
+		// The race itself runs in fetch, possibly shared with others.
+		if g := f.route(f.Table(), qs.q.Key()[:qs.name]); g != nil {
+			qs.zone = g.Zone()
+		} else {
+			qs.zone = f.o.ClusterDomain
+		}
 		reply, err := f.front.Resolve(ctx, &qs.q, dst, replyLimit(req, &qs.q), req.TCP)
 		if err != nil {
 			return appendError(dst, &qs.q, dns.RcodeServerFailure)
 		}
 		return reply
 	}
+	ref := f.acquire()
+	if ref == nil {
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
+	defer f.release(ref)
+	g := f.route(ref.t, qs.q.Key()[:qs.name])
+	if g == nil { // the table was swapped since prepare
+		qs.zone = f.o.ClusterDomain
+		f.unrouted.Add(1)
+		return appendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
+	qs.zone = g.Zone()
 	// The upstream query is built in dst, which the reply then reuses.
 	reply, from, err := g.RaceWire(ctx, qs.q.AppendQuery(dst), req.TCP)
 	if err != nil {
@@ -317,7 +426,12 @@ func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []
 
 // fetch is the cache's upstream: one race in the group q routes to.
 func (f *Forwarder) fetch(ctx context.Context, q *cache.Query, query []byte, tcp bool) ([]byte, error) {
-	g := f.route(q.Key()[:len(q.Name())])
+	ref := f.acquire()
+	if ref == nil {
+		return nil, ErrClosed
+	}
+	defer f.release(ref)
+	g := f.route(ref.t, q.Key()[:len(q.Name())])
 	if g == nil { // a prefetch, or the table was swapped since prepare
 		f.unrouted.Add(1)
 		return nil, fmt.Errorf("proxy: no upstream group serves the cluster domain %s", f.o.ClusterDomain)
