@@ -12,7 +12,10 @@
 // the cut is trimmed). A raw DiscoveryInfo name that is not a valid host
 // name (characters other than letters, digits, '-', '_', '.', or an empty
 // or over-long label) is only published sanitized. Names over 255 octets
-// are left out and counted.
+// are left out and counted, and so are a task's canonical names (and its
+// SRV records, which point at them) when the agent ID's last field is too
+// long for any label. At most MaxTaskPorts host ports of one task get SRV
+// records.
 package mesos
 
 import (
@@ -54,7 +57,15 @@ type GenStats struct {
 	Tasks int
 	// Dropped counts names left out because DNS cannot carry them.
 	Dropped int
+	// PortsCapped counts tasks with more than MaxTaskPorts host ports,
+	// of which only the first MaxTaskPorts got SRV records.
+	PortsCapped int
 }
+
+// MaxTaskPorts bounds the host ports of one task that get SRV records: a
+// "ports" resource of "[1-65535]" would otherwise make 262,140 records for
+// one task. Ports past the bound, in the resource's order, are left out.
+const MaxTaskPorts = 1024
 
 // sink receives generated records.
 type sink interface {
@@ -406,6 +417,13 @@ func (g *generator) taskIPs(t *Task, slaveIPs []netip.Addr) []netip.Addr {
 
 func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
 	ips := g.taskIPs(t, slaveIPs)
+	ports := 0
+	for _, r := range t.Ports {
+		ports += int(r.Hi) - int(r.Lo) + 1
+	}
+	if ports > MaxTaskPorts {
+		g.stats.PortsCapped++
+	}
 	if t.Discovery == nil {
 		if name := g.opt.Spec(t.Name); name != "" {
 			g.taskNamed(t, name, fname, ips, slaveIPs)
@@ -444,8 +462,23 @@ func (g *generator) taskNamed(t *Task, name, fname string, ips, slaveIPs []netip
 	dotFw := g.fname // ".fw"
 	// name.fw and its canonical form name-hash-agent.fw.
 	g.short = append(append(g.short[:0], name...), dotFw...)
-	g.canon = append(appendFitLast(g.canon[:0], name, t.Hash, t.SlaveID), dotFw...)
-	short, canon := g.short, g.canon
+	canon, ok := appendFitLast(g.canon[:0], name, t.Hash, t.SlaveID)
+	short := g.short
+	if !ok {
+		// No canonical label fits (the agent ID's last field alone is
+		// too long): only the short names are published, and no SRV
+		// record, whose targets are canonical names.
+		g.stats.Dropped++
+		for _, ip := range ips {
+			g.addrName(g.name(short, tail), ip)
+		}
+		for _, ip := range slaveIPs {
+			g.addrName(g.name(short, slaveB, tail), ip)
+		}
+		return
+	}
+	g.canon = append(canon, dotFw...)
+	canon = g.canon
 	for _, ip := range ips {
 		g.addrName(g.name(short, tail), ip)
 		g.addrName(g.name(canon, tail), ip)
@@ -459,8 +492,14 @@ func (g *generator) taskNamed(t *Task, name, fname string, ips, slaveIPs []netip
 	srv, fw := g.srvLabel, dotFw[1:]
 	if len(t.Ports) > 0 {
 		slaveTarget := g.out.str(g.name(canon, slaveB, tail))
+		left := MaxTaskPorts
+	ranges:
 		for _, r := range t.Ports {
 			for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
+				if left == 0 {
+					break ranges
+				}
+				left--
 				port := uint16(p)
 				g.srvName(g.name(srv, tcpB, fw, slaveB, tail), slaveTarget, port)
 				g.srvName(g.name(srv, udpB, fw, slaveB, tail), slaveTarget, port)

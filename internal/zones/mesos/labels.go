@@ -127,19 +127,25 @@ func rawNameOK(name string) bool {
 // fitLast shortens the last label of the dotted name so that, with suffix
 // appended to it, the label fits in 63 octets: the cut part is the task's,
 // so hash and agent suffixes stay intact and names stay unique. Trailing
-// '-' left at the cut are trimmed, as the label rules do.
-func fitLast(name, suffix string) string {
+// '-' left at the cut are trimmed, as the label rules do. When the suffix
+// alone is too long for a label (an agent ID with a very long last
+// field) no such name exists: ok is false.
+func fitLast(name, suffix string) (fit string, ok bool) {
 	start := strings.LastIndexByte(name, '.') + 1
 	budget := maxLabel - len(suffix)
-	if len(name)-start <= budget || budget < 0 {
-		return name + suffix
+	if budget < 0 {
+		return "", false
 	}
-	return strings.TrimRight(name[:start+budget], "-") + suffix
+	if len(name)-start <= budget {
+		return name + suffix, true
+	}
+	return strings.TrimRight(name[:start+budget], "-") + suffix, true
 }
 
 // appendFitLast appends fitLast(name, "-"+hash+"-"+agentTail(slaveID))
-// to dst without building the suffix.
-func appendFitLast(dst []byte, name, hash, slaveID string) []byte {
+// to dst without building the suffix. When that name cannot exist it
+// returns dst unchanged and false.
+func appendFitLast(dst []byte, name, hash, slaveID string) ([]byte, bool) {
 	tail := slaveID
 	if i := strings.LastIndexByte(slaveID, '-'); i >= 0 {
 		tail = slaveID[i+1:]
@@ -153,9 +159,12 @@ func appendFitLast(dst []byte, name, hash, slaveID string) []byte {
 	}
 	start := strings.LastIndexByte(name, '.') + 1
 	budget := maxLabel - (2 + len(hash) + len(tail))
-	if len(name)-start <= budget || budget < 0 {
+	switch {
+	case budget < 0:
+		return dst, false
+	case len(name)-start <= budget:
 		dst = append(dst, name...)
-	} else {
+	default:
 		dst = append(dst, strings.TrimRight(name[:start+budget], "-")...)
 	}
 	dst = append(append(append(dst, '-'), hash...), '-')
@@ -166,7 +175,7 @@ func appendFitLast(dst []byte, name, hash, slaveID string) []byte {
 		}
 		dst = append(dst, c)
 	}
-	return dst
+	return dst, true
 }
 
 // fitFirst returns "_" + name with the first label of name shortened so

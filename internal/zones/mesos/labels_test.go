@@ -12,9 +12,11 @@ import (
 func TestAppendFitMatchesFit(t *testing.T) {
 	long := strings.Repeat("x", 70)
 	for _, name := range []string{"web", long, "big." + long, strings.Repeat("x", 52) + "-yyyy", "a.b", ""} {
-		for _, slave := range []string{"20140803-194805-1-S12", "S3", "x-ÄB", ""} {
-			want := fitLast(name, "-ab3de-"+agentTail(slave))
-			require.Equal(t, want, string(appendFitLast([]byte("pre"), name, "ab3de", slave))[3:], "%q %q", name, slave)
+		for _, slave := range []string{"20140803-194805-1-S12", "S3", "x-ÄB", "", "x-" + strings.Repeat("s", 57)} {
+			want, wantOK := fitLast(name, "-ab3de-"+agentTail(slave))
+			got, ok := appendFitLast([]byte("pre"), name, "ab3de", slave)
+			require.Equal(t, wantOK, ok, "%q %q", name, slave)
+			require.Equal(t, want, string(got)[3:], "%q %q", name, slave)
 		}
 		require.Equal(t, fitFirst(name), string(appendFitFirst(nil, name)))
 	}

@@ -46,8 +46,10 @@ type Stats struct {
 	Records int
 	Serial  uint32
 	// Tasks is the number of tasks with records; SkippedTasks and
-	// DroppedNames count malformed tasks and names DNS cannot carry.
-	Tasks, SkippedTasks, DroppedNames int
+	// DroppedNames count malformed tasks and names DNS cannot carry;
+	// PortCappedTasks counts tasks with more host ports than
+	// MaxTaskPorts, published only up to it.
+	Tasks, SkippedTasks, DroppedNames, PortCappedTasks int
 }
 
 // Master is master mode: it polls the Mesos masters, keeps the cluster
@@ -270,6 +272,10 @@ func (m *Master) Poll(ctx context.Context) error {
 		m.log.Warn("Mesos state had tasks or names that cannot be published",
 			"malformedTasks", st.Skipped, "droppedNames", gs.Dropped)
 	}
+	if gs.PortsCapped > 0 {
+		m.log.Warn("Mesos state had tasks with more host ports than get SRV records; the rest are left out",
+			"tasks", gs.PortsCapped, "maxPortsPerTask", MaxTaskPorts)
+	}
 
 	m.mu.Lock()
 	if swapped {
@@ -291,6 +297,7 @@ func (m *Master) Poll(ctx context.Context) error {
 	m.stats.Leader = st.Leader
 	m.stats.Records, m.stats.Serial = cur.Len(), cur.Serial()
 	m.stats.Tasks, m.stats.SkippedTasks, m.stats.DroppedNames = gs.Tasks, st.Skipped, gs.Dropped
+	m.stats.PortCappedTasks = gs.PortsCapped
 	m.mu.Unlock()
 	if swapped {
 		m.log.Info("cluster zone updated", "serial", z.Serial(), "records", z.Len(),

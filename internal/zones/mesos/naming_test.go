@@ -72,16 +72,27 @@ func TestTaskHashAndAgentTail(t *testing.T) {
 
 func TestFit(t *testing.T) {
 	long := strings.Repeat("x", 63)
-	require.Equal(t, "abc-hash-s1", fitLast("abc", "-hash-s1"))
-	got := fitLast(long, "-ab3de-s12")
+	fit := func(name, suffix string) string {
+		t.Helper()
+		s, ok := fitLast(name, suffix)
+		require.True(t, ok, "%q %q", name, suffix)
+		return s
+	}
+	require.Equal(t, "abc-hash-s1", fit("abc", "-hash-s1"))
+	got := fit(long, "-ab3de-s12")
 	require.Len(t, got, 63)
 	require.True(t, strings.HasSuffix(got, "-ab3de-s12"))
 	// The last label of a dotted (raw DiscoveryInfo) name is the one cut.
-	got = fitLast("big."+long, "-ab3de-s12")
+	got = fit("big."+long, "-ab3de-s12")
 	require.True(t, strings.HasPrefix(got, "big.x"))
 	require.Len(t, got, 4+63)
 	// A '-' left at the cut is trimmed.
-	require.Equal(t, strings.Repeat("x", 52)+"-ab3de-s12", fitLast(strings.Repeat("x", 52)+"-yyyy", "-ab3de-s12"))
+	require.Equal(t, strings.Repeat("x", 52)+"-ab3de-s12", fit(strings.Repeat("x", 52)+"-yyyy", "-ab3de-s12"))
+	// A suffix of exactly 63 octets leaves no room for the task; one
+	// octet more and no label fits.
+	require.Equal(t, "-ab3de-"+strings.Repeat("s", 56), fit("web", "-ab3de-"+strings.Repeat("s", 56)))
+	_, ok := fitLast("web", "-ab3de-"+strings.Repeat("s", 57))
+	require.False(t, ok)
 
 	require.Equal(t, "_web", fitFirst("web"))
 	require.Equal(t, "_"+strings.Repeat("x", 62), fitFirst(long))
@@ -294,6 +305,72 @@ func TestNamingRules(t *testing.T) {
 					require.NotContains(t, lines, nw)
 				}
 			}
+		})
+	}
+}
+
+// TestGenerationLimits: what the generator leaves out rather than publish
+// names DNS cannot carry or an unbounded number of records, and how it
+// counts that.
+func TestGenerationLimits(t *testing.T) {
+	const running = `"state":"TASK_RUNNING"`
+	longTail := strings.Repeat("s", 57) // "-hash-" + 57 octets: 64
+	for _, tc := range []struct {
+		name        string
+		state       string
+		want        []string // lines that must be present
+		notWant     []string // name prefixes that must be absent
+		srvName     string   // an SRV owner whose records are counted
+		srvs        int
+		dropped     int
+		portsCapped int
+	}{{
+		name: "agent ID tail too long for any canonical label",
+		state: `{"leader":"master@10.0.0.1:5050","slaves":[{"id":"A-` + longTail + `","pid":"slave(1)@10.1.0.1:5051"}],
+			"frameworks":[` + fw("marathon", `{"id":"a","name":"web","slave_id":"A-`+longTail+`",`+running+`,"resources":{"ports":"[31000-31000]"}}`) + `]}`,
+		want:    []string{"web.marathon.mesos. A 10.1.0.1", "web.marathon.slave.mesos. A 10.1.0.1"},
+		notWant: []string{"web-" + taskHash("a") + "-", "_web._tcp."},
+		dropped: 1,
+	}, {
+		name: "agent ID tail that just fits",
+		state: `{"leader":"master@10.0.0.1:5050","slaves":[{"id":"A-` + longTail[1:] + `","pid":"slave(1)@10.1.0.1:5051"}],
+			"frameworks":[` + fw("marathon", `{"id":"a","name":"web","slave_id":"A-`+longTail[1:]+`",`+running+`}`) + `]}`,
+		want: []string{"-" + taskHash("a") + "-" + longTail[1:] + ".marathon.mesos. A 10.1.0.1"},
+	}, {
+		name:        "host ports capped per task",
+		state:       state(fw("marathon", `{"id":"a","name":"web","slave_id":"A-S1",`+running+`,"resources":{"ports":"[1-65535]"}}`)),
+		want:        []string{"_web._tcp.marathon.mesos. SRV web-" + taskHash("a") + "-s1.marathon.slave.mesos.:1024"},
+		srvName:     "_web._tcp.marathon.slave.mesos.",
+		srvs:        MaxTaskPorts,
+		portsCapped: 1,
+	}, {
+		name:    "host ports up to the cap are all published",
+		state:   state(fw("marathon", `{"id":"a","name":"web","slave_id":"A-S1",`+running+`,"resources":{"ports":"[2000-2999, 5000-5023]"}}`)),
+		want:    []string{"_web._udp.marathon.mesos. SRV web-" + taskHash("a") + "-s1.marathon.slave.mesos.:5023"},
+		srvName: "_web._udp.marathon.slave.mesos.",
+		srvs:    MaxTaskPorts,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			lines, stats := genLines(t, tc.state, nil)
+			srvs := 0
+			for _, l := range lines {
+				name, _, _ := strings.Cut(l, " ")
+				for label := range strings.SplitSeq(name, ".") {
+					require.LessOrEqual(t, len(label), 63, l)
+				}
+				if tc.srvName != "" && strings.HasPrefix(l, tc.srvName+" SRV ") {
+					srvs++
+				}
+			}
+			for _, w := range tc.want {
+				require.Contains(t, lines, w)
+			}
+			for _, nw := range tc.notWant {
+				require.False(t, slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, nw) }), "unexpected %q in\n%s", nw, strings.Join(lines, "\n"))
+			}
+			require.Equal(t, tc.srvs, srvs)
+			require.Equal(t, tc.dropped, stats.Dropped)
+			require.Equal(t, tc.portsCapped, stats.PortsCapped)
 		})
 	}
 }
