@@ -34,6 +34,6 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 func SkipUnlessRoot(t testing.TB, why string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skipf("skipping: needs root (%s); run as root to exercise it", why)
+		t.Skipf("skipping: needs root for %s; run as root to exercise it", why)
 	}
 }
