@@ -355,6 +355,62 @@ func TestStatsDuringPoll(t *testing.T) {
 	require.Equal(t, before.Polls+1, m.Stats().Polls)
 }
 
+// TestConfigReachesGenerator: the configuration's naming options, set in
+// the "master" object, change the zone NewMaster's polls build.
+func TestConfigReachesGenerator(t *testing.T) {
+	const running = `"state":"TASK_RUNNING"`
+	st := []byte(state(fw("marathon", `{"id":"a","name":"1234-a-very-long-task-name-indeed","slave_id":"A-S1",`+running+`},
+		{"id":"b","name":"sick","slave_id":"A-S1",`+running+`,"statuses":[{"state":"TASK_RUNNING","timestamp":1,"healthy":false}]}`)))
+	const (
+		rfc1123 = "1234-a-very-long-task-name-indeed.marathon.mesos."
+		rfc952  = "a-very-long-task-name-in.marathon.mesos."
+		sick    = "sick.marathon.mesos."
+	)
+	for _, tc := range []struct {
+		name    string
+		extra   string
+		present []string
+		absent  []string
+	}{
+		{"defaults", "", []string{rfc1123, sick}, []string{rfc952}},
+		{"EnforceRFC952", `,"EnforceRFC952":true`, []string{rfc952, sick}, []string{rfc1123}},
+		{"healthyOnly", `,"healthyOnly":true`, []string{rfc1123}, []string{rfc952, sick}},
+		{"both", `,"EnforceRFC952":true,"healthyOnly":true`, []string{rfc952}, []string{rfc1123, sick}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMaster(t, masterConfig(t, []string{"10.0.0.1:5050"}, tc.extra))
+			m.UseState(st)
+			require.NoError(t, m.Poll(t.Context()))
+			z := m.Store().Load()
+			for _, name := range tc.present {
+				require.Equal(t, []string{"10.1.0.1"}, lookupA(z, name), name)
+			}
+			for _, name := range tc.absent {
+				require.Equal(t, dns.RcodeNameError, z.Lookup(name, dns.TypeA).Rcode, name)
+			}
+		})
+	}
+}
+
+// TestStatsCountLeftOut: names DNS cannot carry and host ports past the
+// per-task bound are counted in Stats.
+func TestStatsCountLeftOut(t *testing.T) {
+	const running = `"state":"TASK_RUNNING"`
+	long := "A-" + strings.Repeat("s", 60)
+	m := newMaster(t, masterConfig(t, []string{"10.0.0.1:5050"}, ""))
+	m.UseState([]byte(`{"leader":"master@10.0.0.1:5050","slaves":[
+		{"id":"A-S1","pid":"slave(1)@10.1.0.1:5051"},{"id":"` + long + `","pid":"slave(1)@10.1.0.2:5051"}],
+		"frameworks":[` + fw("marathon", `{"id":"a","name":"wide","slave_id":"A-S1",`+running+`,"resources":{"ports":"[1000-9999]"}},
+			{"id":"b","name":"far","slave_id":"`+long+`",`+running+`}`) + `]}`))
+	require.NoError(t, m.Poll(t.Context()))
+	st := m.Stats()
+	require.Equal(t, 2, st.Tasks)
+	require.Equal(t, 1, st.PortCappedTasks)
+	require.Equal(t, 1, st.DroppedNames)
+	require.Equal(t, []string{"10.1.0.2"}, lookupA(m.Store().Load(), "far.marathon.mesos."))
+	require.Len(t, m.Store().Load().Lookup("_wide._tcp.marathon.mesos.", dns.TypeSRV).Answer, MaxTaskPorts)
+}
+
 func TestStateFile(t *testing.T) {
 	m := newMaster(t, masterConfig(t, nil, `,"stateFile":"`+filepath.Join(fixtureDir, "mesos-dns-fake-state.json")+`"`))
 	require.NoError(t, m.Poll(t.Context()))
