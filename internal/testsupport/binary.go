@@ -90,12 +90,12 @@ func FreePort(t testing.TB, ip string) int {
 // Dig runs dig against server ("host:port" or a bare host for port 53)
 // with args, bounded by +time=2 +tries=1 (args given later win, as in dig)
 // and a 30 s process deadline. It returns dig's standard output; err
-// includes its standard error. The test is skipped when dig is missing.
+// includes its standard error. The test is skipped (failed in strict mode) when dig is missing.
 func Dig(t testing.TB, server string, args ...string) (stdout string, err error) {
 	t.Helper()
 	dig, lerr := exec.LookPath("dig")
 	if lerr != nil {
-		t.Skip("dig not installed (apt-get install dnsutils); skipping a test that needs it")
+		SkipOrFail(t, "dig not installed (apt-get install dnsutils); skipping a test that needs it")
 	}
 	host, port := server, "53"
 	if h, p, serr := net.SplitHostPort(server); serr == nil {

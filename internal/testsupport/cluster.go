@@ -92,7 +92,7 @@ func (ns *NetNS) Start(t testing.TB, bin string, args ...string) *Process {
 func (ns *NetNS) Dig(t testing.TB, server string, args ...string) (string, error) {
 	t.Helper()
 	if _, err := exec.LookPath("dig"); err != nil {
-		t.Skip("dig not installed (apt-get install dnsutils); skipping a test that needs it")
+		SkipOrFail(t, "dig not installed (apt-get install dnsutils); skipping a test that needs it")
 	}
 	host, port := server, "53"
 	if ap, err := netip.ParseAddrPort(server); err == nil {
@@ -118,7 +118,7 @@ func (ns *NetNS) Dig(t testing.TB, server string, args ...string) (string, error
 func (ns *NetNS) Getent(t testing.TB, name string) (string, error) {
 	t.Helper()
 	if _, err := exec.LookPath("getent"); err != nil {
-		t.Skip("getent not installed; skipping a test that needs glibc's resolver")
+		SkipOrFail(t, "getent not installed; skipping a test that needs glibc's resolver")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
