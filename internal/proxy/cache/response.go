@@ -64,9 +64,9 @@ func ParseResponse(q *Query, reply []byte) (*Response, error) {
 // query whose question section (name, type and class, uncompressed) is
 // question: nil when it does, the reason otherwise. An upstream race runs
 // it on every reply before the reply may win, so a winning reply always
-// parses. It builds no Response and, for a reply of up to
-// checkStackBytes, allocates nothing, except for the rare replies
-// ParseResponse re-packs, which it parses in full.
+// parses. It builds no Response and allocates nothing for a reply of up to
+// MaxUDPSize bytes, except for the rare replies ParseResponse re-packs,
+// which it parses in full.
 func CheckReply(question, reply []byte) error {
 	var stack [checkStackBytes/64 + 1]uint64
 	var starts []uint64
@@ -84,8 +84,10 @@ func CheckReply(question, reply []byte) error {
 }
 
 // checkStackBytes is the largest reply CheckReply walks with its label
-// bit set on the stack: any reply a UDP leg reads.
-const checkStackBytes = 4096
+// bit set on the stack: any UDP reply that respects the buffer size
+// advertised upstream. (A larger bit set costs more to clear than a rare
+// allocation costs.)
+const checkStackBytes = MaxUDPSize
 
 // parseResponse is ParseResponse for the question section qs, which the
 // Response stores in place of the reply's (ParseResponse passes the
