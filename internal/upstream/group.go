@@ -469,16 +469,19 @@ func (r *race) exchangeUDP(l *leg) ([]byte, verdict, error) {
 				// ECONNREFUSED: ICMP port unreachable, nobody listens.
 				return nil, failure, r.netErr(l, "udp read", os.NewSyscallError("read", err))
 			}
-			v := check(buf[:n], id, r.question)
-			if v == mismatch {
-				continue
-			}
-			if n == len(buf) && v != failure {
-				// Possibly cut by our buffer: only TCP gets it whole.
+			var v verdict
+			if n < len(buf) {
+				v = check(buf[:n], id, r.question)
+			} else if v = match(buf[:n], id, r.question); v == answer {
+				// Possibly cut by our buffer, so its records are not
+				// checked: only TCP gets it whole.
 				v = truncated
 				if !r.tcp {
 					return r.exchangeTCP(l)
 				}
+			}
+			if v == mismatch {
+				continue
 			}
 			return append([]byte(nil), buf[:n]...), v, nil
 		}

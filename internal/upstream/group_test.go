@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 type fake struct {
 	b       testsupport.Behavior
 	latency time.Duration
+	h       func(req *dns.Msg) *dns.Msg // nil: the fake's default handler
 }
 
 func startFakes(t *testing.T, fakes []fake) ([]*testsupport.Upstream, []string) {
@@ -24,7 +26,11 @@ func startFakes(t *testing.T, fakes []fake) ([]*testsupport.Upstream, []string) 
 	var ups []*testsupport.Upstream
 	var addrs []string
 	for _, f := range fakes {
-		u := testsupport.StartUpstream(t, testsupport.WithBehavior(f.b), testsupport.WithLatency(f.latency))
+		opts := []testsupport.UpstreamOption{testsupport.WithBehavior(f.b), testsupport.WithLatency(f.latency)}
+		if f.h != nil {
+			opts = append(opts, testsupport.WithHandler(f.h))
+		}
+		u := testsupport.StartUpstream(t, opts...)
 		ups = append(ups, u)
 		addrs = append(addrs, u.Addr())
 	}
@@ -55,6 +61,42 @@ func answerIP(m *dns.Msg) string {
 	return ""
 }
 
+// replyWith returns a handler answering A ForgedIP (so a test sees such
+// a reply win) and then changing the reply with edit.
+func replyWith(edit func(m *dns.Msg)) func(*dns.Msg) *dns.Msg {
+	return func(req *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A: testsupport.ForgedIP.AsSlice()}}
+		edit(m)
+		return m
+	}
+}
+
+// rawRR is a record of type rrtype with the raw data rdata (hex), owned
+// by the question's name.
+func rawRR(req *dns.Msg, rrtype uint16, rdata string) dns.RR {
+	return &dns.RFC3597{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: 60},
+		Rdata: rdata}
+}
+
+// bigAnswer answers n A records 10.0.x.y, over UDP too.
+func bigAnswer(n int) func(*dns.Msg) *dns.Msg {
+	return func(req *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Compress = true
+		for i := range n {
+			m.Answer = append(m.Answer, &dns.A{
+				Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A:   net.IPv4(10, 0, byte(i/250), byte(i%250+1))})
+		}
+		return m
+	}
+}
+
 func TestRace(t *testing.T) {
 	const slow = 150 * time.Millisecond
 	tests := []struct {
@@ -80,6 +122,22 @@ func TestRace(t *testing.T) {
 			fakes: []fake{{b: testsupport.Refused}, {b: testsupport.NotImp}, {b: testsupport.FormErr},
 				{b: testsupport.Garbage}, {b: testsupport.Answer, latency: slow}}, qname: "www.example.",
 			timeout: 30 * time.Second, winner: 4, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		// Replies that match the leg but that the reply parser refuses
+		// are garbage too: held, never winning.
+		{name: "fast reply with opcode STATUS is held, slow NOERROR wins",
+			fakes: []fake{{h: replyWith(func(m *dns.Msg) { m.Opcode = dns.OpcodeStatus })},
+				{b: testsupport.Answer, latency: slow}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 1, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		{name: "fast reply with a forward pointer in CNAME data is held, slow NOERROR wins",
+			fakes: []fake{{h: replyWith(func(m *dns.Msg) {
+				m.Answer = append([]dns.RR{rawRR(m, dns.TypeCNAME, "c0ff")}, m.Answer...)
+			})}, {b: testsupport.Answer, latency: slow}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 1, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
+		{name: "fast NODATA with 2 bytes of SOA data is held, slow NOERROR wins",
+			fakes: []fake{{h: replyWith(func(m *dns.Msg) {
+				m.Answer, m.Ns = nil, []dns.RR{rawRR(m, dns.TypeSOA, "0000")}
+			})}, {b: testsupport.Answer, latency: slow}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 1, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}},
 		{name: "all SERVFAIL fails without waiting for the deadline",
 			fakes: []fake{{b: testsupport.ServFail}, {b: testsupport.ServFail, latency: 20 * time.Millisecond}}, qname: "www.example.",
 			timeout: time.Hour, winner: -1, outcome: Outcomes{Failed: 1}},
@@ -107,6 +165,9 @@ func TestRace(t *testing.T) {
 		{name: "truncated reply to a UDP client is relayed",
 			fakes: []fake{{b: testsupport.Truncate}}, qname: "www.example.",
 			timeout: 30 * time.Second, winner: 0, outcome: Outcomes{Answered: 1}, tcpLegs: []int{0}},
+		{name: "reply cut by the read buffer is retried over TCP",
+			fakes: []fake{{h: bigAnswer(300)}}, qname: "www.example.",
+			timeout: 30 * time.Second, winner: 0, ip: "10.0.0.1", outcome: Outcomes{Answered: 1}, tcpLegs: []int{1}},
 		{name: "truncated reply to a TCP client is retried over TCP",
 			fakes: []fake{{b: testsupport.Truncate}}, qname: "www.example.", tcp: true,
 			timeout: 30 * time.Second, winner: 0, ip: "192.0.2.1", outcome: Outcomes{Answered: 1}, tcpLegs: []int{1}},

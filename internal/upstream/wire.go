@@ -3,6 +3,8 @@ package upstream
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/spartan-dns/spartan/internal/proxy/cache"
 )
 
 // Wire-format offsets and flags, RFC 1035 4.1.1.
@@ -83,7 +85,8 @@ const (
 	// mismatch: not the reply to this leg (wrong ID, not a response, a
 	// different question): ignore it and keep reading.
 	mismatch verdict = iota
-	// answer: NOERROR (NODATA included) or NXDOMAIN, well formed.
+	// answer: NOERROR (NODATA included) or NXDOMAIN that the reply
+	// parser accepts.
 	answer
 	// truncated: the reply to this leg with TC set.
 	truncated
@@ -94,6 +97,32 @@ const (
 // check classifies reply for a leg that sent ID id and question question
 // (the query's bytes from offset 12 to the end of its question).
 //
+// A reply that match finds to be a NOERROR or NXDOMAIN reply to the leg is
+// an answer (or truncated, with TC) only when cache.CheckReply accepts it:
+// the reply parser's own structural check (opcode, every name including
+// those in record data, record bounds, OPT placement, SOA data), so a reply
+// that wins a race always parses. One it refuses is a failure, held while
+// other legs are pending.
+func check(reply []byte, id uint16, question []byte) verdict {
+	v := match(reply, id, question)
+	if v != answer {
+		return v
+	}
+	if cache.CheckReply(question, reply) != nil {
+		return failure
+	}
+	if binary.BigEndian.Uint16(reply[2:])&flagTC != 0 {
+		// Only its header and question were read: a truncated reply
+		// may be cut anywhere after them.
+		return truncated
+	}
+	return answer
+}
+
+// match is check without the structural check of the records: answer
+// means a NOERROR or NXDOMAIN reply to the leg, whatever follows its
+// question.
+//
 // The ID, the QR bit and the question (name compared case-insensitively,
 // type and class) must match, otherwise the datagram is a mismatch: a
 // spoof or a stale reply. Two exceptions make a leg fail rather than wait:
@@ -102,7 +131,7 @@ const (
 // some servers send with FORMERR or NOTIMP. Neither can make a bad answer
 // win; at worst a spoofer who guessed ID and port turns a leg into a
 // failure, which it could do by dropping packets too.
-func check(reply []byte, id uint16, question []byte) verdict {
+func match(reply []byte, id uint16, question []byte) verdict {
 	if len(reply) < headerLen || binary.BigEndian.Uint16(reply) != id {
 		return mismatch
 	}
@@ -127,20 +156,10 @@ func check(reply []byte, id uint16, question []byte) verdict {
 		}
 		return mismatch
 	}
-	if flags&flagTC != 0 {
-		// A truncated reply may be cut anywhere after the question.
-		if rcode == rcodeNoError || rcode == rcodeNXDomain {
-			return truncated
-		}
+	if rcode != rcodeNoError && rcode != rcodeNXDomain {
 		return failure
 	}
-	if !wellFormed(reply, qend) {
-		return failure
-	}
-	if rcode == rcodeNoError || rcode == rcodeNXDomain {
-		return answer
-	}
-	return failure
+	return answer
 }
 
 // equalFoldQuestion compares two uncompressed questions of equal length
@@ -164,23 +183,4 @@ func equalFoldQuestion(a, b []byte) bool {
 		}
 	}
 	return a[n] == b[n] && a[n+1] == b[n+1] && a[n+2] == b[n+2] && a[n+3] == b[n+3]
-}
-
-// wellFormed reports whether the records after the question (starting at
-// off) are complete: counted records with valid names and RDLENGTH inside
-// the message. Trailing bytes are tolerated, as most resolvers do.
-func wellFormed(msg []byte, off int) bool {
-	n := int(binary.BigEndian.Uint16(msg[6:])) + int(binary.BigEndian.Uint16(msg[8:])) +
-		int(binary.BigEndian.Uint16(msg[10:]))
-	for i := 0; i < n; i++ {
-		var ok bool
-		if off, ok = skipName(msg, off, true); !ok || off+10 > len(msg) {
-			return false
-		}
-		off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
-		if off > len(msg) {
-			return false
-		}
-	}
-	return true
 }

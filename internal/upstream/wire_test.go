@@ -6,6 +6,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
+
+	"github.com/spartan-dns/spartan/internal/proxy/cache"
 )
 
 // packedReply returns the query for name/qtype as a leg sends it (ID, one
@@ -74,4 +76,32 @@ func BenchmarkCheck(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzCheck: every reply a leg accepts (answer or truncated) parses, so
+// a reply that wins a race never turns into SERVFAIL after it.
+func FuzzCheck(f *testing.F) {
+	query, reply := packedReply(f, "WWW.example.com.", dns.TypeA,
+		[]string{"www.example.com. 300 IN CNAME web.example.com.", "web.example.com. 60 IN A 192.0.2.1"},
+		[]string{"example.com. 60 IN SOA ns.example.com. hostmaster.example.com. 1 3600 600 86400 60"},
+		[]string{"ns.example.com. 60 IN A 192.0.2.53"})
+	f.Add(reply)
+	f.Add(reply[:len(reply)-15])
+	tc := append([]byte(nil), reply[:40]...)
+	tc[2] |= 0x02 // TC
+	f.Add(tc)
+	qend, err := questionEnd(query)
+	require.NoError(f, err)
+	var q cache.Query
+	require.NoError(f, q.Parse(query))
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		if len(reply) >= 2 {
+			reply[0], reply[1] = query[0], query[1] // the leg's ID
+		}
+		switch check(reply, 0x1234, query[headerLen:qend]) {
+		case answer, truncated:
+			_, err := cache.ParseResponse(&q, reply)
+			require.NoError(t, err)
+		}
+	})
 }
