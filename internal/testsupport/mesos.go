@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -48,7 +49,11 @@ type FakeMesosMaster struct {
 	noLeader bool
 	paths    map[string]bool
 	requests map[string]int
+	polls    map[string]int // state requests by client host; "" counts all
 }
+
+// statePaths are the state endpoints a FakeMesosMaster can serve.
+var statePaths = map[string]bool{"/master/state": true, "/master/state.json": true, "/state": true, "/state.json": true}
 
 // NewFakeMesosMaster starts a fake master serving state (a Mesos state
 // JSON object) as the leader. Its "leader" field is rewritten to the
@@ -65,8 +70,9 @@ func NewFakeMesosMasterAt(t testing.TB, addr string, state []byte) *FakeMesosMas
 	t.Helper()
 	m := &FakeMesosMaster{
 		closed:   make(chan struct{}),
-		paths:    map[string]bool{"/master/state": true, "/master/state.json": true, "/state": true, "/state.json": true},
+		paths:    maps.Clone(statePaths),
 		requests: map[string]int{},
+		polls:    map[string]int{},
 	}
 	m.SetState(t, state)
 	m.srv = httptest.NewUnstartedServer(http.HandlerFunc(m.serve))
@@ -157,9 +163,28 @@ func (m *FakeMesosMaster) Requests(path string) int {
 	return m.requests[path]
 }
 
+// StatePolls returns how many requests for any state endpoint have come
+// from the client host from (an IP address; "" counts every client),
+// however they were answered. A request is counted on arrival, together
+// with taking the state it is answered with: one counted after SetState
+// returned is answered with the new state. A client that makes one state
+// request per poll, one poll at a time, has therefore applied the first
+// such answer by the time its second request is counted.
+func (m *FakeMesosMaster) StatePolls(from string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.polls[from]
+}
+
 func (m *FakeMesosMaster) serve(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	m.requests[r.URL.Path]++
+	if statePaths[r.URL.Path] {
+		m.polls[""]++
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			m.polls[host]++
+		}
+	}
 	mode, leader, redirect, served := m.mode, m.leader, m.redirect, m.paths[r.URL.Path]
 	self := m.Addr()
 	if leader == "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -107,4 +108,23 @@ func TestFakeMesosMaster(t *testing.T) {
 	require.Empty(t, st["frameworks"])
 	require.Equal(t, 10, a.Requests("/master/state"))
 	require.Equal(t, 1, a.Requests("/master/redirect"))
+	// Every state endpoint, not the redirect, by client host.
+	require.Equal(t, 11, a.StatePolls(""))
+	require.Equal(t, 11, a.StatePolls("127.0.0.1"))
+	require.Zero(t, a.StatePolls("192.0.2.1"))
+	require.Equal(t, 1, b.StatePolls("127.0.0.1"))
+}
+
+// TestFakeMesosMasterPollsTakeTheState: a request counted after SetState
+// returned is answered with the new state.
+func TestFakeMesosMasterPollsTakeTheState(t *testing.T) {
+	m := NewFakeMesosMaster(t, []byte(`{"frameworks":[]}`))
+	for i := range 5 {
+		m.SetState(t, []byte(`{"frameworks":[],"n":`+strconv.Itoa(i)+`}`))
+		before := m.StatePolls("")
+		_, st, _, err := getState(t, "http://"+m.Addr()+"/master/state", true)
+		require.NoError(t, err)
+		require.Equal(t, float64(i), st["n"])
+		require.Equal(t, before+1, m.StatePolls(""))
+	}
 }
