@@ -282,6 +282,37 @@ func TestCachePrefetch(t *testing.T) {
 	require.Equal(t, uint64(1), n.Cache.Stats().Prefetch)
 }
 
+// TestCachePrefetchOverTCP prefetches an entry that a TCP client filled
+// because the upstream truncates over UDP: the refresh goes over TCP too,
+// where the upstream answers, instead of coming back truncated and
+// letting the entry expire.
+func TestCachePrefetchOverTCP(t *testing.T) {
+	u := testsupport.StartUpstream(t, testsupport.WithBehavior(testsupport.Truncate), testsupport.WithTTL(60))
+	clk := testsupport.NewClock()
+	n := startCachedNode(t, clk, []*testsupport.Upstream{u}, func(c *config.Config) { c.Cache.PrefetchHits = 3 })
+	r := ask(t, n.addr, "tcp", msg("tc.example.", dns.TypeA))
+	require.Equal(t, testsupport.DefaultIP.String(), firstA(r))
+	require.Equal(t, 1, u.QueriesTCP(), "truncated over UDP, retried over TCP")
+	for range 3 {
+		r = ask(t, n.addr, "udp", msg("tc.example.", dns.TypeA))
+		require.Equal(t, testsupport.DefaultIP.String(), firstA(r), "a UDP client is answered from the cache")
+	}
+	require.Equal(t, 2, u.Queries())
+	clk.Advance(55 * time.Second) // under 10% of 60 s left
+	require.Equal(t, uint32(5), answerTTL(t, ask(t, n.addr, "udp", msg("tc.example.", dns.TypeA))))
+	require.Eventually(t, func() bool { return u.QueriesTCP() == 2 }, 10*time.Second, 5*time.Millisecond,
+		"the background refresh went over TCP")
+	require.Eventually(t, func() bool {
+		return answerTTL(t, ask(t, n.addr, "udp", msg("tc.example.", dns.TypeA))) == 60
+	}, 10*time.Second, 5*time.Millisecond, "refreshed entry")
+	clk.Advance(10 * time.Second) // the old entry would have expired
+	r = ask(t, n.addr, "udp", msg("tc.example.", dns.TypeA))
+	require.Equal(t, uint32(50), answerTTL(t, r))
+	require.Equal(t, 4, u.Queries(), "one prefetch (UDP, then TCP), no miss")
+	require.Equal(t, 2, u.QueriesTCP())
+	require.Zero(t, n.Cache.Stats().Stale)
+}
+
 func TestCacheDOAndCDSeparateEntries(t *testing.T) {
 	u := testsupport.StartUpstream(t)
 	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u}, nil)

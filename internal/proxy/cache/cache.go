@@ -75,6 +75,7 @@ type entry struct {
 	expires    int64
 	staleUntil int64
 	size       int64 // accounted bytes
+	tcp        bool  // fetched by a race for TCP clients: refreshed the same way
 	hits       atomic.Uint32
 	prefetched atomic.Bool
 }
@@ -170,19 +171,28 @@ func (e *entry) matches(q *Query) bool {
 // A Stale status writes nothing: the caller asks the upstreams first and
 // calls WriteStale if they fail.
 func (c *Cache) Get(q *Query, dst []byte, limit int) (reply []byte, st Status, prefetch bool) {
+	reply, st, prefetch, _ = c.get(q, dst, limit)
+	return reply, st, prefetch
+}
+
+// get is Get that also says, for a Fresh or Stale entry, whether it was
+// fetched by a race for TCP clients (insert): its refresh, a prefetch or
+// the race behind a stale answer, must be too, or a reply that only fits
+// TCP would come back truncated over UDP and the entry would just expire.
+func (c *Cache) get(q *Query, dst []byte, limit int) (reply []byte, st Status, prefetch, tcp bool) {
 	h := c.hash(q)
 	c.mu.Lock()
 	e, ok := c.lru.Get(h)
 	c.mu.Unlock()
 	if !ok || !e.matches(q) {
 		c.misses.Add(1)
-		return dst[:0], Miss, false
+		return dst[:0], Miss, false, false
 	}
 	now := c.clock()
 	if now >= e.expires {
 		if now < e.staleUntil {
 			c.misses.Add(1)
-			return dst[:0], Stale, false
+			return dst[:0], Stale, false, e.tcp
 		}
 		c.mu.Lock()
 		if cur, ok := c.lru.Peek(h); ok && cur == e {
@@ -192,7 +202,7 @@ func (c *Cache) Get(q *Query, dst []byte, limit int) (reply []byte, st Status, p
 		}
 		c.mu.Unlock()
 		c.misses.Add(1)
-		return dst[:0], Miss, false
+		return dst[:0], Miss, false, false
 	}
 	c.hits.Add(1)
 	hits := e.hits.Add(1)
@@ -208,7 +218,7 @@ func (c *Cache) Get(q *Query, dst []byte, limit int) (reply []byte, st Status, p
 		c.prefetch.Add(1)
 		prefetch = true
 	}
-	return reply, Fresh, prefetch
+	return reply, Fresh, prefetch, e.tcp
 }
 
 // WriteStale writes the expired entry for q into dst with every TTL set to
@@ -297,7 +307,11 @@ func (c *Cache) inCluster(q *Query) bool {
 // Insert caches r as the answer to q if the policy allows it and reports
 // whether it did. A SERVFAIL never replaces an entry that is fresh or
 // still servable as stale.
-func (c *Cache) Insert(q *Query, r *Response) bool {
+func (c *Cache) Insert(q *Query, r *Response) bool { return c.insert(q, r, false) }
+
+// insert is Insert noting whether r was fetched by a race for TCP clients
+// (one that retries a truncated UDP reply over TCP).
+func (c *Cache) insert(q *Query, r *Response, tcp bool) bool {
 	k, ttl, ok := c.policy(q, r)
 	if !ok || !r.sameQuestion(q) {
 		return false
@@ -310,6 +324,7 @@ func (c *Cache) Insert(q *Query, r *Response) bool {
 		stored:   now,
 		expires:  now + int64(ttl),
 		size:     int64(cap(r.buf)) + EntryOverhead,
+		tcp:      tcp,
 	}
 	e.staleUntil = e.expires
 	if k != kindServFail {

@@ -97,12 +97,12 @@ func (f *Front) enter() bool {
 // reports whether it did. It starts a background refresh when the entry is
 // popular and about to expire. It never blocks.
 func (f *Front) Hit(q *Query, dst []byte, limit int) ([]byte, bool) {
-	reply, st, prefetch := f.c.Get(q, dst, limit)
+	reply, st, prefetch, tcp := f.c.get(q, dst, limit)
 	if st != Fresh {
 		return reply, false
 	}
 	if prefetch {
-		f.prefetch(q)
+		f.prefetch(q, tcp)
 	}
 	return reply, true
 }
@@ -113,19 +113,23 @@ func (f *Front) Hit(q *Query, dst []byte, limit int) ([]byte, bool) {
 // finished within ClientTimeout; a fresh answer that arrives in time always
 // wins. The reply is written into dst, rewritten for q (ID, casing, EDNS,
 // truncation to limit). tcp separates races whose replies may differ by
-// transport (a UDP race may come back truncated).
+// transport (a UDP race may come back truncated); an expired entry that
+// was fetched for TCP clients is refreshed by a TCP race whatever the
+// client's transport.
 func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tcp bool) ([]byte, error) {
-	reply, st, prefetch := f.c.Get(q, dst, limit)
+	reply, st, prefetch, etcp := f.c.get(q, dst, limit)
 	switch st {
 	case Fresh:
 		if prefetch {
-			f.prefetch(q)
+			f.prefetch(q, etcp)
 		}
 		return reply, nil
 	}
 	var joined atomic.Bool
 	joined.Store(true)
-	ch := f.race(q, tcp, &joined)
+	// An expired entry that was fetched over TCP is refreshed over TCP for
+	// any client: over UDP it would come back truncated.
+	ch := f.race(q, tcp || etcp, &joined)
 	var deadline <-chan time.Time
 	if st == Stale {
 		t := time.NewTimer(f.opts.ClientTimeout)
@@ -178,8 +182,9 @@ func (f *Front) race(q *Query, tcp bool, joined *atomic.Bool) <-chan singlefligh
 	})
 }
 
-// fetch runs one upstream race for q and caches its outcome. It always
-// returns a Response: a failed race becomes SERVFAIL.
+// fetch runs one upstream race for q and caches its outcome, noting the
+// race's transport so that a prefetch uses it too. It always returns a
+// Response: a failed race becomes SERVFAIL.
 func (f *Front) fetch(q *Query, tcp bool) *Response {
 	ctx, cancel := context.WithTimeout(f.ctx, f.opts.RaceTimeout)
 	defer cancel()
@@ -191,16 +196,18 @@ func (f *Front) fetch(q *Query, tcp bool) *Response {
 	if err != nil {
 		r = servFail(q)
 	}
-	f.c.Insert(q, r)
+	f.c.insert(q, r, tcp)
 	return r
 }
 
-// prefetch refreshes q's entry in the background, sharing the race with
-// any concurrent miss for the same key.
-func (f *Front) prefetch(q *Query) {
+// prefetch refreshes q's entry in the background, over the transport the
+// entry was fetched with (tcp: a race that retries truncation over TCP),
+// sharing the race with any concurrent miss for the same key and
+// transport.
+func (f *Front) prefetch(q *Query, tcp bool) {
 	var joined atomic.Bool
 	// DoChan delivers to a buffered channel: nobody needs to read it.
-	f.race(q, false, &joined)
+	f.race(q, tcp, &joined)
 }
 
 func flightKey(q *Query, tcp bool) string {

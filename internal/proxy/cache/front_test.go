@@ -23,11 +23,16 @@ import (
 // upstream is an in-memory Fetcher: it answers every query with the reply
 // its answer function builds, after delay, and counts the queries.
 type upstream struct {
-	queries atomic.Int64
-	mu      sync.Mutex
-	delay   time.Duration
-	answer  func(q *dns.Msg) *dns.Msg // nil reply: the race fails
-	gate    chan struct{}             // when set, every query waits for it
+	queries    atomic.Int64
+	tcpQueries atomic.Int64 // races for TCP clients
+	mu         sync.Mutex
+	delay      time.Duration
+	answer     func(q *dns.Msg) *dns.Msg // nil reply: the race fails
+	gate       chan struct{}             // when set, every query waits for it
+	// truncateUDP makes a race for UDP clients come back truncated (TC,
+	// no records), as a reply too big for UDP does; a race for TCP
+	// clients gets the whole answer, as its TCP retry would.
+	truncateUDP bool
 }
 
 func (u *upstream) set(f func(q *dns.Msg) *dns.Msg) {
@@ -36,14 +41,17 @@ func (u *upstream) set(f func(q *dns.Msg) *dns.Msg) {
 	u.mu.Unlock()
 }
 
-func (u *upstream) fetch(ctx context.Context, _ *Query, query []byte, _ bool) ([]byte, error) {
+func (u *upstream) fetch(ctx context.Context, _ *Query, query []byte, tcp bool) ([]byte, error) {
 	u.queries.Add(1)
+	if tcp {
+		u.tcpQueries.Add(1)
+	}
 	var q dns.Msg
 	if err := q.Unpack(query); err != nil {
 		return nil, err
 	}
 	u.mu.Lock()
-	answer, delay, gate := u.answer, u.delay, u.gate
+	answer, delay, gate, truncate := u.answer, u.delay, u.gate, u.truncateUDP && !tcp
 	u.mu.Unlock()
 	if gate != nil {
 		select {
@@ -64,6 +72,10 @@ func (u *upstream) fetch(ctx context.Context, _ *Query, query []byte, _ bool) ([
 	m := answer(&q)
 	if m == nil {
 		return nil, errors.New("every upstream failed")
+	}
+	if truncate {
+		m.Truncated = true
+		m.Answer, m.Ns, m.Extra = nil, nil, nil
 	}
 	return m.Pack()
 }
@@ -101,14 +113,24 @@ func newTestFront(t *testing.T, u *upstream, mod func(*config.Cache)) *Front {
 	return f
 }
 
-// resolve sends one client query through f and unpacks the reply.
-func resolve(t *testing.T, f *Front, u *upstream, id uint16, name string) *dns.Msg {
+// resolve sends one UDP client query through f and unpacks the reply.
+func resolve(t *testing.T, f *Front, _ *upstream, id uint16, name string) *dns.Msg {
+	t.Helper()
+	return resolveOver(t, f, id, name, false)
+}
+
+// resolveOver is resolve for a UDP or a TCP client.
+func resolveOver(t *testing.T, f *Front, id uint16, name string, tcp bool) *dns.Msg {
 	t.Helper()
 	b, err := newQuery(name, dns.TypeA, withID(id)).Pack()
 	require.NoError(t, err)
 	var q Query
 	require.NoError(t, q.Parse(b))
-	out, err := f.Resolve(context.Background(), &q, nil, q.UDPLimit(), false)
+	limit := q.UDPLimit()
+	if tcp {
+		limit = 65535
+	}
+	out, err := f.Resolve(context.Background(), &q, nil, limit, tcp)
 	require.NoError(t, err)
 	m := new(dns.Msg)
 	require.NoError(t, m.Unpack(out))
@@ -247,6 +269,82 @@ func TestFrontPrefetch(t *testing.T) {
 		time.Sleep(10 * time.Second)
 		resolve(t, f, u, 11, "popular.example.")
 		require.Equal(t, int64(2), u.queries.Load(), "no miss at the old expiry")
+	})
+}
+
+// TestFrontPrefetchKeepsTCP fills an entry through a race for a TCP
+// client (over UDP the reply is truncated): its prefetch, triggered by
+// UDP clients, races for TCP too and refreshes it.
+func TestFrontPrefetchKeepsTCP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := &upstream{answer: answerA(100, "x"), truncateUDP: true}
+		f := newTestFront(t, u, func(c *config.Cache) { c.PrefetchHits = 3 })
+		require.Equal(t, []uint32{100}, ttls(resolveOver(t, f, 1, "big.example.", true)))
+		for i := range 3 {
+			resolve(t, f, u, uint16(2+i), "big.example.")
+		}
+		time.Sleep(95 * time.Second)
+		m := resolve(t, f, u, 9, "big.example.")
+		require.Equal(t, []uint32{5}, ttls(m), "served from the cache while refreshing")
+		synctest.Wait()
+		require.Equal(t, int64(2), u.queries.Load(), "one background refresh")
+		require.Equal(t, int64(2), u.tcpQueries.Load(), "the refresh raced for TCP, like the fill")
+		m = resolve(t, f, u, 10, "big.example.")
+		require.Equal(t, []uint32{100}, ttls(m), "refreshed before expiry")
+		time.Sleep(10 * time.Second)
+		require.Equal(t, []uint32{90}, ttls(resolve(t, f, u, 11, "big.example.")))
+		require.Equal(t, int64(2), u.queries.Load(), "no miss at the old expiry")
+		require.Zero(t, f.Cache().Stats().Stale)
+	})
+}
+
+// TestFrontPrefetchCoalescesWithTCPMiss starts the prefetch of an entry
+// filled for TCP clients and holds it; a TCP client that misses the same
+// name meanwhile joins it instead of starting a second race.
+func TestFrontPrefetchCoalescesWithTCPMiss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// TTL 10 s: the entry expires while its prefetch is held, well
+		// within the 2 s race timeout.
+		u := &upstream{answer: answerA(10, "x"), truncateUDP: true}
+		f := newTestFront(t, u, func(c *config.Cache) { c.PrefetchHits = 3 })
+		for i := range 4 {
+			resolveOver(t, f, uint16(1+i), "big.example.", true)
+		}
+		require.Equal(t, int64(1), u.queries.Load())
+		gate := make(chan struct{})
+		u.mu.Lock()
+		u.gate = gate
+		u.mu.Unlock()
+		time.Sleep(9500 * time.Millisecond)
+		require.Equal(t, []uint32{1}, ttls(resolve(t, f, u, 9, "big.example.")), "starts the prefetch")
+		synctest.Wait()
+		require.Equal(t, int64(2), u.queries.Load())
+		time.Sleep(time.Second) // the entry has expired; the prefetch still runs
+		done := make(chan *dns.Msg)
+		go func() { done <- resolveOver(t, f, 10, "big.example.", true) }()
+		synctest.Wait()
+		close(gate)
+		m := <-done
+		require.Len(t, m.Answer, 1)
+		require.Equal(t, int64(2), u.queries.Load(), "the TCP miss joined the prefetch")
+		require.Equal(t, uint64(1), f.Cache().Stats().Coalesced)
+	})
+}
+
+// TestFrontStaleRefreshKeepsTCP checks that a UDP client finding an
+// expired entry that was filled for TCP clients refreshes it by a TCP
+// race: a UDP one would come back truncated and the client would get the
+// stale answer.
+func TestFrontStaleRefreshKeepsTCP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := &upstream{answer: answerA(100, "x"), truncateUDP: true}
+		f := newTestFront(t, u, nil)
+		resolveOver(t, f, 1, "big.example.", true)
+		time.Sleep(101 * time.Second)
+		m := resolve(t, f, u, 2, "big.example.")
+		require.Equal(t, []uint32{100}, ttls(m), "a fresh answer, not the stale one")
+		require.Equal(t, int64(2), u.tcpQueries.Load())
+		require.Zero(t, f.Cache().Stats().Stale)
 	})
 }
 
