@@ -351,22 +351,51 @@ func (c *cluster) stepResolverBlackholed(t *testing.T) {
 	})
 }
 
-// stepTaskAdded: a task added to the Mesos state resolves on every agent
-// after the remaining master's next poll; before, it is NXDOMAIN.
+// stepTaskAdded: a task added to the Mesos state is in the remaining
+// master's zone as soon as that master has polled the new state, and
+// resolves on every agent once the negative answer the agent cached for it
+// has expired; before, it is NXDOMAIN. The bounds are counted in the
+// master's polls of the fake Mesos master, not in time.
 func (c *cluster) stepTaskAdded(t *testing.T) {
 	const name = "e2e-new-task.marathon.mesos"
+	want := []string{"192.0.2.200"}
+	m := c.masters[2] // the others are stopped or cut off
 	for _, a := range c.agents {
 		r := query(t, a.ns, proxyIP, name, "A")
 		require.Equal(t, "NXDOMAIN", r.Rcode, "%s before the task exists", name)
 	}
 	c.mesos.SetState(t, withNewTask(t, c.state))
+	// Polls counted from here on are answered with the new state. The
+	// master polls once at a time, so by its second such poll it serves
+	// the zone built from the first.
+	changed := c.mesos.StatePolls(m.ip)
+	waitFor(t, "master "+m.ip+" polling the new state twice", func() error {
+		if n := c.mesos.StatePolls(m.ip) - changed; n < 2 {
+			return fmt.Errorf("%d polls since the change", n)
+		}
+		return nil
+	})
+	out, err := c.agents[0].ns.Dig(t, m.ip+":61053", name, "A")
+	require.NoError(t, err)
+	r, err := testsupport.ParseDig(out)
+	require.NoError(t, err)
+	require.Equal(t, "NOERROR", r.Rcode, out)
+	require.True(t, r.HasFlag("aa"), out)
+	require.Equal(t, want, values(r.Answer), out)
+
+	// An agent keeps the NXDOMAIN it cached for at most
+	// clusterNegativeMaxTTL (1s), one refresh interval: by the master's
+	// fourth poll since the change (two intervals after the zone had the
+	// task) every agent must answer with the task.
 	for _, a := range c.agents {
 		waitFor(t, name+" on "+a.name, func() error {
+			polls := c.mesos.StatePolls(m.ip) - changed
 			r := query(t, a.ns, proxyIP, name, "A")
-			if r.Rcode != "NOERROR" || !slices.Equal(values(r.Answer), []string{"192.0.2.200"}) {
-				return fmt.Errorf("%s A: %s %v", name, r.Rcode, r.Answer)
+			if r.Rcode == "NOERROR" && slices.Equal(values(r.Answer), want) {
+				return nil
 			}
-			return nil
+			require.Less(t, polls, 4, "%s on %s: still %s %v after %d polls of the new state", name, a.name, r.Rcode, r.Answer, polls)
+			return fmt.Errorf("%s A: %s %v", name, r.Rcode, r.Answer)
 		})
 		r := query(t, a.ns, proxyIP, "_e2e-new-task._tcp.marathon.mesos", "SRV")
 		require.Equal(t, "NOERROR", r.Rcode)
