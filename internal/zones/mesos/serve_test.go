@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,18 +36,12 @@ func serveAuthority(t *testing.T, auth *zones.Authority) string {
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// dig runs dig against addr and returns its output.
+// dig runs dig (testsupport.Dig) against addr and returns its output.
 func dig(t *testing.T, addr string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("dig"); err != nil {
-		t.Skip("dig not installed")
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "dig", append([]string{"@" + host, "-p", port, "+tries=1", "+time=2"}, args...)...).CombinedOutput()
+	out, err := testsupport.Dig(t, addr, args...)
 	require.NoError(t, err, "dig %v: %s", args, out)
-	return string(out)
+	return out
 }
 
 func TestServeWithDig(t *testing.T) {
