@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,50 +171,88 @@ func TestCacheServFail(t *testing.T) {
 	})
 }
 
-func TestCacheCoalescesConcurrentMisses(t *testing.T) {
-	// The latency keeps the race open while every client joins it.
-	u1 := testsupport.StartUpstream(t, testsupport.WithLatency(300*time.Millisecond))
-	u2 := testsupport.StartUpstream(t, testsupport.WithLatency(300*time.Millisecond))
-	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u1, u2}, nil)
-	const clients = 100
+// burst sends clients identical queries for name at once, every fourth
+// over TCP when mixed, and checks each reply. Both fake upstreams hold
+// their replies until every client waits on the proxy's race (the
+// Forwarder's Waiting gauge) and each has received want queries: so the
+// race cannot end before the last client joined it, however slowly the
+// clients arrive, and neither upstream misses its leg.
+func burst(t *testing.T, clients int, mixed bool, want int) *node {
+	t.Helper()
+	var cond atomic.Pointer[func() bool]
+	released := make(chan struct{}) // closed the first time cond holds
+	var once sync.Once
+	handler := func(req *dns.Msg) *dns.Msg {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		bail := time.After(time.Minute) // a broken proxy must not hang the test
+		for {
+			if (*cond.Load())() {
+				once.Do(func() { close(released) })
+			}
+			select {
+			case <-released:
+			case <-tick.C:
+				continue
+			case <-bail:
+				return nil
+			}
+			break
+		}
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A: net.IP(testsupport.DefaultIP.AsSlice())}}
+		return m
+	}
+	u1 := testsupport.StartUpstream(t, testsupport.WithHandler(handler))
+	u2 := testsupport.StartUpstream(t, testsupport.WithHandler(handler))
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u1, u2}, func(c *config.Config) {
+		c.RaceTimeout = config.Duration(2 * time.Minute)
+	})
+	ready := func() bool {
+		return n.Forwarder.Stats().Waiting == int64(clients) && u1.Queries() >= want && u2.Queries() >= want
+	}
+	cond.Store(&ready)
+
 	var wg sync.WaitGroup
 	replies := make([]*dns.Msg, clients)
 	sent := make([]*dns.Msg, clients)
+	errs := make([]error, clients)
 	for i := range clients {
 		network := "udp"
-		if i%4 == 0 {
+		if mixed && i%4 == 0 {
 			network = "tcp"
 		}
 		sent[i] = msg("burst.example.", dns.TypeA)
-		wg.Go(func() { replies[i] = ask(t, n.addr, network, sent[i]) })
+		wg.Go(func() {
+			c := &dns.Client{Net: network, Timeout: 2 * time.Minute}
+			replies[i], _, errs[i] = c.Exchange(sent[i], n.addr)
+		})
 	}
 	wg.Wait()
 	for i, r := range replies {
+		require.NoError(t, errs[i])
 		require.Equal(t, sent[i].Id, r.Id)
 		require.Equal(t, testsupport.DefaultIP.String(), firstA(r))
 	}
+	require.Equal(t, want, u1.Queries())
+	require.Equal(t, want, u2.Queries())
+	require.Zero(t, n.Forwarder.Stats().Waiting)
+	return n
+}
+
+func TestCacheCoalescesConcurrentMisses(t *testing.T) {
 	// One race per transport (a TCP client's race retries truncation over
 	// TCP), each sent to both upstreams.
-	require.Equal(t, 2, u1.Queries())
-	require.Equal(t, 2, u2.Queries())
+	const clients = 100
+	n := burst(t, clients, true, 2)
 	require.Equal(t, uint64(clients-2), n.Cache.Stats().Coalesced)
 }
 
 func TestCacheIdenticalUDPMissesOneQueryPerUpstream(t *testing.T) {
-	u1 := testsupport.StartUpstream(t, testsupport.WithLatency(300*time.Millisecond))
-	u2 := testsupport.StartUpstream(t, testsupport.WithLatency(300*time.Millisecond))
-	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u1, u2}, nil)
 	const clients = 100
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Go(func() {
-			r := ask(t, n.addr, "udp", msg("burst.example.", dns.TypeA))
-			require.Equal(t, testsupport.DefaultIP.String(), firstA(r))
-		})
-	}
-	wg.Wait()
-	require.Equal(t, 1, u1.Queries())
-	require.Equal(t, 1, u2.Queries())
+	n := burst(t, clients, false, 1)
 	require.Equal(t, uint64(clients-1), n.Cache.Stats().Coalesced)
 }
 

@@ -102,6 +102,7 @@ type Stats struct {
 	Unrouted  uint64 // cluster names answered SERVFAIL because no group serves the cluster domain
 	Tables    int    // upstream tables not yet closed: the current one and retired ones still racing
 	InFlight  int64  // upstream races now
+	Waiting   int64  // queries waiting on a cached race they started or joined (cache.Front.Waiting)
 }
 
 // NewForwarder checks o and returns the query path.
@@ -248,8 +249,13 @@ func (f *Forwarder) Stats() Stats {
 	f.tmu.Lock()
 	tables := len(f.tables)
 	f.tmu.Unlock()
+	var waiting int64
+	if f.front != nil {
+		waiting = f.front.Waiting()
+	}
 	return Stats{Malformed: f.malformed.Load(), Refused: f.refused.Load(),
-		Overload: f.overload.Load(), Unrouted: f.unrouted.Load(), Tables: tables, InFlight: f.inflight.Load()}
+		Overload: f.overload.Load(), Unrouted: f.unrouted.Load(), Tables: tables,
+		InFlight: f.inflight.Load(), Waiting: waiting}
 }
 
 // route returns the group of t for the lower-cased wire name, or nil when

@@ -38,9 +38,10 @@ type FrontOptions struct {
 // race outlives a client that gave up and still refreshes the cache; Close
 // (or the end of Run's context) cancels them and waits.
 type Front struct {
-	c    *Cache
-	opts FrontOptions
-	sf   singleflight.Group
+	c       *Cache
+	opts    FrontOptions
+	sf      singleflight.Group
+	waiting atomic.Int64 // Resolve calls that have joined or started a race
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -64,6 +65,11 @@ func NewFront(c *Cache, o FrontOptions) (*Front, error) {
 
 // Cache returns the underlying cache.
 func (f *Front) Cache() *Cache { return f.c }
+
+// Waiting returns how many Resolve calls are waiting now on an upstream
+// race they started or joined (a gauge: a burst of identical misses shows
+// as many waiters on one race).
+func (f *Front) Waiting() int64 { return f.waiting.Load() }
 
 // Run blocks until ctx is done, then closes f. It lets an errgroup own the
 // Front's background work.
@@ -130,6 +136,8 @@ func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tc
 	// An expired entry that was fetched over TCP is refreshed over TCP for
 	// any client: over UDP it would come back truncated.
 	ch := f.race(q, tcp || etcp, &joined)
+	f.waiting.Add(1)
+	defer f.waiting.Add(-1)
 	var deadline <-chan time.Time
 	if st == Stale {
 		t := time.NewTimer(f.opts.ClientTimeout)

@@ -167,8 +167,10 @@ func TestFrontCoalescesIdenticalMisses(t *testing.T) {
 			wg.Go(func() { replies[i] = resolve(t, f, u, uint16(1000+i), "burst.example.") })
 		}
 		synctest.Wait() // every client has joined the one race
+		require.Equal(t, int64(clients), f.Waiting())
 		close(gate)
 		wg.Wait()
+		require.Zero(t, f.Waiting())
 		require.Equal(t, int64(1), u.queries.Load())
 		for i, m := range replies {
 			require.Equal(t, uint16(1000+i), m.Id, "each waiter gets its own ID")
