@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -68,15 +69,32 @@ type Group struct {
 	failed    counter
 	timeouts  counter
 	silentFor time.Duration
+	logger    *slog.Logger
+	now       func() time.Time
 }
+
+// GroupOption configures NewGroup.
+type GroupOption func(*Group)
+
+// WithLogger sets the logger of the group's upstreams' health changes
+// (default: slog.Default()).
+func WithLogger(l *slog.Logger) GroupOption { return func(g *Group) { g.logger = l } }
+
+// WithClock sets the clock of the group's passive health: failure score
+// decay, probe intervals and silence (default time.Now). Latencies and
+// race deadlines always use the real clock.
+func WithClock(now func() time.Time) GroupOption { return func(g *Group) { g.now = now } }
 
 // NewGroup returns the group for zone (a lower-case FQDN, "." for the root)
 // made of the upstreams at addrs ("IP:port"). obs may be nil.
-func NewGroup(zone string, addrs []string, obs Observer) (*Group, error) {
+func NewGroup(zone string, addrs []string, obs Observer, opts ...GroupOption) (*Group, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("upstream: group %s: no upstreams", zone)
 	}
-	g := &Group{zone: dns.CanonicalName(zone), obs: obs, silentFor: 2 * defaultRaceTimeout}
+	g := &Group{zone: dns.CanonicalName(zone), obs: obs, silentFor: 2 * defaultRaceTimeout, now: time.Now}
+	for _, o := range opts {
+		o(g)
+	}
 	seen := map[string]bool{}
 	for _, a := range addrs {
 		u, err := New(a)
@@ -87,6 +105,8 @@ func NewGroup(zone string, addrs []string, obs Observer) (*Group, error) {
 			continue
 		}
 		seen[u.str] = true
+		u.zone, u.logger, u.now = g.zone, g.logger, g.now
+		u.lastReply.Store(g.now().UnixNano())
 		g.ups = append(g.ups, u)
 	}
 	var err error
@@ -171,7 +191,7 @@ func (g *Group) RaceWire(ctx context.Context, query []byte, tcp bool) ([]byte, *
 		deadline, _ = ctx.Deadline()
 	}
 	var pick [8]*Upstream
-	legs := g.pick(pick[:0], time.Now())
+	legs := g.pick(pick[:0], g.now())
 	r := &race{g: g, ctx: ctx, query: query, question: query[headerLen:qend], tcp: tcp, deadline: deadline}
 
 	if len(legs) == 1 {
@@ -360,8 +380,8 @@ func (r *race) run(l *leg) legResult {
 	if err == nil && v == truncated && r.tcp {
 		reply, v, err = r.exchangeTCP(l)
 	}
-	now := time.Now()
-	rtt := now.Sub(start)
+	rtt := time.Since(start)
+	now := r.g.now() // the health clock
 	res := legResult{l: l, u: u, reply: reply}
 	var lr metrics.LegResult
 	switch {
@@ -381,12 +401,13 @@ func (r *race) run(l *leg) legResult {
 		res.err = err
 		lr, rtt = metrics.LegCancelled, 0
 	case errors.Is(err, errLegTimeout):
-		u.observeFailure(now)
+		u.observeFailure(now, errLegTimeout.Error())
 		res.err = err
 		lr, rtt = metrics.LegTimeout, 0
 	default:
-		u.observeFailure(now)
-		res.err = &legError{u: u, reason: err.Error()}
+		reason := err.Error()
+		u.observeFailure(now, reason)
+		res.err = &legError{u: u, reason: reason}
 		lr, rtt = metrics.LegError, 0
 	}
 	if r.g.obs != nil {

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func startFakes(t *testing.T, fakes []fake) ([]*testsupport.Upstream, []string) 
 
 func newGroup(t *testing.T, addrs []string) *Group {
 	t.Helper()
-	g, err := NewGroup(".", addrs, nil)
+	g, err := NewGroup(".", addrs, nil, WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	t.Cleanup(g.Close)
 	return g

@@ -17,6 +17,7 @@ package upstream
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/netip"
@@ -51,11 +52,17 @@ const (
 
 // Upstream is one upstream server address and its passive health: an EWMA
 // of reply latency and a failure score (timeouts, error rcodes,
-// unparseable replies) that decays over time. It is safe for concurrent
-// use.
+// unparseable replies) that decays over time. Every change between healthy
+// and unhealthy is logged once. It is safe for concurrent use.
 type Upstream struct {
 	addr netip.AddrPort
 	str  string
+	// Set before the first use and only read after: the zone of the
+	// upstream's group, the logger of its health changes (nil:
+	// slog.Default()) and the clock of its health.
+	zone   string
+	logger *slog.Logger
+	now    func() time.Time
 	// The legs' connect(2) address, built once and only read after:
 	// syscall.Connect would write into a shared syscall.Sockaddr.
 	family int
@@ -88,6 +95,7 @@ func New(addr string) (*Upstream, error) {
 		addr:   ap,
 		family: syscall.AF_INET,
 		str:    ap.String(),
+		now:    time.Now,
 	}
 	if ap.Addr().Is4() {
 		u.raw4.Family = syscall.AF_INET
@@ -109,7 +117,7 @@ func New(addr string) (*Upstream, error) {
 		u.rawPtr, u.rawLen = unsafe.Pointer(&u.raw6), syscall.SizeofSockaddrInet6
 	}
 	u.healthy.Store(true)
-	u.lastReply.Store(time.Now().UnixNano())
+	u.lastReply.Store(u.now().UnixNano())
 	return u, nil
 }
 
@@ -129,7 +137,14 @@ func (u *Upstream) Healthy() bool {
 		return true
 	}
 	// The cached flag only changes on events; let time heal it too.
-	return u.FailureScore() < unhealthyScore
+	u.mu.Lock()
+	s := u.decayLocked(u.now())
+	changed := u.setHealthLocked(s)
+	u.mu.Unlock()
+	if changed {
+		u.logHealth(true, s, "failure score decayed")
+	}
+	return s < unhealthyScore
 }
 
 // FailureScore returns the decayed failure score: roughly the number of
@@ -137,7 +152,7 @@ func (u *Upstream) Healthy() bool {
 func (u *Upstream) FailureScore() float64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.decayLocked(time.Now())
+	return u.decayLocked(u.now())
 }
 
 // Sent, Replies and Failures return how many legs were sent to the
@@ -179,7 +194,7 @@ func (u *Upstream) observeReply(now time.Time, rtt time.Duration, failed bool) {
 		}
 	}
 	if failed {
-		u.observeFailure(now)
+		u.observeFailure(now, "error rcode or unparseable reply")
 		return
 	}
 	u.mu.Lock()
@@ -188,19 +203,50 @@ func (u *Upstream) observeReply(now time.Time, rtt time.Duration, failed bool) {
 		s = 0
 	}
 	u.score = s
-	u.healthy.Store(s < unhealthyScore)
+	changed := u.setHealthLocked(s)
 	u.mu.Unlock()
+	if changed {
+		u.logHealth(true, s, "good reply")
+	}
 }
 
 // observeFailure records a failed leg (timeout, network error, error
-// rcode, unparseable reply).
-func (u *Upstream) observeFailure(now time.Time) {
+// rcode, unparseable reply); cause says which, for the log.
+func (u *Upstream) observeFailure(now time.Time, cause string) {
 	u.failures.Add(1)
 	u.mu.Lock()
 	s := u.decayLocked(now) + 1
 	u.score = s
-	u.healthy.Store(s < unhealthyScore)
+	changed := u.setHealthLocked(s)
 	u.mu.Unlock()
+	if changed {
+		u.logHealth(false, s, cause)
+	}
+}
+
+// setHealthLocked sets the cached health flag from the failure score s
+// and reports whether that changed it. The swap makes exactly one caller
+// see each change.
+func (u *Upstream) setHealthLocked(s float64) bool {
+	h := s < unhealthyScore
+	return u.healthy.Swap(h) != h
+}
+
+// logHealth logs a change of health: the upstream, its group's zone, the
+// failure score and what made it change.
+func (u *Upstream) logHealth(healthy bool, score float64, reason string) {
+	l := u.logger
+	if l == nil {
+		l = slog.Default()
+	}
+	attrs := []any{"upstream", u.str, "zone", u.zone, "failureScore", math.Round(score*100) / 100,
+		"threshold", unhealthyScore, "reason", reason}
+	if healthy {
+		l.Info("upstream healthy", attrs...)
+		return
+	}
+	// Skipped, but for probes, while a healthier one exists.
+	l.Warn("upstream unhealthy", attrs...)
 }
 
 // observeCancelled records a leg cancelled because another leg won. It
@@ -210,7 +256,7 @@ func (u *Upstream) observeFailure(now time.Time) {
 // is eventually skipped instead of costing a socket on every query.
 func (u *Upstream) observeCancelled(now time.Time, silentAfter time.Duration) {
 	if now.UnixNano()-u.lastReply.Load() > int64(silentAfter) {
-		u.observeFailure(now)
+		u.observeFailure(now, "no reply to anything for "+silentAfter.String()+" while peers answered")
 		// Count the next silent period from now, so a silent upstream
 		// collects about one failure per period, not one per query.
 		u.lastReply.Store(now.UnixNano())
