@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -72,6 +76,66 @@ func TestBuildTableIncludesOwnMaster(t *testing.T) {
 			}
 			require.Equal(t, tc.want, got)
 			require.Equal(t, tc.served, ClusterServed(table, cfg.ClusterDomain))
+		})
+	}
+}
+
+// TestUpstreamsFileDropsLoops reads the root group from a resolv.conf that
+// lists the proxy's own address, the host's stub resolver and a real
+// resolver: only addresses that cannot lead back to the proxy are kept,
+// and each dropped one is logged as a warning naming it.
+func TestUpstreamsFileDropsLoops(t *testing.T) {
+	const resolvConf = `# written by the watchdog
+search example.com
+nameserver 169.254.20.10
+nameserver 127.0.0.53
+nameserver 192.0.2.7
+options edns0 trust-ad
+`
+	for _, tc := range []struct {
+		name    string
+		listen  string
+		kept    []string
+		dropped map[string]string // address → reason in the warning
+	}{
+		{"link-local listener: own address and loopback stub dropped", "169.254.20.10:53",
+			[]string{"192.0.2.7:53"},
+			map[string]string{"169.254.20.10:53": "own address", "127.0.0.53:53": "loopback resolver"}},
+		{"loopback listener (demo): other loopback resolvers kept", "127.0.0.1:53",
+			[]string{"169.254.20.10:53", "127.0.0.53:53", "192.0.2.7:53"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "resolv.conf")
+			require.NoError(t, os.WriteFile(path, []byte(resolvConf), 0o644))
+			cfg, err := config.Parse([]byte(fmt.Sprintf(`{"listen": [%q], "upstreamsFile": %q, "metrics": ""}`, tc.listen, path)))
+			require.NoError(t, err)
+			var logs logBuffer
+			table, err := BuildTable(&cfg, logs.logger(), nil)
+			require.NoError(t, err)
+			defer table.Close()
+			var got []string
+			for _, u := range table.Lookup("www.example.").Upstreams() {
+				got = append(got, u.String())
+			}
+			require.Equal(t, tc.kept, got)
+
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			var drops []string
+			for _, l := range lines {
+				if strings.Contains(l, "upstream dropped") {
+					drops = append(drops, l)
+				}
+			}
+			require.Len(t, drops, len(tc.dropped), logs.String())
+			for addr, reason := range tc.dropped {
+				found := false
+				for _, l := range drops {
+					if strings.Contains(l, "level=WARN") && strings.Contains(l, "upstream="+addr) && strings.Contains(l, reason) {
+						found = true
+					}
+				}
+				require.True(t, found, "no warning for %s (%s) in:\n%s", addr, reason, logs.String())
+			}
 		})
 	}
 }
