@@ -124,7 +124,10 @@ func hostAddr(a netip.Addr) bool {
 // authoritative server when none of its addresses reaches it (see
 // ownMaster); the group is created for it when the configuration has none.
 // Our own proxy listen addresses are dropped from every group. obs may be
-// nil.
+// nil. Without masters or a zones entry for the cluster domain (or one
+// above it) the table has no group serving it (ClusterServed is false);
+// the Forwarder then answers cluster names SERVFAIL instead of sending
+// them to the root group.
 func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) (*upstream.Table, error) {
 	root, err := RootUpstreams(cfg, logger)
 	if err != nil {
