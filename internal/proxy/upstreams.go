@@ -150,7 +150,7 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 			logger.Debug("master mode: this node's authoritative server added to its zone's group", "zone", m.Domain, "upstream", self)
 		}
 	}
-	g, err := upstream.NewGroup(".", root, obs)
+	g, err := upstream.NewGroup(".", root, obs, upstream.WithLogger(logger))
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 		if len(kept) == 0 {
 			return nil, fmt.Errorf("zone %s: no usable upstream (every one is this proxy's own address)", z)
 		}
-		g, err := upstream.NewGroup(z, kept, obs)
+		g, err := upstream.NewGroup(z, kept, obs, upstream.WithLogger(logger))
 		if err != nil {
 			return nil, err
 		}
