@@ -30,7 +30,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -173,13 +172,9 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 		sockets.Close()
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	// The self-query goes through our own listener: UDP when we have one
-	// (a socket-activated process may have been passed TCP only).
-	selfNet, selfAddrs := "udp", node.Addrs()
-	if len(selfAddrs) == 0 {
-		selfNet, selfAddrs = "tcp", node.TCPAddrs()
-	}
-	selfAddr, err := service.SelfQueryAddr(selfAddrs[0])
+	// READY=1 and every WATCHDOG=1 need ready.spartan answered on every
+	// listener, UDP and TCP.
+	targets, err := service.SelfQueryTargets(node.Addrs(), node.TCPAddrs())
 	if err != nil {
 		node.Close()
 		return err
@@ -207,12 +202,8 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 		m.Handle("POST /cache/flush", node.Cache.FlushHandler())
 	}
 	sup := &service.Supervisor{
-		Check: func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			return service.SelfQuery(ctx, selfNet, selfAddr)
-		},
-		Log: logger,
+		Check: func(ctx context.Context) error { return service.SelfQueryAll(ctx, targets) },
+		Log:   logger,
 	}
 	o := newOps(node, ms, cfg, args, logger, m)
 	sup.Status = o.status

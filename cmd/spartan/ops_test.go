@@ -144,8 +144,9 @@ func TestKillRestartUnderSteadyLoad(t *testing.T) {
 
 // TestMetricsAfterKnownQueries sends a known series of queries and checks
 // the counters, /health and /ready. Counters are compared before and after
-// the series; the supervisor's own self-queries (ready.spartan A over UDP)
-// are told apart by transport: the series asks the local zone over TCP.
+// the series; the supervisor's own self-queries (ready.spartan A over UDP
+// and TCP) are told apart by type: the series asks the local zone for
+// AAAA.
 func TestMetricsAfterKnownQueries(t *testing.T) {
 	bin := testsupport.BuildBinary(t, pkg)
 	up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
@@ -159,11 +160,11 @@ func TestMetricsAfterKnownQueries(t *testing.T) {
 
 	before := testsupport.Scrape(t, url)
 	for _, q := range [][]string{
-		{"+tcp", "ready.spartan", "A"}, {"+tcp", "ready.spartan", "A"}, {"+tcp", "ready.spartan", "A"},
+		{"+tcp", "ready.spartan", "AAAA"}, {"+tcp", "ready.spartan", "AAAA"}, {"ready.spartan", "AAAA"}, // NODATA
 		{"www.example.com", "A"}, {"www.example.com", "A"}, // miss, then hit
 		{"+tcp", "www.example.com", "AAAA"}, // NODATA from upstream
 		{"host.nx", "A"},                    // NXDOMAIN from upstream
-		{"+tcp", "nothing.spartan", "A"},    // NXDOMAIN from the local zone
+		{"+tcp", "nothing.spartan", "AAAA"}, // NXDOMAIN from the local zone
 	} {
 		_, err := testsupport.Dig(t, listen, q...)
 		require.NoError(t, err)
@@ -174,19 +175,21 @@ func TestMetricsAfterKnownQueries(t *testing.T) {
 		b, _ := before.Value(name, labels...)
 		return a - b
 	}
-	self := delta("spartan_dns_requests_total", "zone", "spartan.", "type", "A", "proto", "udp")
+	selfUDP := delta("spartan_dns_requests_total", "zone", "spartan.", "type", "A", "proto", "udp")
+	selfTCP := delta("spartan_dns_requests_total", "zone", "spartan.", "type", "A", "proto", "tcp")
 	for _, c := range []struct {
 		name   string
 		labels []string
 		want   float64
 	}{
-		{"spartan_dns_requests_total", []string{"zone", "spartan.", "type", "A", "proto", "tcp"}, 4},
+		{"spartan_dns_requests_total", []string{"zone", "spartan.", "type", "AAAA", "proto", "tcp"}, 3},
+		{"spartan_dns_requests_total", []string{"zone", "spartan.", "type", "AAAA", "proto", "udp"}, 1},
 		{"spartan_dns_requests_total", []string{"zone", ".", "type", "A", "proto", "udp"}, 3},
 		{"spartan_dns_requests_total", []string{"zone", ".", "type", "AAAA", "proto", "tcp"}, 1},
-		{"spartan_dns_responses_total", []string{"rcode", "NOERROR"}, 6 + self},
+		{"spartan_dns_responses_total", []string{"rcode", "NOERROR"}, 6 + selfUDP + selfTCP},
 		{"spartan_dns_responses_total", []string{"rcode", "NXDOMAIN"}, 2},
-		{"spartan_dns_request_duration_seconds", []string{"proto", "udp"}, 3 + self},
-		{"spartan_dns_request_duration_seconds", []string{"proto", "tcp"}, 5},
+		{"spartan_dns_request_duration_seconds", []string{"proto", "udp"}, 4 + selfUDP},
+		{"spartan_dns_request_duration_seconds", []string{"proto", "tcp"}, 4 + selfTCP},
 		{"spartan_cache_hits_total", nil, 1},
 		{"spartan_upstream_requests_total", []string{"group", ".", "upstream", up.Addr()}, 3},
 		{"spartan_upstream_wins_total", []string{"group", ".", "upstream", up.Addr()}, 3},
@@ -367,50 +370,66 @@ func TestSdNotify(t *testing.T) {
 }
 
 // TestWatchdogStopsWhenQueryPathFails runs spartan in a network namespace
-// on an address of the node interface made by systemd/spartan-iface, then
-// deletes that address: the process is alive but its listener is no longer
-// reachable, as after NodeLocal DNSCache's interface removal. The
-// self-query fails, so WATCHDOG=1 stops (systemd would restart it); once
-// spartan-iface repairs the interface, pings resume.
+// on two addresses of the node interface made by systemd/spartan-iface.
+// READY=1 waits until both are reachable: the second is added only after
+// spartan has started (IP_FREEBIND binds it anyway). Then that second
+// address is deleted: the process is alive and the first listener still
+// answers, but one listener is no longer reachable, as after NodeLocal
+// DNSCache's interface removal. The self-query fails, so WATCHDOG=1 stops
+// (systemd would restart it); once spartan-iface repairs the interface,
+// pings resume.
 func TestWatchdogStopsWhenQueryPathFails(t *testing.T) {
 	ns := testsupport.NewNetNS(t)
 	bin := testsupport.BuildBinary(t, pkg)
 	iface, err := filepath.Abs("../../systemd/spartan-iface")
 	require.NoError(t, err)
-	ifaceEnv := []string{"SPARTAN_IFACE=spartan", "SPARTAN_ADDRESSES=192.0.2.53"}
-	runIface := func(action string) {
+	runIface := func(action, addrs string) {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 		defer cancel()
 		cmd := ns.Command(ctx, iface, action)
-		cmd.Env = append(os.Environ(), ifaceEnv...)
+		cmd.Env = append(os.Environ(), "SPARTAN_IFACE=spartan", "SPARTAN_ADDRESSES="+addrs)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "spartan-iface %s: %s", action, out)
 	}
-	runIface("up")
+	const first, second = "192.0.2.53", "192.0.2.54"
+	runIface("up", first)
 
 	sock := testsupport.NewNotifySocket(t)
-	cfg := writeFile(t, "spartan.json", `{"listen": ["192.0.2.53:53"], "upstreams": ["192.0.2.99"], "metrics": ""}`)
+	cfg := writeFile(t, "spartan.json", fmt.Sprintf(`{"listen": ["%s:53", "%s:53"], "upstreams": ["192.0.2.99"], "metrics": ""}`, first, second))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := ns.Command(ctx, bin, "-config", cfg)
 	cmd.Env = append(os.Environ(), sock.Env(), "WATCHDOG_USEC=1000000")
 	p := testsupport.StartCmd(t, cmd)
 
+	// Not ready while the second address is missing.
+	wctx, wcancel := context.WithTimeout(ctx, waitLong)
+	defer wcancel()
+	require.NoError(t, p.WaitOutput(wctx, "waiting for the self-query to succeed before reporting ready"))
+	require.Contains(t, p.Output(), "self-query udp "+second+":53")
+	require.NotContains(t, sock.Messages(), "READY=1")
+	runIface("up", first+" "+second)
 	ready := sock.WaitForMessage(t, 0, waitLong, "READY=1")
 	i := sock.WaitForMessage(t, ready, waitLong, "WATCHDOG=1")
 	sock.WaitForMessage(t, i+1, waitLong, "WATCHDOG=1")
 
-	ns.Run(t, "ip", "addr", "del", "192.0.2.53/32", "dev", "spartan")
-	bad := sock.WaitFor(t, i, waitLong, func(m string) bool { return strings.HasPrefix(m, "STATUS=unhealthy: self-query udp 192.0.2.53:53") })
+	ns.Run(t, "ip", "addr", "del", second+"/32", "dev", "spartan")
+	bad := sock.WaitFor(t, i, waitLong, func(m string) bool { return strings.HasPrefix(m, "STATUS=unhealthy: self-query udp "+second+":53") })
+	// The first listener still answers, over UDP and TCP.
+	for _, args := range [][]string{{"ready.spartan", "+short"}, {"+tcp", "ready.spartan", "+short"}} {
+		out, err := ns.Dig(t, first+":53", args...)
+		require.NoError(t, err)
+		require.Contains(t, out, "127.0.0.1")
+	}
 	// Three watchdog intervals (WatchdogSec=1s, checks every 500ms) with
-	// the listener unreachable: not one ping.
+	// one listener unreachable: not one ping.
 	time.Sleep(3 * time.Second)
 	for _, m := range sock.Messages()[bad:] {
 		require.NotEqual(t, "WATCHDOG=1", m, "pinged while the self-query fails")
 	}
 	require.False(t, p.Exited())
 
-	runIface("up")
+	runIface("up", first+" "+second)
 	sock.WaitForMessage(t, bad, waitLong, "WATCHDOG=1")
 	stopGracefully(t, p)
 	sock.WaitForMessage(t, bad, waitLong, "STOPPING=1")

@@ -3,9 +3,10 @@
 // journal.
 //
 // Readiness and liveness are not self-declared: READY=1 is sent only once a
-// query for ready.spartan through the proxy's own listener is answered, and
-// WATCHDOG=1 only while that keeps being true, so a process whose query
-// path is wedged stops pinging and systemd restarts it.
+// query for ready.spartan is answered through every one of the proxy's own
+// listeners, UDP and TCP, and WATCHDOG=1 only while that keeps being true,
+// so a process with one wedged or unreachable listener stops pinging and
+// systemd restarts it.
 package service
 
 import (

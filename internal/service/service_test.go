@@ -356,6 +356,81 @@ func TestSelfQueryAddr(t *testing.T) {
 	require.Error(t, err)
 }
 
+// startDNSTCP serves h on a loopback TCP port and returns the address.
+func startDNSTCP(t *testing.T, h dns.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &dns.Server{Listener: ln, Handler: h}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// TestSelfQueryAll: the check passes only when every listener answers;
+// one wedged listener, UDP or TCP, fails it and is named in the error.
+func TestSelfQueryAll(t *testing.T) {
+	good := newResponder()
+	wedged := newResponder()
+	wedged.wedge()
+	goodUDP, goodTCP := startDNS(t, good), startDNSTCP(t, good)
+	goodUDP2 := startDNS(t, good)
+	wedgedUDP, wedgedTCP := startDNS(t, wedged), startDNSTCP(t, wedged)
+	// Registered last, so run first: the servers' shutdown waits for
+	// their handlers.
+	t.Cleanup(wedged.unwedge)
+	udp := func(a string) service.SelfQueryTarget { return service.SelfQueryTarget{Network: "udp", Addr: a} }
+	tcp := func(a string) service.SelfQueryTarget { return service.SelfQueryTarget{Network: "tcp", Addr: a} }
+	for _, tc := range []struct {
+		name    string
+		targets []service.SelfQueryTarget
+		errs    []string // substrings of the error; none: success
+	}{
+		{"every listener answers", []service.SelfQueryTarget{udp(goodUDP), udp(goodUDP2), tcp(goodTCP)}, nil},
+		{"one UDP listener of two wedged", []service.SelfQueryTarget{udp(goodUDP), udp(wedgedUDP), tcp(goodTCP)},
+			[]string{"self-query udp " + wedgedUDP}},
+		{"TCP wedged, UDP answers", []service.SelfQueryTarget{udp(goodUDP), tcp(wedgedTCP)},
+			[]string{"self-query tcp " + wedgedTCP}},
+		{"both wedged", []service.SelfQueryTarget{udp(wedgedUDP), tcp(wedgedTCP), udp(goodUDP)},
+			[]string{"self-query udp " + wedgedUDP, "self-query tcp " + wedgedTCP}},
+		{"no listener", nil, []string{"no listener"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			err := service.SelfQueryAll(ctx, tc.targets)
+			if tc.errs == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, e := range tc.errs {
+				require.ErrorContains(t, err, e)
+			}
+			require.NotContains(t, err.Error(), goodUDP)
+			require.NotContains(t, err.Error(), goodTCP)
+		})
+	}
+}
+
+func TestSelfQueryTargets(t *testing.T) {
+	got, err := service.SelfQueryTargets([]string{"0.0.0.0:53", "192.0.2.53:53"}, []string{"[::]:53"})
+	require.NoError(t, err)
+	require.Equal(t, []service.SelfQueryTarget{
+		{Network: "udp", Addr: "127.0.0.1:53"}, {Network: "udp", Addr: "192.0.2.53:53"}, {Network: "tcp", Addr: "[::1]:53"},
+	}, got)
+	got, err = service.SelfQueryTargets(nil, []string{"127.0.0.1:5353"})
+	require.NoError(t, err)
+	require.Equal(t, []service.SelfQueryTarget{{Network: "tcp", Addr: "127.0.0.1:5353"}}, got)
+	_, err = service.SelfQueryTargets(nil, nil)
+	require.Error(t, err)
+	_, err = service.SelfQueryTargets([]string{"localhost:53"}, nil)
+	require.Error(t, err)
+}
+
 // child is a socket-activated copy of the test binary.
 type child struct {
 	udp, tcp []string

@@ -14,8 +14,9 @@ import (
 // Supervisor drives the readiness, watchdog and status protocol of one
 // process.
 type Supervisor struct {
-	// Check verifies the query path end to end; SelfQuery against the
-	// proxy's own listener is the intended check. It must honour ctx.
+	// Check verifies the query path end to end; SelfQueryAll against
+	// every one of the proxy's own listeners is the intended check. It
+	// must honour ctx, which bounds one check.
 	Check func(ctx context.Context) error
 	// Status returns the one-line status summary (upstreams healthy,
 	// cache entries, zone serial...). Optional.
