@@ -525,3 +525,66 @@ func TestShutdownWaitsForReload(t *testing.T) {
 	reloaded := sock.WaitForMessage(t, reloading, waitLong, "READY=1")
 	require.Less(t, reloaded, sock.WaitForMessage(t, reloading, waitLong, "STOPPING=1"))
 }
+
+// TestReadyEndpoint checks /ready on the binary: ready with a healthy
+// upstream, not ready once every "." upstream is dead and nothing is
+// cached, ready again when a warm cache can serve through the outage.
+// An upstream counts as dead once its failures have made it unhealthy:
+// it is stopped, so every leg to it fails at once (port unreachable).
+// SERVFAIL is not cached here (servFailTTL 0s): the cache's entry count,
+// which /ready reads, includes the SERVFAILs of those failed queries.
+func TestReadyEndpoint(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	for _, tc := range []struct {
+		name       string
+		warm, dead bool
+		code       int
+		body       string
+	}{
+		{"healthy upstream, cold cache", false, false, http.StatusOK, "ready\n"},
+		{"dead upstream, cold cache", false, true, http.StatusServiceUnavailable, `not ready: no healthy upstream in the "." group and the cache is empty` + "\n"},
+		{"dead upstream, warm cache", true, true, http.StatusOK, "ready\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.2:0"))
+			listen, metricsAddr := freeAddr(t), freeAddr(t)
+			cfg := writeFile(t, "spartan.json", fmt.Sprintf(`{"listen": [%q], "upstreams": [%q], "metrics": %q, "cache": {"servFailTTL": "0s"}}`,
+				listen, up.Addr(), metricsAddr))
+			p := testsupport.StartProcess(t, bin, "-config", cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+			defer cancel()
+			require.NoError(t, p.WaitOutput(ctx, "msg=ready"))
+			if tc.warm {
+				out, err := testsupport.Dig(t, listen, "www.example.com", "A", "+short")
+				require.NoError(t, err)
+				require.Contains(t, out, testsupport.DefaultIP.String())
+			}
+			if tc.dead {
+				up.Stop()
+				healthy := func() float64 {
+					return testsupport.Scrape(t, "http://"+metricsAddr+"/metrics").Must(t, "spartan_upstream_healthy", "upstream", up.Addr())
+				}
+				// Misses for names never asked before, until the
+				// upstream is unhealthy, then a few more so that the
+				// failure score stays high while /ready is read.
+				for i := 0; healthy() != 0; i++ {
+					require.Less(t, i, 100, "upstream still healthy after %d failed queries", i)
+					_, err := testsupport.Dig(t, listen, fmt.Sprintf("miss%d.example.com", i), "A")
+					require.NoError(t, err)
+				}
+				for i := range 3 {
+					_, err := testsupport.Dig(t, listen, fmt.Sprintf("more%d.example.com", i), "A")
+					require.NoError(t, err)
+				}
+			}
+			resp, err := http.Get("http://" + metricsAddr + "/ready")
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Equal(t, tc.code, resp.StatusCode, string(body))
+			require.Equal(t, tc.body, string(body))
+			stopGracefully(t, p)
+		})
+	}
+}
