@@ -165,6 +165,16 @@ func (f *Forwarder) Close() {
 	}
 }
 
+// CancelRaces ends the cache's upstream races now, without waiting: the
+// queries waiting for them get SERVFAIL (or a stale answer). It is for a
+// shutdown whose grace period is over; races without the cache watch the
+// server's handler context instead.
+func (f *Forwarder) CancelRaces() {
+	if f.front != nil {
+		f.front.Cancel()
+	}
+}
+
 // Table returns the upstream table queries are routed with now. It is for
 // looking at (groups, upstreams, health); racing on it is the
 // Forwarder's job, as the table may be closed once it is replaced.
@@ -299,7 +309,7 @@ type query struct {
 // local-zone queries. Everything else returns ok false.
 func (f *Forwarder) ServeFast(req *Request, dst []byte) ([]byte, bool) {
 	var qs query
-	reply := f.prepare(req, &qs, dst)
+	reply := f.prepare(req, &qs, dst, true)
 	if !qs.answer {
 		return nil, false
 	}
@@ -310,7 +320,10 @@ func (f *Forwarder) ServeFast(req *Request, dst []byte) ([]byte, bool) {
 // ServeDNS answers any query, racing the upstreams when needed.
 func (f *Forwarder) ServeDNS(ctx context.Context, req *Request, dst []byte) []byte {
 	var qs query
-	reply := f.prepare(req, &qs, dst)
+	// No hit lookup here: the listener tried ServeFast first, and the
+	// cache front looks the entry up again before it races (a hit that
+	// appeared meanwhile is answered there). A miss costs one lookup less.
+	reply := f.prepare(req, &qs, dst, false)
 	if !qs.answer {
 		reply = f.forward(ctx, req, &qs, dst)
 	}
@@ -318,9 +331,9 @@ func (f *Forwarder) ServeDNS(ctx context.Context, req *Request, dst []byte) []by
 	return reply
 }
 
-// prepare runs the non-blocking steps (1-4, 6). It sets qs.answer when
-// reply is final.
-func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
+// prepare runs the non-blocking steps (1-7); step 5 only when hit is set.
+// It sets qs.answer when reply is final.
+func (f *Forwarder) prepare(req *Request, qs *query, dst []byte, hit bool) []byte {
 	qs.answer = true
 	err := qs.q.Parse(req.Msg)
 	if errors.Is(err, cache.ErrUnsupported) {
@@ -348,7 +361,7 @@ func (f *Forwarder) prepare(req *Request, qs *query, dst []byte) []byte {
 
 	// Cache seam: a cache hit is answered here, from the wire, before any
 	// upstream work; a miss falls through to forward.
-	if f.front != nil && qs.q.Cacheable() {
+	if hit && f.front != nil && qs.q.Cacheable() {
 		if reply, ok := f.front.Hit(&qs.q, dst, replyLimit(req, &qs.q)); ok {
 			if f.o.Metrics != nil || f.o.LogQueries {
 				qs.zone = f.Table().LookupWire(qs.q.Key()[:qs.name]).Zone()
@@ -378,10 +391,9 @@ func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []
 		return appendError(dst, &qs.q, dns.RcodeServerFailure)
 	}
 	defer f.inflight.Add(-1)
-	ctx, cancel := context.WithTimeout(ctx, f.o.RaceTimeout)
-	defer cancel()
 	if f.front != nil && qs.q.Cacheable() {
-		// The race itself runs in fetch, possibly shared with others.
+		// The race itself runs in fetch, possibly shared with others, and
+		// is bounded there by RaceTimeout: no timer of our own.
 		if g := f.route(f.Table(), qs.q.Key()[:qs.name]); g != nil {
 			qs.zone = g.Zone()
 		} else {
@@ -398,6 +410,8 @@ func (f *Forwarder) forward(ctx context.Context, req *Request, qs *query, dst []
 		return appendError(dst, &qs.q, dns.RcodeServerFailure)
 	}
 	defer f.release(ref)
+	ctx, cancel := context.WithTimeout(ctx, f.o.RaceTimeout)
+	defer cancel()
 	g := f.route(ref.t, qs.q.Key()[:qs.name])
 	if g == nil { // the table was swapped since prepare
 		qs.zone = f.o.ClusterDomain
