@@ -438,3 +438,30 @@ func TestCacheFlush(t *testing.T) {
 	ask(t, n.addr, "udp", msg("b.example.", dns.TypeA))
 	require.Equal(t, 4, u.Queries())
 }
+
+func TestShutdownGraceEndsCachedRaces(t *testing.T) {
+	u := testsupport.StartUpstream(t, testsupport.WithBehavior(testsupport.Blackhole))
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u}, func(c *config.Config) {
+		c.RaceTimeout = config.Duration(time.Hour) // only the grace can end the race
+		c.ShutdownGrace = config.Duration(100 * time.Millisecond)
+	})
+	const clients = 2 // the second joins the first one's race
+	got := make(chan *dns.Msg, clients)
+	for range clients {
+		go func() {
+			c := &dns.Client{Timeout: time.Minute}
+			r, _, _ := c.Exchange(msg("hang.example.", dns.TypeA), n.addr)
+			got <- r
+		}()
+	}
+	require.Eventually(t, func() bool { return n.Forwarder.Stats().Waiting == clients }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, 1, u.Queries())
+	n.cancel()
+	require.NoError(t, <-n.done, "shutdown ends once the grace period is over")
+	n.done <- nil
+	for range clients {
+		r := <-got
+		require.NotNil(t, r, "a waiting query was dropped on shutdown")
+		require.Equal(t, dns.RcodeServerFailure, r.Rcode)
+	}
+}

@@ -95,6 +95,11 @@ type Server struct {
 	// ShutdownGrace is how long in-flight queries may take once Serve's
 	// context is done. Default DefaultShutdownGrace.
 	ShutdownGrace time.Duration
+	// OnGraceOver, when set, is called when ShutdownGrace has passed with
+	// queries still in flight, as their context is cancelled. It ends work
+	// that handlers wait for without watching that context: the cache's
+	// upstream races, which coalesced queries share.
+	OnGraceOver func()
 
 	tcpConns atomic.Int64
 	inflight sync.WaitGroup
@@ -177,6 +182,9 @@ func (s *Server) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.List
 	case <-time.After(s.ShutdownGrace):
 		s.Logger.Warn("shutdown grace period over; cancelling queries still in flight", "grace", s.ShutdownGrace)
 		cancelHandlers()
+		if s.OnGraceOver != nil {
+			s.OnGraceOver()
+		}
 		<-done
 	}
 	s.mu.Lock()

@@ -34,9 +34,10 @@ type FrontOptions struct {
 // concurrent misses share one race (singleflight), expired entries are
 // served stale when the race fails or is slower than ClientTimeout
 // (RFC 8767), and popular entries are refreshed in the background before
-// they expire. Races run on the Front's own context, not a client's, so a
-// race outlives a client that gave up and still refreshes the cache; Close
-// (or the end of Run's context) cancels them and waits.
+// they expire. Races run on the Front's own context, not a client's, and
+// end by RaceTimeout: a race outlives a client that gave up waiting for a
+// stale entry's refresh and still refreshes the cache. Cancel ends every
+// race at once; Close (or the end of Run's context) cancels them and waits.
 type Front struct {
 	c       *Cache
 	opts    FrontOptions
@@ -78,6 +79,11 @@ func (f *Front) Run(ctx context.Context) error {
 	f.Close()
 	return nil
 }
+
+// Cancel ends every race and prefetch in flight now, without waiting: their
+// clients get SERVFAIL (or a stale answer), and races started afterwards
+// fail at once. It is for a shutdown whose grace period is over.
+func (f *Front) Cancel() { f.cancel() }
 
 // Close cancels every race and prefetch in flight and waits for them.
 func (f *Front) Close() {
@@ -122,6 +128,13 @@ func (f *Front) Hit(q *Query, dst []byte, limit int) ([]byte, bool) {
 // transport (a UDP race may come back truncated); an expired entry that
 // was fetched for TCP clients is refreshed by a TCP race whatever the
 // client's transport.
+//
+// A miss with nothing stale to fall back on waits for its race whatever
+// ctx does: the race is bounded by RaceTimeout and ended early only by
+// Cancel or Close. The race that a miss starts runs on the caller's
+// goroutine, which saves a goroutine, a channel and a wake-up per miss;
+// coalesced misses wait for it. ctx bounds the other waits (a stale
+// entry's refresh, a race started by a prefetch).
 func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tcp bool) ([]byte, error) {
 	reply, st, prefetch, etcp := f.c.get(q, dst, limit)
 	switch st {
@@ -133,11 +146,21 @@ func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tc
 	}
 	var joined atomic.Bool
 	joined.Store(true)
+	f.waiting.Add(1)
+	defer f.waiting.Add(-1)
+	if st == Miss {
+		v, _, _ := f.sf.Do(flightKey(q, tcp), func() (any, error) {
+			joined.Store(false)
+			return f.run(q, tcp), nil
+		})
+		if joined.Load() {
+			f.c.coalesced.Add(1)
+		}
+		return v.(*Response).AppendReply(dst, q, limit), nil
+	}
 	// An expired entry that was fetched over TCP is refreshed over TCP for
 	// any client: over UDP it would come back truncated.
 	ch := f.race(q, tcp || etcp, &joined)
-	f.waiting.Add(1)
-	defer f.waiting.Add(-1)
 	var deadline <-chan time.Time
 	if st == Stale {
 		t := time.NewTimer(f.opts.ClientTimeout)
@@ -175,19 +198,24 @@ func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tc
 	}
 }
 
-// race joins or starts the upstream race for q's key. joined is cleared
-// when this call started the race.
-// A race started after Close fails at once with SERVFAIL.
+// race joins or starts, on a goroutine of its own, the upstream race for
+// q's key. joined is cleared when this call started the race.
 func (f *Front) race(q *Query, tcp bool, joined *atomic.Bool) <-chan singleflight.Result {
 	leader := *q // the race outlives the caller's Query buffer
 	return f.sf.DoChan(flightKey(q, tcp), func() (any, error) {
 		joined.Store(false)
-		if !f.enter() {
-			return servFail(&leader), nil
-		}
-		defer f.wg.Done()
-		return f.fetch(&leader, tcp), nil
+		return f.run(&leader, tcp), nil
 	})
+}
+
+// run is one registered race for q: after Close it fails at once with
+// SERVFAIL.
+func (f *Front) run(q *Query, tcp bool) *Response {
+	if !f.enter() {
+		return servFail(q)
+	}
+	defer f.wg.Done()
+	return f.fetch(q, tcp)
 }
 
 // fetch runs one upstream race for q and caches its outcome, noting the

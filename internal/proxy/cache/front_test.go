@@ -380,7 +380,7 @@ func TestFrontCloseCancelsRaces(t *testing.T) {
 	})
 }
 
-func TestFrontClientContext(t *testing.T) {
+func TestFrontMissWaitsForTheRace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		u := &upstream{answer: answerA(60, "x"), delay: time.Second}
 		f := newTestFront(t, u, nil)
@@ -388,15 +388,74 @@ func TestFrontClientContext(t *testing.T) {
 		require.NoError(t, err)
 		var q Query
 		require.NoError(t, q.Parse(b))
+		// A miss has nothing to fall back on: a client context that ends
+		// first does not cut the wait short (the race is bounded by
+		// RaceTimeout).
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		out, err := f.Resolve(ctx, &q, nil, 512, false)
+		require.NoError(t, err)
+		m := new(dns.Msg)
+		require.NoError(t, m.Unpack(out))
+		require.Equal(t, dns.RcodeSuccess, m.Rcode)
+		require.Len(t, m.Answer, 1)
+		require.Equal(t, int64(1), u.queries.Load())
+	})
+}
+
+func TestFrontStaleRefreshOutlivesClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := &upstream{answer: answerA(60, "x")}
+		f := newTestFront(t, u, nil)
+		resolve(t, f, u, 1, "slow.example.")
+		time.Sleep(61 * time.Second) // expired: served stale if need be
+		u.mu.Lock()
+		u.delay = time.Second
+		u.mu.Unlock()
+		b, err := newQuery("slow.example.", dns.TypeA).Pack()
+		require.NoError(t, err)
+		var q Query
+		require.NoError(t, q.Parse(b))
+		// The client gives up before ClientTimeout: it gets its context's
+		// error, and the refresh goes on without it.
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		_, err = f.Resolve(ctx, &q, nil, 512, false)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		// The race went on without the client and filled the cache.
 		out, st, _ := f.Cache().Get(&q, nil, 512)
-		require.Equal(t, Fresh, st)
+		require.Equal(t, Fresh, st, "the race refreshed the entry")
 		require.NotEmpty(t, out)
+		require.Equal(t, int64(2), u.queries.Load())
+	})
+}
+
+func TestFrontCancelEndsWaitingMisses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := &upstream{answer: answerA(60, "x"), gate: make(chan struct{})} // never opens
+		f := newTestFront(t, u, nil)
+		b, err := newQuery("hang.example.", dns.TypeA).Pack()
+		require.NoError(t, err)
+		var q Query
+		require.NoError(t, q.Parse(b))
+		const clients = 3
+		done := make(chan []byte, clients)
+		for range clients {
+			go func() {
+				q := q
+				out, _ := f.Resolve(context.Background(), &q, nil, 512, false)
+				done <- out
+			}()
+		}
+		synctest.Wait()
+		require.Equal(t, int64(clients), f.Waiting())
+		f.Cancel() // does not wait: every waiter ends on its own
+		for range clients {
+			m := new(dns.Msg)
+			require.NoError(t, m.Unpack(<-done))
+			require.Equal(t, dns.RcodeServerFailure, m.Rcode)
+		}
+		require.Equal(t, int64(1), u.queries.Load(), "one race for the three")
 	})
 }
