@@ -248,9 +248,11 @@ func (o *ops) ready(sup *service.Supervisor) func() error {
 				}
 			}
 		}
-		if c := o.node.Cache; c != nil && c.Stats().Entries > 0 {
+		// Cached SERVFAILs are no reason to be ready: they are what a
+		// dead upstream leaves behind.
+		if c := o.node.Cache; c != nil && c.Stats().Answers > 0 {
 			return nil
 		}
-		return errors.New(`no healthy upstream in the "." group and the cache is empty`)
+		return errors.New(`no healthy upstream in the "." group and no answer in the cache`)
 	}
 }

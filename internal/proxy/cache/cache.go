@@ -89,7 +89,10 @@ type Stats struct {
 	Prefetch  uint64 // prefetch signals given
 	Coalesced uint64 // misses that joined an identical one in flight
 	Entries   int
-	Bytes     int64
+	// Answers counts the entries that answer a question (NOERROR,
+	// NODATA, NXDOMAIN): Entries without the cached SERVFAILs.
+	Answers int
+	Bytes   int64
 }
 
 // Options configure a Cache.
@@ -117,6 +120,7 @@ type Cache struct {
 
 	hits, misses, evictions, stale, prefetch, coalesced atomic.Uint64
 	entries                                             atomic.Int64
+	answers                                             atomic.Int64 // changed with mu held
 	bytesGauge                                          atomic.Int64
 }
 
@@ -151,6 +155,9 @@ func New(o Options) (*Cache, error) {
 // Purge); it runs with c.mu held.
 func (c *Cache) onRemove(_ uint64, e *entry) {
 	c.bytes -= e.size
+	if e.kind != kindServFail {
+		c.answers.Add(-1)
+	}
 }
 
 func (c *Cache) clock() int64 { return int64(c.now().Sub(c.base)) }
@@ -342,9 +349,15 @@ func (c *Cache) insert(q *Query, r *Response, tcp bool) bool {
 		}
 		// Replacing does not call the removal callback.
 		c.bytes -= old.size
+		if old.kind != kindServFail {
+			c.answers.Add(-1)
+		}
 	}
 	if c.lru.Add(h, e) {
 		c.evictions.Add(1)
+	}
+	if k != kindServFail {
+		c.answers.Add(1)
 	}
 	c.bytes += e.size
 	for c.bytes > c.cfg.MaxBytes {
@@ -408,6 +421,7 @@ func (c *Cache) Stats() Stats {
 		Prefetch:  c.prefetch.Load(),
 		Coalesced: c.coalesced.Load(),
 		Entries:   int(c.entries.Load()),
+		Answers:   int(c.answers.Load()),
 		Bytes:     c.bytesGauge.Load(),
 	}
 }

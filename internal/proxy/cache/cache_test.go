@@ -523,3 +523,43 @@ func TestFlush(t *testing.T) {
 	require.Zero(t, s.Bytes)
 	require.Zero(t, s.Evictions, "flushing is not eviction")
 }
+
+func TestAnswersLeaveOutServFail(t *testing.T) {
+	clk := testsupport.NewClock()
+	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.MaxEntries = 3 })
+	servfail := replySpec{rcode: dns.RcodeServerFailure}
+	nx := replySpec{rcode: dns.RcodeNameError}
+	answer := func(name string) replySpec { return replySpec{answer: aRecords(t, name, 300, 1)} }
+	count := func() (int, int) { s := c.Stats(); return s.Entries, s.Answers }
+
+	require.True(t, insert(t, c, newQuery("f1.example.", dns.TypeA), servfail))
+	require.True(t, insert(t, c, newQuery("f2.example.", dns.TypeA), servfail))
+	e, a := count()
+	require.Equal(t, [2]int{2, 0}, [2]int{e, a}, "SERVFAILs are entries, not answers")
+
+	require.True(t, insert(t, c, newQuery("nx.example.", dns.TypeA), nx))
+	e, a = count()
+	require.Equal(t, [2]int{3, 1}, [2]int{e, a}, "NXDOMAIN is an answer")
+
+	require.True(t, insert(t, c, newQuery("a.example.", dns.TypeA), answer("a.example."))) // evicts f1
+	e, a = count()
+	require.Equal(t, [2]int{3, 2}, [2]int{e, a})
+
+	// An answer replacing a SERVFAIL, then a SERVFAIL replacing an
+	// expired answer past its stale age.
+	require.True(t, insert(t, c, newQuery("f2.example.", dns.TypeA), answer("f2.example.")))
+	e, a = count()
+	require.Equal(t, [2]int{3, 3}, [2]int{e, a})
+	clk.Advance(301*time.Second + time.Duration(c.cfg.StaleMaxAge))
+	require.True(t, insert(t, c, newQuery("f2.example.", dns.TypeA), servfail))
+	e, a = count()
+	require.Equal(t, [2]int{3, 2}, [2]int{e, a})
+
+	_, err := c.FlushName("a.example.")
+	require.NoError(t, err)
+	e, a = count()
+	require.Equal(t, [2]int{2, 1}, [2]int{e, a})
+	c.Flush()
+	e, a = count()
+	require.Equal(t, [2]int{0, 0}, [2]int{e, a})
+}
