@@ -211,7 +211,25 @@ func TestMetricsAfterKnownQueries(t *testing.T) {
 	}
 	require.Equal(t, 3, up.Queries())
 	require.GreaterOrEqual(t, after.Must(t, "spartan_cache_entries"), 3.0)
+	require.GreaterOrEqual(t, after.Must(t, "spartan_cache_answers"), 3.0)
 	require.Positive(t, after.Must(t, "spartan_cache_misses_total"))
+	require.Zero(t, after.Must(t, "spartan_upstream_inflight_races"))
+	require.Zero(t, after.Must(t, "spartan_dns_waiting_queries"))
+
+	// A datagram that is not DNS is counted as malformed, nothing else.
+	c, err := net.Dial("udp", listen)
+	require.NoError(t, err)
+	_, err = c.Write([]byte{0xde, 0xad, 0xbe})
+	require.NoError(t, err)
+	c.Close()
+	// The datagram is read asynchronously: scrape until it is counted.
+	var malformed float64
+	for deadline := time.Now().Add(waitLong); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if malformed = testsupport.Scrape(t, url).Must(t, "spartan_dns_malformed_total") - before.Must(t, "spartan_dns_malformed_total"); malformed > 0 {
+			break
+		}
+	}
+	require.Equal(t, 1.0, malformed)
 
 	for path, want := range map[string]string{"/health": "ok\n", "/ready": "ready\n"} {
 		resp, err := http.Get("http://" + metricsAddr + path)

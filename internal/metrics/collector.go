@@ -15,6 +15,13 @@ var (
 	dRequests  = desc("dns", "requests_total", "DNS queries received, by routing zone, query type and transport.", "zone", "type", "proto")
 	dResponses = desc("dns", "responses_total", "DNS replies sent, by rcode (\"other\" includes queries dropped without a reply).", "rcode")
 
+	dMalformed = desc("dns", "malformed_total", "Unparseable messages received, dropped or answered FORMERR.")
+	dDenied    = desc("dns", "denied_total", "Queries refused because the client is outside the allowed networks.")
+	dOverload  = desc("dns", "overload_total", "Queries answered SERVFAIL because the in-flight race cap was reached.")
+	dUnrouted  = desc("dns", "unrouted_total", "Cluster-domain queries answered SERVFAIL because no upstream group serves the cluster domain.")
+	dInFlight  = desc("upstream", "inflight_races", "Upstream races in flight.")
+	dWaiting   = desc("dns", "waiting_queries", "Client queries waiting on an upstream race.")
+
 	dLegs     = desc("upstream", "requests_total", "Queries sent to an upstream (race legs).", "group", "upstream")
 	dWins     = desc("upstream", "wins_total", "Races won by an upstream: its reply went to the client.", "group", "upstream")
 	dTimeouts = desc("upstream", "timeouts_total", "Legs that got no reply from an upstream before the race deadline.", "group", "upstream")
@@ -24,6 +31,7 @@ var (
 	dEWMA     = desc("upstream", "latency_ewma_seconds", "Smoothed reply latency of an upstream.", "group", "upstream")
 
 	dCacheEntries   = desc("cache", "entries", "Entries in the response cache.")
+	dCacheAnswers   = desc("cache", "answers", "Cache entries that answer a question (all but cached SERVFAILs).")
 	dCacheBytes     = desc("cache", "bytes", "Memory accounted to response cache entries.")
 	dCacheHits      = desc("cache", "hits_total", "Queries answered from the cache.")
 	dCacheMisses    = desc("cache", "misses_total", "Queries not found in the cache.")
@@ -50,8 +58,8 @@ type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		dRequests, dResponses, dLegs, dWins, dTimeouts, dErrors, dRaces, dHealthy, dEWMA,
-		dCacheEntries, dCacheBytes, dCacheHits, dCacheMisses, dCacheEvictions, dCacheStale,
+		dRequests, dResponses, dMalformed, dDenied, dOverload, dUnrouted, dInFlight, dWaiting, dLegs, dWins, dTimeouts, dErrors, dRaces, dHealthy, dEWMA,
+		dCacheEntries, dCacheAnswers, dCacheBytes, dCacheHits, dCacheMisses, dCacheEvictions, dCacheStale,
 		dCachePrefetch, dCacheCoalesced, dZoneRecords, dZoneSerial, dPolls, dPollFailures, dPollLast, dPollLastOK,
 		dReloads, dReloadLastOK,
 	} {
@@ -83,6 +91,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- counter(dResponses, v, rcodeName(rc))
 		}
 	}
+	if f := m.proxySrc.Load(); f != nil {
+		p := (*f)()
+		ch <- counter(dMalformed, p.Malformed)
+		ch <- counter(dDenied, p.Denied)
+		ch <- counter(dOverload, p.Overload)
+		ch <- counter(dUnrouted, p.Unrouted)
+		ch <- gauge(dInFlight, float64(p.InFlight))
+		ch <- gauge(dWaiting, float64(p.Waiting))
+	}
 	m.legs.each(func(group, addr string, u *upstreamCounters) {
 		ch <- counter(dLegs, u.legs.Load(), group, addr)
 		ch <- counter(dWins, u.wins.Load(), group, addr)
@@ -107,6 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if f := m.cacheSrc.Load(); f != nil {
 		s := (*f)()
 		ch <- gauge(dCacheEntries, float64(s.Entries))
+		ch <- gauge(dCacheAnswers, float64(s.Answers))
 		ch <- gauge(dCacheBytes, float64(s.Bytes))
 		ch <- counter(dCacheHits, s.Hits)
 		ch <- counter(dCacheMisses, s.Misses)

@@ -7,8 +7,8 @@
 //   - Event hooks for the query path (ObserveQuery, ObserveLeg,
 //     ObserveRace, ObservePoll, ObserveReload): atomic adds into counters
 //     resolved once per label set, no lock and no allocation per call.
-//   - Snapshot sources read at scrape time (SetCache, SetUpstreams,
-//     SetZones, SetReady): plain functions returning plain structs, so
+//   - Snapshot sources read at scrape time (SetCache, SetProxy,
+//     SetUpstreams, SetZones, SetReady): plain functions returning plain structs, so
 //     counters the other packages keep anyway cost the query path nothing
 //     extra. cmd/spartan adapts each package's stats accessor to them.
 //
@@ -57,6 +57,7 @@ type Metrics struct {
 	reloadFailed atomic.Uint64
 	reloadLastOK atomic.Int64
 	cacheSrc     atomic.Pointer[func() Cache]
+	proxySrc     atomic.Pointer[func() Proxy]
 	upstreamSrc  atomic.Pointer[func() []UpstreamState]
 	zoneSrc      atomic.Pointer[func() []Zone]
 	pollSrc      atomic.Pointer[func() Poll]
@@ -116,6 +117,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // totals since start.
 type Cache struct {
 	Entries   int   // entries held
+	Answers   int   // entries that answer (all but cached SERVFAILs)
 	Bytes     int64 // memory accounted to entries
 	Hits      uint64
 	Misses    uint64
@@ -123,6 +125,17 @@ type Cache struct {
 	Stale     uint64 // answers served from expired entries (RFC 8767)
 	Prefetch  uint64 // background refreshes started
 	Coalesced uint64 // misses that joined an identical in-flight one
+}
+
+// Proxy is a snapshot of the query path's own counters: the queries it
+// refused, dropped or failed before any upstream saw them, and its load.
+type Proxy struct {
+	Malformed uint64 // unparseable messages, dropped or answered FORMERR
+	Denied    uint64 // queries refused because the client is outside the allowed networks
+	Overload  uint64 // queries answered SERVFAIL because the in-flight cap was reached
+	Unrouted  uint64 // cluster names answered SERVFAIL because no group serves the cluster domain
+	InFlight  int64  // upstream races now
+	Waiting   int64  // clients waiting on an upstream race now
 }
 
 // UpstreamState is the health of one upstream as seen at scrape time.
@@ -167,6 +180,16 @@ func (m *Metrics) SetCache(f func() Cache) {
 		return
 	}
 	m.cacheSrc.Store(&f)
+}
+
+// SetProxy sets the function read at scrape time for the query path's
+// counters; nil removes it.
+func (m *Metrics) SetProxy(f func() Proxy) {
+	if f == nil {
+		m.proxySrc.Store(nil)
+		return
+	}
+	m.proxySrc.Store(&f)
 }
 
 // SetUpstreams sets the function read at scrape time for upstream health;

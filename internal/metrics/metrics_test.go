@@ -75,7 +75,10 @@ func TestScrapeAfterKnownEvents(t *testing.T) {
 	m.ObserveReload(errors.New("bad config"))
 	m.ObserveReload(errors.New("bad config"))
 	m.SetCache(func() metrics.Cache {
-		return metrics.Cache{Entries: 7, Bytes: 4096, Hits: 11, Misses: 5, Evictions: 2, Stale: 1, Prefetch: 3, Coalesced: 4}
+		return metrics.Cache{Entries: 7, Answers: 6, Bytes: 4096, Hits: 11, Misses: 5, Evictions: 2, Stale: 1, Prefetch: 3, Coalesced: 4}
+	})
+	m.SetProxy(func() metrics.Proxy {
+		return metrics.Proxy{Malformed: 9, Denied: 8, Overload: 3, Unrouted: 2, InFlight: 5, Waiting: 6}
 	})
 	m.SetUpstreams(func() []metrics.UpstreamState {
 		return []metrics.UpstreamState{
@@ -120,6 +123,13 @@ func TestScrapeAfterKnownEvents(t *testing.T) {
 		{"spartan_upstream_healthy", []string{"upstream", "127.0.0.3:53"}, 0},
 		{"spartan_upstream_latency_ewma_seconds", []string{"upstream", "127.0.0.2:53"}, 0.002},
 		{"spartan_cache_entries", nil, 7},
+		{"spartan_cache_answers", nil, 6},
+		{"spartan_dns_malformed_total", nil, 9},
+		{"spartan_dns_denied_total", nil, 8},
+		{"spartan_dns_overload_total", nil, 3},
+		{"spartan_dns_unrouted_total", nil, 2},
+		{"spartan_upstream_inflight_races", nil, 5},
+		{"spartan_dns_waiting_queries", nil, 6},
 		{"spartan_cache_bytes", nil, 4096},
 		{"spartan_cache_hits_total", nil, 11},
 		{"spartan_cache_misses_total", nil, 5},

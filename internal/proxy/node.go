@@ -90,7 +90,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		if o.Metrics != nil {
 			o.Metrics.SetCache(func() metrics.Cache {
 				s := c.Stats()
-				return metrics.Cache{Entries: s.Entries, Bytes: s.Bytes, Hits: s.Hits, Misses: s.Misses,
+				return metrics.Cache{Entries: s.Entries, Answers: s.Answers, Bytes: s.Bytes, Hits: s.Hits, Misses: s.Misses,
 					Evictions: s.Evictions, Stale: s.Stale, Prefetch: s.Prefetch, Coalesced: s.Coalesced}
 			})
 		}
@@ -123,6 +123,11 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	}
 	if o.Metrics != nil {
 		o.Metrics.SetUpstreams(n.UpstreamStates)
+		o.Metrics.SetProxy(func() metrics.Proxy {
+			s := fwd.Stats()
+			return metrics.Proxy{Malformed: s.Malformed, Denied: s.Refused, Overload: s.Overload,
+				Unrouted: s.Unrouted, InFlight: s.InFlight, Waiting: s.Waiting}
+		})
 	}
 	return n, nil
 }
