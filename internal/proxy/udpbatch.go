@@ -35,6 +35,10 @@ func (u *udpListener) serveBatch(fast FastHandler) error {
 	in := make([]ipv4.Message, udpBatch)
 	out := make([]ipv4.Message, udpBatch)
 	replies := make([][]byte, udpBatch)
+	// One Request per slot, reused: ServeFast takes a pointer and returns
+	// before the slot is read again, and a fresh one would escape to the
+	// heap on every datagram.
+	reqs := make([]Request, udpBatch)
 	for i := range in {
 		in[i].Buffers = [][]byte{make([]byte, bufSize)}
 		out[i].Buffers = make([][]byte, 1)
@@ -56,9 +60,10 @@ func (u *udpListener) serveBatch(fast FastHandler) error {
 			if !ok {
 				continue
 			}
-			req := Request{Msg: m.Buffers[0][:m.N], Client: ua.AddrPort(), Local: u.local, Received: now}
+			req := &reqs[i]
+			*req = Request{Msg: m.Buffers[0][:m.N], Client: ua.AddrPort(), Local: u.local, Received: now}
 			if fast != nil {
-				if reply, ok := fast.ServeFast(&req, replies[i][:0]); ok {
+				if reply, ok := fast.ServeFast(req, replies[i][:0]); ok {
 					if reply != nil {
 						if cap(reply) <= 4*bufSize {
 							replies[i] = reply[:0]
@@ -72,7 +77,7 @@ func (u *udpListener) serveBatch(fast FastHandler) error {
 			}
 			j := udpJobs.Get().(*udpJob)
 			j.u = u
-			j.req = req
+			j.req = *req
 			j.req.Msg = j.buf[:copy(j.buf[:cap(j.buf)], req.Msg)]
 			u.s.dispatch(j)
 		}
