@@ -184,7 +184,7 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 		ms, err = mesos.NewService(ctx, *cfg.Master, mesos.ServiceOptions{
 			Logger: logger, State: state,
 			TCPIdleTimeout: cfg.TCPIdleTimeout.D(), MaxTCPConns: cfg.MaxTCPConnections,
-			ShutdownGrace: cfg.ShutdownGrace.D(),
+			UDPReceiveBuffer: cfg.UDPReceiveBuffer, ShutdownGrace: cfg.ShutdownGrace.D(),
 		})
 		if err != nil {
 			node.Close()

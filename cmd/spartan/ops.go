@@ -149,6 +149,7 @@ func restartOnly(a, b *config.Config) []string {
 		{"raceTimeout", a.RaceTimeout, b.RaceTimeout},
 		{"tcpIdleTimeout", a.TCPIdleTimeout, b.TCPIdleTimeout},
 		{"maxTCPConnections", a.MaxTCPConnections, b.MaxTCPConnections},
+		{"udpReceiveBuffer", a.UDPReceiveBuffer, b.UDPReceiveBuffer},
 		{"maxInFlight", a.MaxInFlight, b.MaxInFlight},
 		{"shutdownGrace", a.ShutdownGrace, b.ShutdownGrace},
 		{"cache", a.Cache, b.Cache},

@@ -65,6 +65,13 @@ type Config struct {
 	TCPIdleTimeout Duration `json:"tcpIdleTimeout"`
 	// MaxTCPConnections caps open client TCP connections. Default: 1024.
 	MaxTCPConnections int `json:"maxTCPConnections"`
+	// UDPReceiveBuffer is the receive buffer of each UDP listening socket,
+	// in bytes: queries queue in it while the process is briefly busy (a
+	// garbage collection, a zone swap) instead of being dropped. Set with
+	// SO_RCVBUFFORCE when the process may, otherwise SO_RCVBUF, which the
+	// kernel caps at net.core.rmem_max. 0 keeps the system default.
+	// Default: 4194304 (4 MiB).
+	UDPReceiveBuffer int `json:"udpReceiveBuffer"`
 	// MaxInFlight caps concurrent upstream races; beyond it queries get
 	// SERVFAIL at once instead of queueing. Default: 10000.
 	MaxInFlight int `json:"maxInFlight"`
@@ -183,6 +190,7 @@ func Default() Config {
 		RaceTimeout:       Duration(2 * time.Second),
 		TCPIdleTimeout:    Duration(10 * time.Second),
 		MaxTCPConnections: 1024,
+		UDPReceiveBuffer:  4 << 20,
 		MaxInFlight:       10000,
 		ShutdownGrace:     Duration(2 * time.Second),
 		Cache: Cache{
@@ -401,6 +409,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTCPConnections <= 0 {
 		return fieldErr("maxTCPConnections", "must be positive, got %d", c.MaxTCPConnections)
+	}
+	if c.UDPReceiveBuffer < 0 || c.UDPReceiveBuffer > 1<<30 {
+		return fieldErr("udpReceiveBuffer", "must be between 0 (system default) and 1073741824 bytes, got %d", c.UDPReceiveBuffer)
 	}
 	if c.MaxInFlight <= 0 {
 		return fieldErr("maxInFlight", "must be positive, got %d", c.MaxInFlight)

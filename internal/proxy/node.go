@@ -119,7 +119,8 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	n.Server = &Server{
 		Handler: fwd, Logger: logger,
 		TCPIdleTimeout: cfg.TCPIdleTimeout.D(), MaxTCPConns: cfg.MaxTCPConnections,
-		ShutdownGrace: cfg.ShutdownGrace.D(), OnGraceOver: fwd.CancelRaces,
+		UDPReceiveBuffer: cfg.UDPReceiveBuffer,
+		ShutdownGrace:    cfg.ShutdownGrace.D(), OnGraceOver: fwd.CancelRaces,
 	}
 	if o.Metrics != nil {
 		o.Metrics.SetUpstreams(n.UpstreamStates)

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -580,4 +582,41 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	c := &dns.Client{Timeout: 300 * time.Millisecond}
 	_, _, err := c.Exchange(msg("ready.spartan.", dns.TypeA), n.addr)
 	require.Error(t, err)
+}
+
+// TestUDPReceiveBuffer: the configured receive buffer is set on the
+// listening socket (SO_RCVBUFFORCE as root; otherwise up to the kernel's
+// rmem_max), and 0 keeps the system default.
+func TestUDPReceiveBuffer(t *testing.T) {
+	rcvbuf := func(t *testing.T, n *node) int {
+		// Serve sets it: once a query is answered, it has.
+		require.Equal(t, "127.0.0.1", firstA(ask(t, n.addr, "udp", msg("ready.spartan.", dns.TypeA))))
+		c := n.pcs[0].(*net.UDPConn)
+		rc, err := c.SyscallConn()
+		require.NoError(t, err)
+		var v int
+		var serr error
+		require.NoError(t, rc.Control(func(fd uintptr) {
+			v, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+		}))
+		require.NoError(t, serr)
+		return v
+	}
+	def := rcvbuf(t, startNode(t, func(c *config.Config) { c.Upstreams = []string{"127.0.0.1:1"}; c.UDPReceiveBuffer = 0 }))
+	const want = 2 << 20
+	n := startNode(t, func(c *config.Config) { c.Upstreams = []string{"127.0.0.1:1"}; c.UDPReceiveBuffer = want })
+	got := rcvbuf(t, n)
+	// A buffer already larger (systemd's ReceiveBuffer=) is not lowered.
+	big := startNode(t, func(c *config.Config) { c.Upstreams = []string{"127.0.0.1:1"}; c.UDPReceiveBuffer = 1 << 20 })
+	if os.Geteuid() == 0 {
+		require.NoError(t, setReceiveBuffer(big.pcs[0].(*net.UDPConn), 4<<20))
+		require.NoError(t, setReceiveBuffer(big.pcs[0].(*net.UDPConn), 1<<20))
+		require.Equal(t, 8<<20, rcvbuf(t, big))
+	}
+	if os.Geteuid() == 0 {
+		// The kernel doubles the value for its bookkeeping.
+		require.Equal(t, 2*want, got)
+	} else {
+		require.GreaterOrEqual(t, got, def)
+	}
 }

@@ -89,6 +89,9 @@ type Server struct {
 	// MaxTCPConns caps open TCP connections; a connection beyond it is
 	// closed at once. Default DefaultMaxTCPConns.
 	MaxTCPConns int
+	// UDPReceiveBuffer, when positive, is set as the receive buffer of
+	// every UDP socket served (see config.Config.UDPReceiveBuffer).
+	UDPReceiveBuffer int
 	// TCPPipeline caps queries in flight per TCP connection. Default
 	// DefaultTCPPipeline.
 	TCPPipeline int
@@ -215,6 +218,11 @@ func newUDPListener(s *Server, pc net.PacketConn) (*udpListener, error) {
 	c, ok := pc.(*net.UDPConn)
 	if !ok {
 		return nil, fmt.Errorf("proxy: %s: not a UDP socket", pc.LocalAddr())
+	}
+	if s.UDPReceiveBuffer > 0 {
+		if err := setReceiveBuffer(c, s.UDPReceiveBuffer); err != nil {
+			return nil, fmt.Errorf("proxy: %s: %w", c.LocalAddr(), err)
+		}
 	}
 	local := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	u := &udpListener{s: s, conn: c, local: local, wildcard: local.Addr().IsUnspecified()}
@@ -519,6 +527,34 @@ func (c *tcpConn) write(reply []byte) {
 }
 
 // --- binding ---
+
+// setReceiveBuffer raises c's receive buffer to size bytes: with
+// SO_RCVBUFFORCE when the process has CAP_NET_ADMIN, so that
+// net.core.rmem_max does not cap it, else with SO_RCVBUF, which the
+// kernel silently caps. A buffer already as large (a socket unit's
+// ReceiveBuffer=, which systemd forces) is left alone.
+func setReceiveBuffer(c *net.UDPConn, size int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("receive buffer: %w", err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		// The kernel reports twice the size set (bookkeeping overhead).
+		if cur, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF); err == nil && cur/2 >= size {
+			return
+		}
+		if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, size) == nil {
+			return
+		}
+		if err := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size); err != nil {
+			serr = os.NewSyscallError("setsockopt SO_RCVBUF", err)
+		}
+	}); err != nil {
+		return fmt.Errorf("receive buffer: %w", err)
+	}
+	return serr
+}
 
 // linux IPV6_FREEBIND (not in package syscall).
 const ipv6Freebind = 78

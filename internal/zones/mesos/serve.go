@@ -81,9 +81,10 @@ type ServiceOptions struct {
 	State []byte
 	// Listener settings shared with the proxy (see proxy.Server); zero
 	// means the proxy's defaults.
-	TCPIdleTimeout time.Duration
-	MaxTCPConns    int
-	ShutdownGrace  time.Duration
+	TCPIdleTimeout   time.Duration
+	MaxTCPConns      int
+	UDPReceiveBuffer int
+	ShutdownGrace    time.Duration
 }
 
 // Service is master mode assembled and bound: the state poller, the
@@ -118,11 +119,12 @@ func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Serv
 		return nil, fmt.Errorf("master.listen: %w", err)
 	}
 	s := &Service{Master: m, pcs: pcs, lns: lns, DNS: &proxy.Server{
-		Handler:        DNSHandler{Auth: zones.NewAuthority(m.Store()), Loaded: m.Polled},
-		Logger:         logger.With("component", "master-dns"),
-		TCPIdleTimeout: o.TCPIdleTimeout,
-		MaxTCPConns:    o.MaxTCPConns,
-		ShutdownGrace:  o.ShutdownGrace,
+		Handler:          DNSHandler{Auth: zones.NewAuthority(m.Store()), Loaded: m.Polled},
+		Logger:           logger.With("component", "master-dns"),
+		TCPIdleTimeout:   o.TCPIdleTimeout,
+		MaxTCPConns:      o.MaxTCPConns,
+		UDPReceiveBuffer: o.UDPReceiveBuffer,
+		ShutdownGrace:    o.ShutdownGrace,
 	}}
 	if err := m.ListenHTTP(ctx); err != nil {
 		s.Close()
