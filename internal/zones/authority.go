@@ -20,6 +20,18 @@ func NewAuthority(stores ...*Store) *Authority {
 	return &Authority{stores: stores}
 }
 
+// Version changes whenever one of the authority's zones is swapped:
+// replies built from the zones may be reused while it stays the same. Read
+// it before building the reply, so a swap in between can only make a
+// reply look older than it is.
+func (a *Authority) Version() uint64 {
+	var v uint64
+	for _, s := range a.stores {
+		v += s.Version()
+	}
+	return v
+}
+
 // zoneFor returns the loaded zone with the longest origin that contains
 // name, and whether a store claims the name at all (it may still be empty).
 func (a *Authority) zoneFor(name string) *Zone {
@@ -71,18 +83,24 @@ func (a *Authority) Reply(req *dns.Msg, tcp bool) *dns.Msg {
 	resp.Rcode = res.Rcode
 	resp.Authoritative = res.Authoritative
 	resp.Answer, resp.Ns, resp.Extra = res.Answer, res.Ns, res.Extra
-	size := dns.MaxMsgSize
-	if !tcp {
-		size = dns.MinMsgSize
-		if opt != nil {
-			size = max(int(opt.UDPSize()), dns.MinMsgSize)
-		}
-	}
 	if opt != nil {
-		resp.SetEdns0(advertisedUDPSize, false)
+		// RFC 3225 section 3: the DO bit is copied into the response.
+		resp.SetEdns0(advertisedUDPSize, opt.Do())
 	}
 	// Truncate drops whole records from the end and sets TC only when
 	// answers had to go; it keeps the OPT record.
-	resp.Truncate(size)
+	resp.Truncate(ReplySize(req, tcp))
 	return resp
+}
+
+// ReplySize is the largest reply Reply writes for req: 512 bytes over UDP,
+// or the client's EDNS buffer size if larger; 65535 over TCP.
+func ReplySize(req *dns.Msg, tcp bool) int {
+	if tcp {
+		return dns.MaxMsgSize
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		return max(int(opt.UDPSize()), dns.MinMsgSize)
+	}
+	return dns.MinMsgSize
 }

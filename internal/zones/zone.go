@@ -767,7 +767,8 @@ func shuffled(rrs []dns.RR) []dns.RR {
 // Store holds the current version of a zone and swaps it atomically:
 // readers see either the old or the new zone, never a half-built one.
 type Store struct {
-	p atomic.Pointer[Zone]
+	p       atomic.Pointer[Zone]
+	version atomic.Uint64
 }
 
 // NewStore returns a store holding z.
@@ -781,7 +782,16 @@ func NewStore(z *Zone) *Store {
 func (s *Store) Load() *Zone { return s.p.Load() }
 
 // Swap stores z and returns the zone it replaces.
-func (s *Store) Swap(z *Zone) *Zone { return s.p.Swap(z) }
+func (s *Store) Swap(z *Zone) *Zone {
+	old := s.p.Swap(z)
+	s.version.Add(1)
+	return old
+}
+
+// Version counts the swaps so far. It is bumped after the new zone is in
+// place, so a reply built from the zone loaded after reading Version is
+// never older than that version.
+func (s *Store) Version() uint64 { return s.version.Load() }
 
 // addrRR returns an A or AAAA record for ip.
 func addrRR(name string, ip net.IP, ttl uint32) dns.RR {

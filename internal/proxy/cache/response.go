@@ -410,12 +410,13 @@ func repack(reply []byte) ([]byte, error) {
 	return out, nil
 }
 
-// ttlMode says how TTLs are rewritten on the way out.
+// ttlMode says how TTLs and flags are rewritten on the way out.
 type ttlMode struct {
 	age   uint32 // seconds spent in the cache, subtracted from every TTL
 	limit uint32 // no TTL above this (the entry's remaining lifetime)
 	stale bool   // every TTL becomes staleTTL
 	value uint32 // the stale TTL
+	auth  bool   // an authoritative server's own data: AA and RA kept as stored
 }
 
 var passTTL = ttlMode{limit: math.MaxUint32}
@@ -427,6 +428,30 @@ var passTTL = ttlMode{limit: math.MaxUint32}
 func (r *Response) AppendReply(dst []byte, q *Query, limit int) []byte {
 	return r.appendReply(dst, q, limit, passTTL)
 }
+
+// AppendAuthoritative appends r, the authoritative server's own reply
+// for q's question, rewritten as the reply to q: q's ID, RD and CD bits
+// and question casing, an OPT record echoing DO when q had one, and the
+// AA and RA bits, the TTLs and the records as stored, byte for byte. It
+// returns false, having written nothing, when r was truncated or the whole reply exceeds limit bytes: an
+// authoritative server truncates record by record, which is the caller's
+// job.
+func (r *Response) AppendAuthoritative(dst []byte, q *Query, limit int) ([]byte, bool) {
+	size := r.msgLen
+	if q.EDNS {
+		size += optRRLen
+	}
+	if r.truncated || size > limit {
+		return dst[:0], false
+	}
+	return r.appendReply(dst, q, limit, ttlMode{limit: math.MaxUint32, auth: true}), true
+}
+
+// Answers reports whether r is the reply to q's question (ignoring case).
+func (r *Response) Answers(q *Query) bool { return r.sameQuestion(q) }
+
+// Size is the memory held by r, in bytes.
+func (r *Response) Size() int { return cap(r.buf) }
 
 func (r *Response) appendReply(dst []byte, q *Query, limit int, mode ttlMode) []byte {
 	msg := r.buf[:r.msgLen]
@@ -447,8 +472,12 @@ func (r *Response) appendReply(dst []byte, q *Query, limit int, mode ttlMode) []
 	// We answer as a recursive resolver, whatever the upstream was: RA
 	// set, and AA cleared, as for any data relayed or cached (RFC 1035
 	// 4.1.1; an authoritative master's AA must not reach the client).
-	flags &^= flagTC | flagRD | flagCD | flagAD | flagAA
-	flags |= flagRA
+	if mode.auth {
+		flags &^= flagTC | flagRD | flagCD | flagAD
+	} else {
+		flags &^= flagTC | flagRD | flagCD | flagAD | flagAA
+		flags |= flagRA
+	}
 	if q.RD {
 		flags |= flagRD
 	}
@@ -464,7 +493,8 @@ func (r *Response) appendReply(dst []byte, q *Query, limit int, mode ttlMode) []
 	}
 	binary.BigEndian.PutUint16(dst[2:], flags)
 	copy(dst[headerLen:], q.name[:q.nameLen])
-	if !truncate {
+	// An authority's own TTLs go out as they are.
+	if !truncate && !mode.auth {
 		offs := r.buf[r.msgLen:]
 		for i := 0; i < len(offs); i += 2 {
 			o := int(binary.BigEndian.Uint16(offs[i:]))

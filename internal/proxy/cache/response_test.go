@@ -278,3 +278,69 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendAuthoritative: an authority's reply keeps its AA and RA bits
+// and TTLs, takes the client's ID, RD, CD and casing, and is refused
+// (nothing written) when it does not fit the client's limit.
+func TestAppendAuthoritative(t *testing.T) {
+	stored := newQuery("task.marathon.mesos.", dns.TypeA)
+	sb, err := stored.Pack()
+	require.NoError(t, err)
+	var sq Query
+	require.NoError(t, sq.Parse(sb))
+	up := new(dns.Msg)
+	require.NoError(t, up.Unpack(packReply(t, stored, replySpec{answer: aRecords(t, "task.marathon.mesos.", 3600, 25)})))
+	up.Authoritative, up.RecursionAvailable = true, false
+	ub, err := up.Pack()
+	require.NoError(t, err)
+	r, err := ParseResponse(&sq, ub)
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name  string
+		edns  uint16 // 0: no OPT
+		rd    bool
+		limit int
+		fits  bool
+	}{
+		{"over 512 without EDNS", 0, true, 512, false},
+		{"fits the EDNS buffer", 1232, false, 1232, true},
+		{"fits over TCP", 0, true, dns.MaxMsgSize, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			query := newQuery("TASK.Marathon.mesos.", dns.TypeA)
+			query.Id = 0x4242
+			query.RecursionDesired = tc.rd
+			query.CheckingDisabled = true
+			if tc.edns > 0 {
+				query.SetEdns0(tc.edns, true)
+			}
+			qb, err := query.Pack()
+			require.NoError(t, err)
+			var q Query
+			require.NoError(t, q.Parse(qb))
+			out, ok := r.AppendAuthoritative(make([]byte, 0, 64), &q, tc.limit)
+			require.Equal(t, tc.fits, ok)
+			if !tc.fits {
+				require.Empty(t, out)
+				return
+			}
+			var m dns.Msg
+			require.NoError(t, m.Unpack(out))
+			require.Equal(t, uint16(0x4242), m.Id)
+			require.True(t, m.Authoritative, "AA")
+			require.False(t, m.RecursionAvailable, "RA")
+			require.Equal(t, tc.rd, m.RecursionDesired, "RD")
+			require.True(t, m.CheckingDisabled, "CD")
+			require.Equal(t, "TASK.Marathon.mesos.", m.Question[0].Name)
+			require.Len(t, m.Answer, 25)
+			require.Equal(t, uint32(3600), m.Answer[0].Header().Ttl)
+			if tc.edns > 0 {
+				require.NotNil(t, m.IsEdns0())
+				require.True(t, m.IsEdns0().Do(), "DO echoed")
+			} else {
+				require.Nil(t, m.IsEdns0())
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/proxy"
+	"github.com/spartan-dns/spartan/internal/proxy/cache"
 	"github.com/spartan-dns/spartan/internal/zones"
 )
 
@@ -30,6 +31,15 @@ type DNSHandler struct {
 	// proxy for names that exist; SERVFAIL makes them use another master
 	// or their stale copy instead.
 	Loaded func() bool
+
+	memo *replyMemo // nil: every query takes the general path
+}
+
+// NewDNSHandler returns a handler for auth that keeps the packed replies of
+// repeated questions (see DNSHandler.Loaded for loaded). A DNSHandler
+// built as a literal answers the same, building every reply anew.
+func NewDNSHandler(auth *zones.Authority, loaded func() bool) DNSHandler {
+	return DNSHandler{Auth: auth, Loaded: loaded, memo: newReplyMemo()}
 }
 
 // ServeFast answers req; it always handles the message.
@@ -50,17 +60,56 @@ func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
 	if len(msg) < 12 || msg[2]&0x80 != 0 {
 		return nil
 	}
-	var q dns.Msg
-	if err := q.Unpack(msg); err != nil {
+	loaded := h.Loaded == nil || h.Loaded()
+	// A plain query may have its reply in the memo; the version is read
+	// first, so a zone swapped meanwhile only makes the new entry stale.
+	var q cache.Query
+	memo := loaded && h.memo != nil && q.Parse(msg) == nil && q.Cacheable()
+	var version uint64
+	if memo {
+		version = h.Auth.Version()
+		limit := dns.MaxMsgSize
+		if !req.TCP {
+			limit = q.UDPLimit()
+		}
+		if out, ok := h.memo.get(&q, version, dst, limit); ok {
+			return out
+		}
+	}
+	var m dns.Msg
+	if err := m.Unpack(msg); err != nil {
 		// Keep ID, opcode and RD; FORMERR with no sections.
 		return append(dst[:0], msg[0], msg[1], 0x80|msg[2]&0x79, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0)
 	}
-	var resp *dns.Msg
-	if h.Loaded != nil && !h.Loaded() {
-		resp = new(dns.Msg).SetRcode(&q, dns.RcodeServerFailure)
-	} else {
-		resp = h.Auth.Reply(&q, req.TCP)
+	if !loaded {
+		return pack(new(dns.Msg).SetRcode(&m, dns.RcodeServerFailure), msg, dst)
 	}
+	// The whole reply first: it is what the memo keeps, and what the
+	// client gets whenever it fits.
+	resp := h.Auth.Reply(&m, true)
+	out := pack(resp, msg, dst)
+	if memo && memoable(resp) {
+		h.memo.put(&q, version, out, len(resp.Answer))
+	}
+	if req.TCP || len(out) <= zones.ReplySize(&m, false) {
+		return out
+	}
+	// Too large for the client's UDP buffer: the Authority truncates
+	// record by record.
+	return pack(h.Auth.Reply(&m, false), msg, dst)
+}
+
+// memoable reports whether resp may be replayed to later queries: an
+// answer or NXDOMAIN from the zone (REFUSED and errors are cheap to
+// rebuild), packed uncompressed so its answers can be shuffled.
+func memoable(resp *dns.Msg) bool {
+	return (resp.Rcode == dns.RcodeSuccess || resp.Rcode == dns.RcodeNameError) &&
+		resp.Authoritative && !resp.Truncated && !resp.Compress
+}
+
+// pack packs resp into dst, or returns a header-only SERVFAIL to the query
+// msg if it cannot be packed.
+func pack(resp *dns.Msg, msg, dst []byte) []byte {
 	out, err := resp.PackBuffer(dst[:cap(dst)])
 	if err != nil {
 		return appendRcode(dst, msg, dns.RcodeServerFailure)
@@ -119,7 +168,7 @@ func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Serv
 		return nil, fmt.Errorf("master.listen: %w", err)
 	}
 	s := &Service{Master: m, pcs: pcs, lns: lns, DNS: &proxy.Server{
-		Handler:          DNSHandler{Auth: zones.NewAuthority(m.Store()), Loaded: m.Polled},
+		Handler:          NewDNSHandler(zones.NewAuthority(m.Store()), m.Polled),
 		Logger:           logger.With("component", "master-dns"),
 		TCPIdleTimeout:   o.TCPIdleTimeout,
 		MaxTCPConns:      o.MaxTCPConns,
