@@ -450,6 +450,21 @@ func (r *Response) AppendAuthoritative(dst []byte, q *Query, limit int) ([]byte,
 // Answers reports whether r is the reply to q's question (ignoring case).
 func (r *Response) Answers(q *Query) bool { return r.sameQuestion(q) }
 
+// AnswerSpans appends to dst where each answer record of r's message
+// starts and then where the last one ends, from the TTL offsets the parse
+// recorded: record i starts where record i-1 ends, the first at the end of
+// the question.
+func (r *Response) AnswerSpans(dst []uint16) []uint16 {
+	msg, offs := r.buf[:r.msgLen], r.buf[r.msgLen:]
+	off := r.qend
+	for i := range r.ancount {
+		dst = append(dst, uint16(off))
+		ttl := int(binary.BigEndian.Uint16(offs[2*i:]))
+		off = ttl + 6 + int(binary.BigEndian.Uint16(msg[ttl+4:])) // TTL, RDLENGTH, RDATA
+	}
+	return append(dst, uint16(off))
+}
+
 // Size is the memory held by r, in bytes.
 func (r *Response) Size() int { return cap(r.buf) }
 

@@ -295,6 +295,14 @@ func TestAppendAuthoritative(t *testing.T) {
 	require.NoError(t, err)
 	r, err := ParseResponse(&sq, ub)
 	require.NoError(t, err)
+	// 25 uncompressed A records: owner, 10 bytes, 4 bytes of address each.
+	spans := r.AnswerSpans(nil)
+	require.Len(t, spans, 26)
+	rec := len(sq.Name()) + 10 + 4
+	for i, off := range spans {
+		require.Equal(t, uint16(r.qend+i*rec), off, "span %d", i)
+	}
+	require.Equal(t, r.msgLen, int(spans[25]), "no other records")
 
 	for _, tc := range []struct {
 		name  string

@@ -54,6 +54,15 @@ func newMaster(t testing.TB, cfg config.Master) *Master {
 	return m
 }
 
+// demoMaster returns a master that has polled DemoState once.
+func demoMaster(t testing.TB) *Master {
+	t.Helper()
+	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, ""))
+	m.UseState(DemoState)
+	require.NoError(t, m.Poll(t.Context()))
+	return m
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {

@@ -1,12 +1,12 @@
 package mesos
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"math/rand/v2"
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/miekg/dns"
 
 	"github.com/spartan-dns/spartan/internal/proxy/cache"
 )
@@ -41,8 +41,7 @@ type replyMemo struct {
 // memoEntry is one kept reply.
 type memoEntry struct {
 	r *cache.Response
-	// ans holds, for a reply with several answers, the offset of each
-	// answer record in the message and then the end of the last one; the
+	// ans holds, for a reply with several answers, its AnswerSpans; the
 	// records are uncompressed, so any order of them is a valid message.
 	ans []uint16
 }
@@ -57,43 +56,47 @@ func newReplyMemo() *replyMemo {
 func (e *memoEntry) size() int { return e.r.Size() + 2*len(e.ans) }
 
 // get writes the stored reply to q into dst if there is one for version
-// and it fits in limit bytes.
-func (m *replyMemo) get(q *cache.Query, version uint64, dst []byte, limit int) ([]byte, bool) {
+// and it fits in limit bytes (ok). held reports that there is one, fitting
+// or not: storing it again would only repeat the work.
+func (m *replyMemo) get(q *cache.Query, version uint64, dst []byte, limit int) (out []byte, ok, held bool) {
 	h := maphash.Bytes(m.seed, q.Key())
 	m.mu.Lock()
 	var e *memoEntry
-	ok := false
 	if m.version == version {
-		e, ok = m.lru.Get(h)
+		e, held = m.lru.Get(h)
 	}
 	m.mu.Unlock()
-	if !ok || !e.r.Answers(q) {
-		return dst[:0], false
+	if !held || !e.r.Answers(q) {
+		return dst[:0], false, false
 	}
-	out, ok := e.r.AppendAuthoritative(dst, q, limit)
+	out, ok = e.r.AppendAuthoritative(dst, q, limit)
 	if ok && len(e.ans) > 2 {
 		shuffleRecords(out, e.ans)
 	}
-	return out, ok
+	return out, ok, true
 }
 
 // put stores reply, the untruncated authoritative reply to q built from
-// the zones at version, with ancount answers. Replies above memoMaxReply
-// are not kept, nor are several answers that cannot be reordered.
-func (m *replyMemo) put(q *cache.Query, version uint64, reply []byte, ancount int) {
-	if len(reply) > memoMaxReply || ancount > memoMaxShuffled {
+// the zones at version, packed uncompressed (see memoable) so that its
+// answer records can move. Replies above memoMaxReply are not kept, nor
+// are more than memoMaxShuffled answers, nor several answers to ANY.
+func (m *replyMemo) put(q *cache.Query, version uint64, reply []byte) {
+	if len(reply) > memoMaxReply {
 		return
 	}
-	e := &memoEntry{}
-	if ancount > 1 {
-		var ok bool
-		if e.ans, ok = answerOffsets(reply, 12+len(q.Name())+4, ancount); !ok {
+	r, err := cache.ParseResponse(q, reply)
+	if err != nil {
+		return
+	}
+	e := &memoEntry{r: r}
+	if spans := r.AnswerSpans(nil); len(spans) > 2 {
+		// Several answers: shuffled on every write, as Zone.Lookup
+		// shuffles one record set; ANY keeps the zone's order, so it is
+		// rebuilt instead.
+		if len(spans) > memoMaxShuffled+1 || q.Qtype == dns.TypeANY {
 			return
 		}
-	}
-	var err error
-	if e.r, err = cache.ParseResponse(q, reply); err != nil {
-		return
+		e.ans = spans
 	}
 	h := maphash.Bytes(m.seed, q.Key())
 	m.mu.Lock()
@@ -111,51 +114,6 @@ func (m *replyMemo) put(q *cache.Query, version uint64, reply []byte, ancount in
 	for m.bytes > memoMaxBytes {
 		m.lru.RemoveOldest()
 	}
-}
-
-// answerOffsets returns where each of the n answer records of msg starts,
-// the answer section starting at off, and where the last one ends. ok is
-// false if a name in them is compressed (a pointer would break when the
-// records move) or the message is cut short.
-func answerOffsets(msg []byte, off, n int) ([]uint16, bool) {
-	offs := make([]uint16, 0, n+1)
-	for range n {
-		offs = append(offs, uint16(off))
-		for {
-			if off >= len(msg) {
-				return nil, false
-			}
-			l := int(msg[off])
-			if l == 0 {
-				off++
-				break
-			}
-			if l > 63 { // a pointer or an extended label type
-				return nil, false
-			}
-			off += 1 + l
-		}
-		if off+10 > len(msg) {
-			return nil, false
-		}
-		rtype := binary.BigEndian.Uint16(msg[off:])
-		off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
-		if off > len(msg) || !plainRdata(rtype) {
-			return nil, false
-		}
-	}
-	return append(offs, uint16(off)), true
-}
-
-// plainRdata reports whether the records of type t the zones serve with
-// several answers have RDATA that moves with them: addresses, or names
-// the zone packs uncompressed (miekg/dns compresses only when asked).
-func plainRdata(t uint16) bool {
-	switch t {
-	case 1, 28, 33, 2: // A, AAAA, SRV, NS
-		return true
-	}
-	return false
 }
 
 // shuffleRecords puts the records between offs[0] and offs[len(offs)-1]

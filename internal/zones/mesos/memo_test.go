@@ -3,6 +3,8 @@ package mesos
 import (
 	"bytes"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -16,9 +18,7 @@ import (
 // reply (built on the first query, patched from the memo on the next ones)
 // is byte for byte the reply the general path builds.
 func TestMemoRepliesAsGeneralPath(t *testing.T) {
-	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, ""))
-	m.UseState(DemoState)
-	require.NoError(t, m.Poll(t.Context()))
+	m := demoMaster(t)
 	auth := zones.NewAuthority(m.Store())
 	general := DNSHandler{Auth: auth}
 
@@ -62,6 +62,8 @@ func TestMemoRepliesAsGeneralPath(t *testing.T) {
 		{"NODATA", query("nginx.marathon.mesos.", dns.TypeAAAA, nil), false, 1},
 		{"NXDOMAIN", query("nope.marathon.mesos.", dns.TypeA, edns(1232, false)), false, 1},
 		{"SOA", query("mesos.", dns.TypeSOA, nil), false, 1},
+		{"ANY at the apex: several sets, in the zone's order", query("mesos.", dns.TypeANY, nil), false, 0},
+		{"ANY with one record", query("nginx.marathon.mesos.", dns.TypeANY, nil), false, 1},
 		{"refused outside the zones", query("example.com.", dns.TypeA, nil), false, 0},
 		{"class CH", query("nginx.marathon.mesos.", dns.TypeA, func(q *dns.Msg) { q.Question[0].Qclass = dns.ClassCHAOS }), false, 0},
 		{"EDNS version 1", query("nginx.marathon.mesos.", dns.TypeA, func(q *dns.Msg) {
@@ -95,9 +97,7 @@ func TestMemoRepliesAsGeneralPath(t *testing.T) {
 // TestMemoFollowsZoneSwap: a name whose address changes in the next state
 // is answered from the new zone as soon as it is swapped in.
 func TestMemoFollowsZoneSwap(t *testing.T) {
-	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, ""))
-	m.UseState(DemoState)
-	require.NoError(t, m.Poll(t.Context()))
+	m := demoMaster(t)
 	addr := serveAuthority(t, zones.NewAuthority(m.Store()))
 
 	checkDig(t, addr, []string{"nginx.marathon.mesos", "A"}, "NOERROR", true, "10.3.0.3", false)
@@ -114,9 +114,7 @@ func TestMemoFollowsZoneSwap(t *testing.T) {
 // and their answers still come in varying order, as Mesos-DNS serves them;
 // every reply holds the same records as the general path's.
 func TestMemoKeepsShuffling(t *testing.T) {
-	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, ""))
-	m.UseState(DemoState)
-	require.NoError(t, m.Poll(t.Context()))
+	m := demoMaster(t)
 	auth := zones.NewAuthority(m.Store())
 	general := DNSHandler{Auth: auth}
 
@@ -164,5 +162,48 @@ func TestMemoKeepsShuffling(t *testing.T) {
 			// shuffle is gone (the chance that it is not is 2^-39).
 			require.Len(t, orders, 2, "orders seen: %v", orders)
 		})
+	}
+}
+
+// TestMemoTooLargeForUDP: a kept reply that a UDP client's buffer cannot
+// take goes the general path (which compresses it, or truncates it record
+// by record), and the kept one is not built and stored again for each
+// such query.
+func TestMemoTooLargeForUDP(t *testing.T) {
+	// 30 agents: slave.mesos is between 512 and 1232 bytes.
+	var slaves []string
+	for i := range 30 {
+		slaves = append(slaves, `{"id":"s`+strconv.Itoa(i)+`","pid":"slave(1)@10.9.0.`+strconv.Itoa(i+1)+`:5051"}`)
+	}
+	m := newMaster(t, masterConfig(t, []string{"127.0.0.1:5050"}, ""))
+	m.UseState([]byte(`{"leader":"master@127.0.0.1:5050","slaves":[` + strings.Join(slaves, ",") + `]}`))
+	require.NoError(t, m.Poll(t.Context()))
+	auth := zones.NewAuthority(m.Store())
+	general := DNSHandler{Auth: auth}
+	h := NewDNSHandler(auth, nil)
+	q := new(dns.Msg)
+	q.SetQuestion("slave.mesos.", dns.TypeA)
+	wire, err := q.Pack()
+	require.NoError(t, err)
+
+	tcp, ok := h.ServeFast(&proxy.Request{Msg: wire, TCP: true}, nil)
+	require.True(t, ok)
+	require.Greater(t, len(tcp), 512)
+	require.LessOrEqual(t, len(tcp), memoMaxReply)
+	require.Equal(t, 1, h.memo.lru.Len())
+	kept := h.memo.lru.Values()[0]
+	for range 3 {
+		want, ok := general.ServeFast(&proxy.Request{Msg: wire}, nil)
+		require.True(t, ok)
+		got, ok := h.ServeFast(&proxy.Request{Msg: wire}, nil)
+		require.True(t, ok)
+		var w, r dns.Msg
+		require.NoError(t, w.Unpack(want))
+		require.NoError(t, r.Unpack(got))
+		require.LessOrEqual(t, len(got), 512)
+		require.Equal(t, len(want), len(got))
+		require.Equal(t, w.Truncated, r.Truncated)
+		require.Len(t, r.Answer, len(w.Answer))
+		require.Same(t, kept, h.memo.lru.Values()[0], "the kept reply is not stored again")
 	}
 }

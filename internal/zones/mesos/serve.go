@@ -66,13 +66,16 @@ func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
 	var q cache.Query
 	memo := loaded && h.memo != nil && q.Parse(msg) == nil && q.Cacheable()
 	var version uint64
+	held := false
 	if memo {
 		version = h.Auth.Version()
 		limit := dns.MaxMsgSize
 		if !req.TCP {
 			limit = q.UDPLimit()
 		}
-		if out, ok := h.memo.get(&q, version, dst, limit); ok {
+		var out []byte
+		var ok bool
+		if out, ok, held = h.memo.get(&q, version, dst, limit); ok {
 			return out
 		}
 	}
@@ -88,8 +91,8 @@ func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
 	// client gets whenever it fits.
 	resp := h.Auth.Reply(&m, true)
 	out := pack(resp, msg, dst)
-	if memo && memoable(resp) {
-		h.memo.put(&q, version, out, len(resp.Answer))
+	if memo && !held && memoable(resp) {
+		h.memo.put(&q, version, out)
 	}
 	if req.TCP || len(out) <= zones.ReplySize(&m, false) {
 		return out
@@ -101,7 +104,8 @@ func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
 
 // memoable reports whether resp may be replayed to later queries: an
 // answer or NXDOMAIN from the zone (REFUSED and errors are cheap to
-// rebuild), packed uncompressed so its answers can be shuffled.
+// rebuild), packed uncompressed so its answers can be shuffled: a moved
+// record would break a compression pointer into or out of it.
 func memoable(resp *dns.Msg) bool {
 	return (resp.Rcode == dns.RcodeSuccess || resp.Rcode == dns.RcodeNameError) &&
 		resp.Authoritative && !resp.Truncated && !resp.Compress

@@ -45,9 +45,7 @@ func dig(t *testing.T, addr string, args ...string) string {
 }
 
 func TestServeWithDig(t *testing.T) {
-	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, ""))
-	m.UseState(DemoState)
-	require.NoError(t, m.Poll(t.Context()))
+	m := demoMaster(t)
 	addr := serveAuthority(t, zones.NewAuthority(m.Store()))
 
 	for _, tc := range []struct {
