@@ -12,6 +12,7 @@ import (
 	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/metrics"
 	"github.com/spartan-dns/spartan/internal/proxy/cache"
+	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/upstream"
 	"github.com/spartan-dns/spartan/internal/zones"
 )
@@ -40,7 +41,7 @@ type Node struct {
 	// cluster change.
 	Cache     *cache.Cache
 	Forwarder *Forwarder
-	Server    *Server
+	Server    *server.Server
 	pcs       []net.PacketConn
 	lns       []net.Listener
 	logger    *slog.Logger
@@ -111,12 +112,12 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		n.warnClusterUnserved()
 	}
 	if len(n.pcs) == 0 && len(n.lns) == 0 {
-		if n.pcs, n.lns, err = ListenAll(ctx, cfg.Listen); err != nil {
+		if n.pcs, n.lns, err = server.ListenAll(ctx, cfg.Listen); err != nil {
 			fwd.Close()
 			return nil, err
 		}
 	}
-	n.Server = &Server{
+	n.Server = &server.Server{
 		Handler: fwd, Logger: logger,
 		TCPIdleTimeout: cfg.TCPIdleTimeout.D(), MaxTCPConns: cfg.MaxTCPConnections,
 		UDPReceiveBuffer: cfg.UDPReceiveBuffer,

@@ -17,13 +17,14 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/spartan-dns/spartan/internal/dnswire"
 	"github.com/spartan-dns/spartan/internal/metrics"
 )
 
 // EDNSSize is the UDP payload size advertised upstream (DNS Flag Day
 // 2020): large enough for most answers, small enough to avoid IP
 // fragmentation.
-const EDNSSize = 1232
+const EDNSSize = dnswire.MaxUDPSize
 
 // readBufSize is the read buffer of a UDP leg. A reply that fills it may
 // have been cut by the kernel; it is treated as truncated and retried

@@ -2,80 +2,32 @@ package upstream
 
 import (
 	"encoding/binary"
-	"errors"
+	"fmt"
 
-	"github.com/spartan-dns/spartan/internal/proxy/cache"
+	"github.com/spartan-dns/spartan/internal/dnswire"
 )
 
 // Wire-format offsets and flags, RFC 1035 4.1.1.
 const (
-	headerLen = 12
+	headerLen = dnswire.HeaderLen
 	flagQR    = 1 << 15
 	flagTC    = 1 << 9
-	maxLabel  = 63
-	maxName   = 255
 
 	rcodeNoError  = 0
-	rcodeServFail = 2
 	rcodeNXDomain = 3
 )
 
 // errQuery reports a query this package cannot send: it must be a packed
 // message with exactly one uncompressed question.
-var errQuery = errors.New("upstream: query is not a packed message with one question")
+var errQuery = fmt.Errorf("upstream: query: %w", dnswire.ErrQuestion)
 
 // questionEnd returns the end of the single question of a packed query.
 func questionEnd(q []byte) (int, error) {
-	if len(q) < headerLen || binary.BigEndian.Uint16(q[4:]) != 1 {
+	end, err := dnswire.QuestionEnd(q)
+	if err != nil {
 		return 0, errQuery
 	}
-	off, ok := skipName(q, headerLen, false)
-	if !ok || off+4 > len(q) {
-		return 0, errQuery
-	}
-	return off + 4, nil
-}
-
-// skipName returns the offset after the name at off. With pointers false a
-// compression pointer makes the name invalid (a question's name is never
-// compressed in a well-formed message: nothing precedes it to point to).
-// Pointers must point backwards, which bounds the walk.
-func skipName(msg []byte, off int, pointers bool) (int, bool) {
-	end := -1
-	total := 0
-	for {
-		if off >= len(msg) {
-			return 0, false
-		}
-		l := int(msg[off])
-		switch {
-		case l == 0:
-			if end < 0 {
-				end = off + 1
-			}
-			return end, true
-		case l&0xC0 == 0xC0:
-			if !pointers || off+1 >= len(msg) {
-				return 0, false
-			}
-			target := int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF)
-			if target >= off || target < headerLen {
-				return 0, false
-			}
-			if end < 0 {
-				end = off + 2
-			}
-			off = target
-		case l > maxLabel:
-			return 0, false // 0x40 and 0x80: obsolete label types
-		default:
-			total += l + 1
-			if total > maxName {
-				return 0, false
-			}
-			off += 1 + l
-		}
-	}
+	return end, nil
 }
 
 // verdict is what a datagram read on a leg's socket means for the leg.
@@ -98,7 +50,7 @@ const (
 // (the query's bytes from offset 12 to the end of its question).
 //
 // A reply that match finds to be a NOERROR or NXDOMAIN reply to the leg is
-// an answer (or truncated, with TC) only when cache.CheckReply accepts it:
+// an answer (or truncated, with TC) only when dnswire.CheckReply accepts it:
 // the reply parser's own structural check (opcode, every name including
 // those in record data, record bounds, OPT placement, SOA data), so a reply
 // that wins a race always parses. One it refuses is a failure, held while
@@ -108,7 +60,7 @@ func check(reply []byte, id uint16, question []byte) verdict {
 	if v != answer {
 		return v
 	}
-	if cache.CheckReply(question, reply) != nil {
+	if dnswire.CheckReply(question, reply) != nil {
 		return failure
 	}
 	if binary.BigEndian.Uint16(reply[2:])&flagTC != 0 {
@@ -150,8 +102,8 @@ func match(reply []byte, id uint16, question []byte) verdict {
 		return mismatch
 	}
 	qend := headerLen + len(question)
-	if len(reply) < qend || !equalFoldQuestion(reply[headerLen:qend], question) {
-		if off, ok := skipName(reply, headerLen, true); !ok || off+4 > len(reply) {
+	if len(reply) < qend || !dnswire.EqualQuestion(reply[headerLen:qend], question) {
+		if off, ok := dnswire.SkipName(reply, headerLen, true); !ok || off+4 > len(reply) {
 			return failure
 		}
 		return mismatch
@@ -160,27 +112,4 @@ func match(reply []byte, id uint16, question []byte) verdict {
 		return failure
 	}
 	return answer
-}
-
-// equalFoldQuestion compares two uncompressed questions of equal length
-// (name, type, class): the name's ASCII letters case-insensitively (RFC
-// 4343), type and class exactly.
-func equalFoldQuestion(a, b []byte) bool {
-	n := len(b) - 4
-	for i := 0; i < n; i++ {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return a[n] == b[n] && a[n+1] == b[n+1] && a[n+2] == b[n+2] && a[n+3] == b[n+3]
 }

@@ -5,9 +5,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/dnswire"
 	"github.com/stretchr/testify/require"
-
-	"github.com/spartan-dns/spartan/internal/proxy/cache"
 )
 
 // packedReply returns the query for name/qtype as a leg sends it (ID, one
@@ -92,7 +91,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add(tc)
 	qend, err := questionEnd(query)
 	require.NoError(f, err)
-	var q cache.Query
+	var q dnswire.Query
 	require.NoError(f, q.Parse(query))
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		if len(reply) >= 2 {
@@ -100,7 +99,7 @@ func FuzzCheck(f *testing.F) {
 		}
 		switch check(reply, 0x1234, query[headerLen:qend]) {
 		case answer, truncated:
-			_, err := cache.ParseResponse(&q, reply)
+			_, err := dnswire.ParseResponse(&q, reply)
 			require.NoError(t, err)
 		}
 	})

@@ -17,8 +17,8 @@ import (
 func TestFlushHandler(t *testing.T) {
 	c := newTestCache(t, testsupport.NewClock(), nil)
 	for _, name := range []string{"a.example.", "b.example."} {
-		require.True(t, insert(t, c, newQuery(name, dns.TypeA), replySpec{answer: aRecords(t, name, 300, 1)}))
-		require.True(t, insert(t, c, newQuery(name, dns.TypeAAAA), replySpec{}))
+		require.True(t, insert(t, c, testsupport.NewQuery(name, dns.TypeA), testsupport.ReplySpec{Answer: testsupport.ARecords(t, name, 300, 1)}))
+		require.True(t, insert(t, c, testsupport.NewQuery(name, dns.TypeAAAA), testsupport.ReplySpec{}))
 	}
 	srv := httptest.NewServer(c.FlushHandler())
 	defer srv.Close()

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/dnswire"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
 // numberedA returns a packed query and reply for host-NNNNNN.example.com. A
@@ -18,11 +20,11 @@ import (
 func numberedA(t testing.TB) (query, reply []byte, digitsAt int) {
 	t.Helper()
 	name := "host-000000.example.com."
-	qm := newQuery(name, dns.TypeA, withEDNS(1232, false))
+	qm := testsupport.NewQuery(name, dns.TypeA, testsupport.WithEDNS(1232, false))
 	query, err := qm.Pack()
 	require.NoError(t, err)
-	reply = packReply(t, qm, replySpec{answer: aRecords(t, name, 300, 1), optSize: 1232})
-	return query, reply, headerLen + 1 + len("host-")
+	reply = testsupport.PackReply(t, qm, testsupport.ReplySpec{Answer: testsupport.ARecords(t, name, 300, 1), OptSize: 1232})
+	return query, reply, dnswire.HeaderLen + 1 + len("host-")
 }
 
 func setDigits(b []byte, at, n int) {
@@ -44,12 +46,12 @@ func measureCache(t testing.TB, n int) (heap, accounted int64) {
 	runtime.ReadMemStats(&before)
 	c, err := New(Options{Config: cfg})
 	require.NoError(t, err)
-	var q Query
+	var q dnswire.Query
 	for i := range n {
 		setDigits(query, at, i)
 		setDigits(reply, at, i)
 		require.NoError(t, q.Parse(query))
-		r, err := ParseResponse(&q, reply)
+		r, err := dnswire.ParseResponse(&q, reply)
 		require.NoError(t, err)
 		require.True(t, c.Insert(&q, r))
 	}
@@ -92,20 +94,20 @@ func BenchmarkMemory100kA(b *testing.B) {
 func BenchmarkGetHit(b *testing.B) {
 	for _, tc := range []struct {
 		name string
-		opts []queryOpt
+		opts []testsupport.QueryOption
 	}{
 		{"plain", nil},
-		{"edns", []queryOpt{withEDNS(1232, false)}},
+		{"edns", []testsupport.QueryOption{testsupport.WithEDNS(1232, false)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			c, err := New(Options{Config: config.Default().Cache})
 			require.NoError(b, err)
-			qm := newQuery("www.Example.com.", dns.TypeA, tc.opts...)
+			qm := testsupport.NewQuery("www.Example.com.", dns.TypeA, tc.opts...)
 			query, err := qm.Pack()
 			require.NoError(b, err)
-			var q Query
+			var q dnswire.Query
 			require.NoError(b, q.Parse(query))
-			r, err := ParseResponse(&q, packReply(b, qm, replySpec{answer: aRecords(b, "www.example.com.", 300, 2), optSize: 1232}))
+			r, err := dnswire.ParseResponse(&q, testsupport.PackReply(b, qm, testsupport.ReplySpec{Answer: testsupport.ARecords(b, "www.example.com.", 300, 2), OptSize: 1232}))
 			require.NoError(b, err)
 			require.True(b, c.Insert(&q, r))
 			buf := make([]byte, 0, 1232)
@@ -131,19 +133,19 @@ func BenchmarkGetHitParallel(b *testing.B) {
 	queries := make([][]byte, names)
 	for i := range queries {
 		name := fmt.Sprintf("n%d.example.com.", i)
-		qm := newQuery(name, dns.TypeA)
+		qm := testsupport.NewQuery(name, dns.TypeA)
 		queries[i], err = qm.Pack()
 		require.NoError(b, err)
-		var q Query
+		var q dnswire.Query
 		require.NoError(b, q.Parse(queries[i]))
-		r, err := ParseResponse(&q, packReply(b, qm, replySpec{answer: aRecords(b, name, 300, 1)}))
+		r, err := dnswire.ParseResponse(&q, testsupport.PackReply(b, qm, testsupport.ReplySpec{Answer: testsupport.ARecords(b, name, 300, 1)}))
 		require.NoError(b, err)
 		require.True(b, c.Insert(&q, r))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		var q Query
+		var q dnswire.Query
 		buf := make([]byte, 0, 512)
 		i := 0
 		for pb.Next() {
@@ -158,22 +160,11 @@ func BenchmarkGetHitParallel(b *testing.B) {
 	})
 }
 
-func BenchmarkParseQuery(b *testing.B) {
-	query := packQuery(b, "some-service.marathon.mesos.", dns.TypeSRV, withEDNS(1232, true))
-	var q Query
-	b.ReportAllocs()
-	for range b.N {
-		if err := q.Parse(query); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func BenchmarkInsert(b *testing.B) {
 	query, reply, at := numberedA(b)
 	c, err := New(Options{Config: config.Default().Cache, Now: func() time.Time { return time.Unix(0, 0) }})
 	require.NoError(b, err)
-	var q Query
+	var q dnswire.Query
 	b.ReportAllocs()
 	for i := range b.N {
 		setDigits(query, at, i%1_000_000)
@@ -181,7 +172,7 @@ func BenchmarkInsert(b *testing.B) {
 		if err := q.Parse(query); err != nil {
 			b.Fatal(err)
 		}
-		r, err := ParseResponse(&q, reply)
+		r, err := dnswire.ParseResponse(&q, reply)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,7 +1,7 @@
-// Package cache is spartan's response cache. It works on the wire format: a
-// query is parsed without building a dns.Msg (Query.Parse), replies are
-// stored packed and without OPT together with the offsets of their TTL
-// fields (Response), and a hit is answered by copying the stored packet and
+// Package cache is spartan's response cache. It works on the wire format,
+// through package dnswire: a query is parsed without building a dns.Msg
+// (dnswire.Query), replies are stored packed and without OPT together with
+// the offsets of their TTL fields (dnswire.Response), and a hit is answered by copying the stored packet and
 // patching the ID, flags, question casing and TTLs, then appending an OPT
 // that matches the client's. The hit path allocates nothing.
 //
@@ -27,6 +27,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/dnswire"
 )
 
 // EntryOverhead is the memory accounted to an entry on top of its packed
@@ -68,7 +69,7 @@ const (
 )
 
 type entry struct {
-	Response
+	dnswire.Response
 	flags      byte  // DO/CD key bits
 	kind       kind  //
 	stored     int64 // nanoseconds since Cache.base
@@ -136,12 +137,11 @@ func New(o Options) (*Cache, error) {
 	}
 	c.base = c.now()
 	if o.ClusterDomain != "" {
-		wire := make([]byte, maxNameWire)
-		n, err := dns.PackDomainName(dns.Fqdn(o.ClusterDomain), wire, 0, nil, false)
+		wire, err := dnswire.WireName(o.ClusterDomain)
 		if err != nil {
 			return nil, fmt.Errorf("cache: cluster domain %q: %w", o.ClusterDomain, err)
 		}
-		c.cluster = bytes.ToLower(wire[:n])
+		c.cluster = wire
 	}
 	lru, err := simplelru.NewLRU(o.Config.MaxEntries, c.onRemove)
 	if err != nil {
@@ -162,12 +162,12 @@ func (c *Cache) onRemove(_ uint64, e *entry) {
 
 func (c *Cache) clock() int64 { return int64(c.now().Sub(c.base)) }
 
-func (c *Cache) hash(q *Query) uint64 { return maphash.Bytes(c.seed, q.Key()) }
+func (c *Cache) hash(q *dnswire.Query) uint64 { return maphash.Bytes(c.seed, q.Key()) }
 
 // matches reports whether e answers q: the hash selected it, this makes
 // sure it is not a collision.
-func (e *entry) matches(q *Query) bool {
-	return e.flags == q.flags() && e.sameQuestion(q)
+func (e *entry) matches(q *dnswire.Query) bool {
+	return e.flags == q.KeyFlags() && e.Answers(q)
 }
 
 // Get looks q up and, on a fresh hit, writes the reply for q into dst
@@ -177,7 +177,7 @@ func (e *entry) matches(q *Query) bool {
 // its lifetime left: the caller should refresh it in the background.
 // A Stale status writes nothing: the caller asks the upstreams first and
 // calls WriteStale if they fail.
-func (c *Cache) Get(q *Query, dst []byte, limit int) (reply []byte, st Status, prefetch bool) {
+func (c *Cache) Get(q *dnswire.Query, dst []byte, limit int) (reply []byte, st Status, prefetch bool) {
 	reply, st, prefetch, _ = c.get(q, dst, limit)
 	return reply, st, prefetch
 }
@@ -186,7 +186,7 @@ func (c *Cache) Get(q *Query, dst []byte, limit int) (reply []byte, st Status, p
 // fetched by a race for TCP clients (insert): its refresh, a prefetch or
 // the race behind a stale answer, must be too, or a reply that only fits
 // TCP would come back truncated over UDP and the entry would just expire.
-func (c *Cache) get(q *Query, dst []byte, limit int) (reply []byte, st Status, prefetch, tcp bool) {
+func (c *Cache) get(q *dnswire.Query, dst []byte, limit int) (reply []byte, st Status, prefetch, tcp bool) {
 	h := c.hash(q)
 	c.mu.Lock()
 	e, ok := c.lru.Get(h)
@@ -214,11 +214,9 @@ func (c *Cache) get(q *Query, dst []byte, limit int) (reply []byte, st Status, p
 	c.hits.Add(1)
 	hits := e.hits.Add(1)
 	left := e.expires - now
-	mode := ttlMode{
-		age:   uint32((now - e.stored) / int64(time.Second)),
-		limit: uint32(min((left+int64(time.Second)-1)/int64(time.Second), math.MaxUint32)),
-	}
-	reply = e.appendReply(dst, q, limit, mode)
+	age := uint32((now - e.stored) / int64(time.Second))
+	maxTTL := uint32(min((left+int64(time.Second)-1)/int64(time.Second), math.MaxUint32))
+	reply = e.AppendAged(dst, q, limit, age, maxTTL)
 	if c.cfg.PrefetchHits > 0 && hits >= uint32(c.cfg.PrefetchHits) &&
 		left*10 < e.expires-e.stored && e.kind != kindServFail &&
 		e.prefetched.CompareAndSwap(false, true) {
@@ -231,7 +229,7 @@ func (c *Cache) get(q *Query, dst []byte, limit int) (reply []byte, st Status, p
 // WriteStale writes the expired entry for q into dst with every TTL set to
 // StaleTTL, if it is still within StaleMaxAge past expiry (RFC 8767). ok
 // is false when there is nothing to serve.
-func (c *Cache) WriteStale(q *Query, dst []byte, limit int) (reply []byte, ok bool) {
+func (c *Cache) WriteStale(q *dnswire.Query, dst []byte, limit int) (reply []byte, ok bool) {
 	h := c.hash(q)
 	c.mu.Lock()
 	e, found := c.lru.Peek(h)
@@ -244,19 +242,18 @@ func (c *Cache) WriteStale(q *Query, dst []byte, limit int) (reply []byte, ok bo
 		return dst[:0], false
 	}
 	c.stale.Add(1)
-	mode := ttlMode{stale: true, value: uint32(time.Duration(c.cfg.StaleTTL) / time.Second)}
-	return e.appendReply(dst, q, limit, mode), true
+	return e.AppendStale(dst, q, limit, uint32(time.Duration(c.cfg.StaleTTL)/time.Second)), true
 }
 
 // TTL returns how long r would be cached as the answer to q, and false
 // when it would not be cached at all.
-func (c *Cache) TTL(q *Query, r *Response) (time.Duration, bool) {
+func (c *Cache) TTL(q *dnswire.Query, r *dnswire.Response) (time.Duration, bool) {
 	_, ttl, ok := c.policy(q, r)
 	return ttl, ok
 }
 
-func (c *Cache) policy(q *Query, r *Response) (kind, time.Duration, bool) {
-	if !q.Cacheable() || r.truncated || r.signed {
+func (c *Cache) policy(q *dnswire.Query, r *dnswire.Response) (kind, time.Duration, bool) {
+	if !q.Cacheable() || r.Truncated() || r.Signed() {
 		return 0, 0, false
 	}
 	sec := func(s uint32) time.Duration { return time.Duration(s) * time.Second }
@@ -264,28 +261,28 @@ func (c *Cache) policy(q *Query, r *Response) (kind, time.Duration, bool) {
 		k   kind
 		ttl time.Duration
 	)
-	switch {
-	case r.rcode == rcodeNoError && r.ancount > 0:
+	switch rcode := r.Rcode(); {
+	case rcode == dns.RcodeSuccess && r.AnswerCount() > 0:
 		k = kindPositive
-		ttl = sec(r.minAnswer)
+		ttl = sec(r.MinAnswerTTL())
 		ttl = max(ttl, time.Duration(c.cfg.MinTTL))
 		ttl = min(ttl, time.Duration(c.cfg.MaxTTL))
-	case r.rcode == rcodeNoError || r.rcode == rcodeNXDomain:
+	case rcode == dns.RcodeSuccess || rcode == dns.RcodeNameError:
 		// RFC 2308 5: the SOA's TTL, but no more than its MINIMUM.
 		k = kindNegative
 		ttl = time.Duration(c.cfg.NegativeTTL)
-		if r.hasSOA {
-			ttl = sec(min(r.soaTTL, r.soaMin))
+		if soaTTL, soaMin, ok := r.SOA(); ok {
+			ttl = sec(min(soaTTL, soaMin))
 		}
-		if r.ancount > 0 { // a CNAME chain ending in NXDOMAIN
-			ttl = min(ttl, sec(r.minAnswer))
+		if r.AnswerCount() > 0 { // a CNAME chain ending in NXDOMAIN
+			ttl = min(ttl, sec(r.MinAnswerTTL()))
 		}
 		if c.inCluster(q) {
 			ttl = min(ttl, time.Duration(c.cfg.ClusterNegativeMaxTTL))
 		} else {
 			ttl = min(ttl, time.Duration(c.cfg.NegativeMaxTTL))
 		}
-	case r.rcode == rcodeServFail:
+	case rcode == dns.RcodeServerFailure:
 		k = kindServFail
 		ttl = time.Duration(c.cfg.ServFailTTL)
 	default:
@@ -295,42 +292,30 @@ func (c *Cache) policy(q *Query, r *Response) (kind, time.Duration, bool) {
 }
 
 // inCluster reports whether q's name is the cluster domain or below it.
-func (c *Cache) inCluster(q *Query) bool {
-	if len(c.cluster) == 0 {
-		return false
-	}
-	name := q.key[:q.nameLen]
-	for i := 0; i < len(name); i += int(name[i]) + 1 {
-		if len(name)-i == len(c.cluster) {
-			return bytes.Equal(name[i:], c.cluster)
-		}
-		if len(name)-i < len(c.cluster) || name[i] == 0 {
-			return false
-		}
-	}
-	return false
+func (c *Cache) inCluster(q *dnswire.Query) bool {
+	return len(c.cluster) > 0 && dnswire.InZone(q.LowerName(), c.cluster)
 }
 
 // Insert caches r as the answer to q if the policy allows it and reports
 // whether it did. A SERVFAIL never replaces an entry that is fresh or
 // still servable as stale.
-func (c *Cache) Insert(q *Query, r *Response) bool { return c.insert(q, r, false) }
+func (c *Cache) Insert(q *dnswire.Query, r *dnswire.Response) bool { return c.insert(q, r, false) }
 
 // insert is Insert noting whether r was fetched by a race for TCP clients
 // (one that retries a truncated UDP reply over TCP).
-func (c *Cache) insert(q *Query, r *Response, tcp bool) bool {
+func (c *Cache) insert(q *dnswire.Query, r *dnswire.Response, tcp bool) bool {
 	k, ttl, ok := c.policy(q, r)
-	if !ok || !r.sameQuestion(q) {
+	if !ok || !r.Answers(q) {
 		return false
 	}
 	now := c.clock()
 	e := &entry{
 		Response: *r,
-		flags:    q.flags(),
+		flags:    q.KeyFlags(),
 		kind:     k,
 		stored:   now,
 		expires:  now + int64(ttl),
-		size:     int64(cap(r.buf)) + EntryOverhead,
+		size:     int64(r.Size()) + EntryOverhead,
 		tcp:      tcp,
 	}
 	e.staleUntil = e.expires
@@ -384,21 +369,19 @@ func (c *Cache) Flush() {
 // returns how many it removed. name is in presentation format; case does
 // not matter. It scans the whole cache: it is an administrative operation.
 func (c *Cache) FlushName(name string) (int, error) {
-	wire := make([]byte, maxNameWire)
-	n, err := dns.PackDomainName(dns.Fqdn(name), wire, 0, nil, false)
+	wire, err := dnswire.WireName(name)
 	if err != nil {
 		return 0, fmt.Errorf("cache: flush %q: %w", name, err)
 	}
-	wire = bytes.ToLower(wire[:n])
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	removed := 0
 	for _, h := range c.lru.Keys() {
 		e, ok := c.lru.Peek(h)
-		if !ok || e.qend-headerLen != len(wire)+4 {
+		if !ok {
 			continue
 		}
-		if bytes.Equal(e.buf[headerLen:headerLen+len(wire)], wire) {
+		if qs := e.Question(); len(qs) == len(wire)+4 && bytes.Equal(qs[:len(wire)], wire) {
 			c.lru.Remove(h)
 			removed++
 		}

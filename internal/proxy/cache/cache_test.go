@@ -9,17 +9,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/dnswire"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
 func TestHitRewritesForClient(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
-	stored := newQuery("www.example.com.", dns.TypeA, withEDNS(4096, false))
-	require.True(t, insert(t, c, stored, replySpec{
-		answer:  aRecords(t, "www.example.com.", 300, 2),
-		extra:   []dns.RR{rr(t, "ns.example.com. 600 IN A 192.0.2.53")},
-		optSize: 4096,
+	stored := testsupport.NewQuery("www.example.com.", dns.TypeA, testsupport.WithEDNS(4096, false))
+	require.True(t, insert(t, c, stored, testsupport.ReplySpec{
+		Answer:  testsupport.ARecords(t, "www.example.com.", 300, 2),
+		Extra:   []dns.RR{testsupport.RR(t, "ns.example.com. 600 IN A 192.0.2.53")},
+		OptSize: 4096,
 	}))
 
 	tests := []struct {
@@ -27,8 +28,8 @@ func TestHitRewritesForClient(t *testing.T) {
 		query   *dns.Msg
 		wantOPT bool
 	}{
-		{"no EDNS, other casing", newQuery("WWW.Example.COM.", dns.TypeA, withID(77)), false},
-		{"EDNS", newQuery("www.EXAMPLE.com.", dns.TypeA, withID(78), withEDNS(1232, false)), true},
+		{"no EDNS, other casing", testsupport.NewQuery("WWW.Example.COM.", dns.TypeA, testsupport.WithID(77)), false},
+		{"EDNS", testsupport.NewQuery("www.EXAMPLE.com.", dns.TypeA, testsupport.WithID(78), testsupport.WithEDNS(1232, false)), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,11 +46,11 @@ func TestHitRewritesForClient(t *testing.T) {
 			opt := m.IsEdns0()
 			require.Equal(t, tt.wantOPT, opt != nil)
 			if opt != nil {
-				require.Equal(t, uint16(MaxUDPSize), opt.UDPSize())
+				require.Equal(t, uint16(dnswire.MaxUDPSize), opt.UDPSize())
 				require.False(t, opt.Do())
 			}
 			// The additional record is capped at the entry's lifetime.
-			require.Equal(t, []uint32{300, 300, 300}, ttls(m))
+			require.Equal(t, []uint32{300, 300, 300}, testsupport.TTLs(m))
 		})
 	}
 	require.Equal(t, uint64(2), c.Stats().Hits)
@@ -58,11 +59,11 @@ func TestHitRewritesForClient(t *testing.T) {
 func TestTTLDecrementAndExpiry(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.StaleMaxAge = 0 })
-	q := newQuery("a.example.", dns.TypeA)
-	require.True(t, insert(t, c, q, replySpec{
-		answer: []dns.RR{rr(t, "a.example. 300 IN CNAME b.example."), rr(t, "b.example. 100 IN A 192.0.2.1")},
-		ns:     []dns.RR{rr(t, "example. 86400 IN NS ns.example.")},
-		extra:  []dns.RR{rr(t, "ns.example. 50 IN A 192.0.2.53")},
+	q := testsupport.NewQuery("a.example.", dns.TypeA)
+	require.True(t, insert(t, c, q, testsupport.ReplySpec{
+		Answer: []dns.RR{testsupport.RR(t, "a.example. 300 IN CNAME b.example."), testsupport.RR(t, "b.example. 100 IN A 192.0.2.1")},
+		Ns:     []dns.RR{testsupport.RR(t, "example. 86400 IN NS ns.example.")},
+		Extra:  []dns.RR{testsupport.RR(t, "ns.example. 50 IN A 192.0.2.53")},
 	}))
 	// The entry lives 100 s (the lowest answer TTL); every TTL counts down
 	// from its own value, never below 0, and never above what is left of
@@ -85,17 +86,17 @@ func TestTTLDecrementAndExpiry(t *testing.T) {
 			continue
 		}
 		require.Equal(t, Fresh, st, "step %d", i)
-		require.Equal(t, s.want, ttls(m), "step %d", i)
+		require.Equal(t, s.want, testsupport.TTLs(m), "step %d", i)
 	}
 	require.Zero(t, c.Stats().Entries, "an expired entry past its stale age is dropped")
 
 	// With maxTTL below the records' TTLs, clients see the clamp too.
 	c = newTestCache(t, clk, func(cfg *config.Cache) { cfg.MaxTTL = config.Duration(time.Minute) })
-	require.True(t, insert(t, c, q, replySpec{answer: aRecords(t, "a.example.", 86400, 1)}))
+	require.True(t, insert(t, c, q, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "a.example.", 86400, 1)}))
 	clk.Advance(15 * time.Second)
 	m, st, _ := get(t, c, q)
 	require.Equal(t, Fresh, st)
-	require.Equal(t, []uint32{45}, ttls(m))
+	require.Equal(t, []uint32{45}, testsupport.TTLs(m))
 }
 
 func TestPolicy(t *testing.T) {
@@ -106,90 +107,94 @@ func TestPolicy(t *testing.T) {
 		qname string
 		qtype uint16
 		mod   func(*config.Cache)
-		spec  func(t *testing.T) replySpec
+		spec  func(t *testing.T) testsupport.ReplySpec
 		want  time.Duration // 0: not cached
 	}{
-		{"positive: lowest answer TTL", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{answer: append(aRecords(t, outside, 300, 1), rr(t, outside+" 120 IN A 192.0.2.9"))}
+		{"positive: lowest answer TTL", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Answer: append(testsupport.ARecords(t, outside, 300, 1), testsupport.RR(t, outside+" 120 IN A 192.0.2.9"))}
 		}, 120 * time.Second},
-		{"positive: clamped to maxTTL", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{answer: aRecords(t, outside, 86400, 1)}
+		{"positive: clamped to maxTTL", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Answer: testsupport.ARecords(t, outside, 86400, 1)}
 		}, time.Hour},
 		{"positive: raised to minTTL", outside, dns.TypeA, func(c *config.Cache) { c.MinTTL = config.Duration(30 * time.Second) },
-			func(t *testing.T) replySpec { return replySpec{answer: aRecords(t, outside, 5, 1)} }, 30 * time.Second},
-		{"positive: zero TTL not cached", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{answer: aRecords(t, outside, 0, 1)}
+			func(t *testing.T) testsupport.ReplySpec {
+				return testsupport.ReplySpec{Answer: testsupport.ARecords(t, outside, 5, 1)}
+			}, 30 * time.Second},
+		{"positive: zero TTL not cached", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Answer: testsupport.ARecords(t, outside, 0, 1)}
 		}, 0},
 		{"positive: zero TTL with minTTL", outside, dns.TypeA, func(c *config.Cache) { c.MinTTL = config.Duration(5 * time.Second) },
-			func(t *testing.T) replySpec { return replySpec{answer: aRecords(t, outside, 0, 1)} }, 5 * time.Second},
-		{"positive: TTL with the high bit counts as zero", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{answer: aRecords(t, outside, 1<<31, 1)}
+			func(t *testing.T) testsupport.ReplySpec {
+				return testsupport.ReplySpec{Answer: testsupport.ARecords(t, outside, 0, 1)}
+			}, 5 * time.Second},
+		{"positive: TTL with the high bit counts as zero", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Answer: testsupport.ARecords(t, outside, 1<<31, 1)}
 		}, 0},
-		{"NXDOMAIN: SOA minimum below SOA TTL", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(t, "example.com.", 900, 60)}}
+		{"NXDOMAIN: SOA minimum below SOA TTL", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "example.com.", 900, 60)}}
 		}, 60 * time.Second},
-		{"NXDOMAIN: SOA TTL below SOA minimum", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(t, "example.com.", 45, 600)}}
+		{"NXDOMAIN: SOA TTL below SOA minimum", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "example.com.", 45, 600)}}
 		}, 45 * time.Second},
-		{"NXDOMAIN: clamped to negativeMaxTTL", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(t, "example.com.", 86400, 86400)}}
+		{"NXDOMAIN: clamped to negativeMaxTTL", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "example.com.", 86400, 86400)}}
 		}, time.Hour},
-		{"NXDOMAIN in the cluster domain: clamped to 30s", inMesos, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(t, "mesos.", 3600, 3600)}}
+		{"NXDOMAIN in the cluster domain: clamped to 30s", inMesos, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "mesos.", 3600, 3600)}}
 		}, 30 * time.Second},
-		{"NXDOMAIN for the cluster domain itself", "MESOS.", dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(t, "mesos.", 3600, 3600)}}
+		{"NXDOMAIN for the cluster domain itself", "MESOS.", dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "mesos.", 3600, 3600)}}
 		}, 30 * time.Second},
-		{"NXDOMAIN in a look-alike domain is not clamped as cluster", "app.notmesos.", dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(t, "notmesos.", 3600, 3600)}}
+		{"NXDOMAIN in a look-alike domain is not clamped as cluster", "app.notmesos.", dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "notmesos.", 3600, 3600)}}
 		}, time.Hour},
-		{"NXDOMAIN without SOA: negativeTTL", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError}
+		{"NXDOMAIN without SOA: negativeTTL", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError}
 		}, 5 * time.Second},
-		{"NODATA with SOA", outside, dns.TypeAAAA, nil, func(t *testing.T) replySpec {
-			return replySpec{ns: []dns.RR{soa(t, "example.com.", 300, 120)}}
+		{"NODATA with SOA", outside, dns.TypeAAAA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Ns: []dns.RR{testsupport.SOA(t, "example.com.", 300, 120)}}
 		}, 120 * time.Second},
-		{"NODATA without SOA", outside, dns.TypeAAAA, nil, func(t *testing.T) replySpec { return replySpec{} }, 5 * time.Second},
-		{"NODATA in the cluster domain", inMesos, dns.TypeAAAA, nil, func(t *testing.T) replySpec {
-			return replySpec{ns: []dns.RR{soa(t, "mesos.", 60, 60)}}
+		{"NODATA without SOA", outside, dns.TypeAAAA, nil, func(t *testing.T) testsupport.ReplySpec { return testsupport.ReplySpec{} }, 5 * time.Second},
+		{"NODATA in the cluster domain", inMesos, dns.TypeAAAA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Ns: []dns.RR{testsupport.SOA(t, "mesos.", 60, 60)}}
 		}, 30 * time.Second},
-		{"NXDOMAIN after a CNAME: lowest of the chain and SOA", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError, answer: []dns.RR{rr(t, outside+" 10 IN CNAME gone.example.com.")},
-				ns: []dns.RR{soa(t, "example.com.", 300, 300)}}
+		{"NXDOMAIN after a CNAME: lowest of the chain and SOA", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Answer: []dns.RR{testsupport.RR(t, outside+" 10 IN CNAME gone.example.com.")},
+				Ns: []dns.RR{testsupport.SOA(t, "example.com.", 300, 300)}}
 		}, 10 * time.Second},
-		{"NXDOMAIN with SOA minimum 0: not cached", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(t, "example.com.", 300, 0)}}
+		{"NXDOMAIN with SOA minimum 0: not cached", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "example.com.", 300, 0)}}
 		}, 0},
-		{"SERVFAIL: servFailTTL", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeServerFailure}
+		{"SERVFAIL: servFailTTL", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeServerFailure}
 		}, time.Second},
 		{"SERVFAIL with servFailTTL 0: not cached", outside, dns.TypeA, func(c *config.Cache) { c.ServFailTTL = 0 },
-			func(t *testing.T) replySpec { return replySpec{rcode: dns.RcodeServerFailure} }, 0},
-		{"REFUSED: not cached", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{rcode: dns.RcodeRefused}
+			func(t *testing.T) testsupport.ReplySpec { return testsupport.ReplySpec{Rcode: dns.RcodeServerFailure} }, 0},
+		{"REFUSED: not cached", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeRefused}
 		}, 0},
-		{"truncated: not cached", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{tc: true, answer: aRecords(t, outside, 300, 1)}
+		{"truncated: not cached", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{TC: true, Answer: testsupport.ARecords(t, outside, 300, 1)}
 		}, 0},
-		{"TSIG-signed: not cached", outside, dns.TypeA, nil, func(t *testing.T) replySpec {
-			return replySpec{answer: aRecords(t, outside, 300, 1), extra: []dns.RR{&dns.TSIG{
+		{"TSIG-signed: not cached", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Answer: testsupport.ARecords(t, outside, 300, 1), Extra: []dns.RR{&dns.TSIG{
 				Hdr:       dns.RR_Header{Name: "key.", Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
 				Algorithm: dns.HmacSHA256, MAC: "00", OrigId: 1, TimeSigned: 1, Fudge: 300}}}
 		}, 0},
-		{"AXFR: not cached", outside, dns.TypeAXFR, nil, func(t *testing.T) replySpec {
-			return replySpec{answer: []dns.RR{soa(t, "example.com.", 300, 300)}}
+		{"AXFR: not cached", outside, dns.TypeAXFR, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Answer: []dns.RR{testsupport.SOA(t, "example.com.", 300, 300)}}
 		}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := testsupport.NewClock()
 			c := newTestCache(t, clk, tt.mod)
-			query := newQuery(tt.qname, tt.qtype)
+			query := testsupport.NewQuery(tt.qname, tt.qtype)
 			b, err := query.Pack()
 			require.NoError(t, err)
-			var q Query
+			var q dnswire.Query
 			require.NoError(t, q.Parse(b))
-			r, err := ParseResponse(&q, packReply(t, query, tt.spec(t)))
+			r, err := dnswire.ParseResponse(&q, testsupport.PackReply(t, query, tt.spec(t)))
 			require.NoError(t, err)
 			ttl, ok := c.TTL(&q, r)
 			require.Equal(t, tt.want > 0, ok)
@@ -204,7 +209,7 @@ func TestPolicy(t *testing.T) {
 			clk.Advance(tt.want - time.Millisecond)
 			m, st, _ := get(t, c, query)
 			require.Equal(t, Fresh, st)
-			require.Equal(t, tt.spec(t).rcode, m.Rcode)
+			require.Equal(t, tt.spec(t).Rcode, m.Rcode)
 			clk.Advance(time.Millisecond)
 			_, st, _ = get(t, c, query)
 			require.NotEqual(t, Fresh, st)
@@ -215,9 +220,9 @@ func TestPolicy(t *testing.T) {
 func TestServFailNeverShadowsGoodEntry(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.StaleMaxAge = config.Duration(time.Hour) })
-	q := newQuery("svc.example.", dns.TypeA)
-	good := replySpec{answer: aRecords(t, "svc.example.", 60, 1)}
-	servfail := replySpec{rcode: dns.RcodeServerFailure}
+	q := testsupport.NewQuery("svc.example.", dns.TypeA)
+	good := testsupport.ReplySpec{Answer: testsupport.ARecords(t, "svc.example.", 60, 1)}
+	servfail := testsupport.ReplySpec{Rcode: dns.RcodeServerFailure}
 
 	require.True(t, insert(t, c, q, good))
 	require.False(t, insert(t, c, q, servfail), "fresh entry kept")
@@ -250,14 +255,14 @@ func TestServFailNeverShadowsGoodEntry(t *testing.T) {
 func TestServeStale(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.StaleMaxAge = config.Duration(time.Hour) })
-	query := newQuery("Stale.Example.", dns.TypeA, withEDNS(1232, true), withID(9))
-	require.True(t, insert(t, c, query, replySpec{
-		answer: aRecords(t, "stale.example.", 60, 2),
-		ns:     []dns.RR{rr(t, "example. 7200 IN NS ns.example.")},
+	query := testsupport.NewQuery("Stale.Example.", dns.TypeA, testsupport.WithEDNS(1232, true), testsupport.WithID(9))
+	require.True(t, insert(t, c, query, testsupport.ReplySpec{
+		Answer: testsupport.ARecords(t, "stale.example.", 60, 2),
+		Ns:     []dns.RR{testsupport.RR(t, "example. 7200 IN NS ns.example.")},
 	}))
 	b, err := query.Pack()
 	require.NoError(t, err)
-	var q Query
+	var q dnswire.Query
 	require.NoError(t, q.Parse(b))
 
 	clk.Advance(61 * time.Second)
@@ -269,7 +274,7 @@ func TestServeStale(t *testing.T) {
 	require.NoError(t, m.Unpack(out))
 	require.Equal(t, uint16(9), m.Id)
 	require.Equal(t, "Stale.Example.", m.Question[0].Name)
-	require.Equal(t, []uint32{30, 30, 30}, ttls(m))
+	require.Equal(t, []uint32{30, 30, 30}, testsupport.TTLs(m))
 	require.True(t, m.IsEdns0().Do())
 	require.Equal(t, uint64(1), c.Stats().Stale)
 
@@ -280,7 +285,7 @@ func TestServeStale(t *testing.T) {
 	require.False(t, ok)
 
 	// Fresh entries are not "stale".
-	require.True(t, insert(t, c, query, replySpec{answer: aRecords(t, "stale.example.", 60, 1)}))
+	require.True(t, insert(t, c, query, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "stale.example.", 60, 1)}))
 	_, ok = c.WriteStale(&q, nil, q.UDPLimit())
 	require.True(t, ok, "WriteStale serves any unexpired or stale-servable entry")
 }
@@ -288,10 +293,10 @@ func TestServeStale(t *testing.T) {
 func TestPrefetchSignal(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.PrefetchHits = 3 })
-	popular := newQuery("popular.example.", dns.TypeA)
-	quiet := newQuery("quiet.example.", dns.TypeA)
-	require.True(t, insert(t, c, popular, replySpec{answer: aRecords(t, "popular.example.", 100, 1)}))
-	require.True(t, insert(t, c, quiet, replySpec{answer: aRecords(t, "quiet.example.", 100, 1)}))
+	popular := testsupport.NewQuery("popular.example.", dns.TypeA)
+	quiet := testsupport.NewQuery("quiet.example.", dns.TypeA)
+	require.True(t, insert(t, c, popular, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "popular.example.", 100, 1)}))
+	require.True(t, insert(t, c, quiet, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "quiet.example.", 100, 1)}))
 
 	for range 3 {
 		_, st, pf := get(t, c, popular)
@@ -311,7 +316,7 @@ func TestPrefetchSignal(t *testing.T) {
 	require.Equal(t, uint64(1), c.Stats().Prefetch)
 
 	// The refreshed entry can be prefetched again.
-	require.True(t, insert(t, c, popular, replySpec{answer: aRecords(t, "popular.example.", 100, 1)}))
+	require.True(t, insert(t, c, popular, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "popular.example.", 100, 1)}))
 	clk.Advance(95 * time.Second)
 	for i := range 3 {
 		_, _, pf = get(t, c, popular)
@@ -322,12 +327,12 @@ func TestPrefetchSignal(t *testing.T) {
 func TestDOAndCDAreSeparateEntries(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
-	plain := newQuery("sec.example.", dns.TypeA)
-	do := newQuery("sec.example.", dns.TypeA, withEDNS(1232, true))
-	cd := newQuery("sec.example.", dns.TypeA, withCD())
-	noDO := newQuery("sec.example.", dns.TypeA, withEDNS(1232, false))
+	plain := testsupport.NewQuery("sec.example.", dns.TypeA)
+	do := testsupport.NewQuery("sec.example.", dns.TypeA, testsupport.WithEDNS(1232, true))
+	cd := testsupport.NewQuery("sec.example.", dns.TypeA, testsupport.WithCD())
+	noDO := testsupport.NewQuery("sec.example.", dns.TypeA, testsupport.WithEDNS(1232, false))
 
-	require.True(t, insert(t, c, do, replySpec{answer: aRecords(t, "sec.example.", 300, 2), ad: true, optSize: 1232}))
+	require.True(t, insert(t, c, do, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "sec.example.", 300, 2), AD: true, OptSize: 1232}))
 	for _, q := range []*dns.Msg{plain, cd, noDO} {
 		_, st, _ := get(t, c, q)
 		require.Equal(t, Miss, st)
@@ -337,7 +342,7 @@ func TestDOAndCDAreSeparateEntries(t *testing.T) {
 	require.Len(t, m.Answer, 2)
 	require.True(t, m.AuthenticatedData)
 
-	require.True(t, insert(t, c, cd, replySpec{answer: aRecords(t, "sec.example.", 300, 1)}))
+	require.True(t, insert(t, c, cd, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "sec.example.", 300, 1)}))
 	m, st, _ = get(t, c, cd)
 	require.Equal(t, Fresh, st)
 	require.True(t, m.CheckingDisabled)
@@ -350,11 +355,11 @@ func TestDOAndCDAreSeparateEntries(t *testing.T) {
 func TestADBitOnlyForClientsThatAsk(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
-	q := newQuery("ad.example.", dns.TypeA)
-	require.True(t, insert(t, c, q, replySpec{answer: aRecords(t, "ad.example.", 300, 1), ad: true}))
+	q := testsupport.NewQuery("ad.example.", dns.TypeA)
+	require.True(t, insert(t, c, q, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "ad.example.", 300, 1), AD: true}))
 	m, _, _ := get(t, c, q)
 	require.False(t, m.AuthenticatedData)
-	withAD := newQuery("ad.example.", dns.TypeA)
+	withAD := testsupport.NewQuery("ad.example.", dns.TypeA)
 	withAD.AuthenticatedData = true
 	m, _, _ = get(t, c, withAD)
 	require.True(t, m.AuthenticatedData)
@@ -363,12 +368,12 @@ func TestADBitOnlyForClientsThatAsk(t *testing.T) {
 func TestHashCollisionIsAMiss(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
-	other := newQuery("other.example.", dns.TypeA)
-	require.True(t, insert(t, c, other, replySpec{answer: aRecords(t, "other.example.", 300, 1)}))
-	var qo, qt Query
+	other := testsupport.NewQuery("other.example.", dns.TypeA)
+	require.True(t, insert(t, c, other, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "other.example.", 300, 1)}))
+	var qo, qt dnswire.Query
 	bo, _ := other.Pack()
 	require.NoError(t, qo.Parse(bo))
-	bt, _ := newQuery("target.example.", dns.TypeA).Pack()
+	bt, _ := testsupport.NewQuery("target.example.", dns.TypeA).Pack()
 	require.NoError(t, qt.Parse(bt))
 	// Simulate a 64-bit collision: file other's entry under target's hash.
 	c.mu.Lock()
@@ -387,11 +392,11 @@ func TestTruncation(t *testing.T) {
 	c := newTestCache(t, clk, nil)
 	name := "big.example."
 	// 40 A records: about 700 bytes, over 512 and under 1232.
-	require.True(t, insert(t, c, newQuery(name, dns.TypeA), replySpec{answer: aRecords(t, name, 300, 40)}))
-	require.True(t, insert(t, c, newQuery(name, dns.TypeTXT, withEDNS(4096, true)), replySpec{
-		answer: []dns.RR{rr(t, name+" 300 IN TXT "+fmt.Sprintf("%q %q %q %q %q %q", string(make([]byte, 250)), "a", "b", "c", "d", "e")),
-			rr(t, name+" 300 IN TXT "+fmt.Sprintf("%q %q %q %q %q", string(make([]byte, 250)), string(make([]byte, 250)), string(make([]byte, 250)), string(make([]byte, 250)), "x"))},
-		ns: []dns.RR{rr(t, "example. 300 IN NS ns.example.")},
+	require.True(t, insert(t, c, testsupport.NewQuery(name, dns.TypeA), testsupport.ReplySpec{Answer: testsupport.ARecords(t, name, 300, 40)}))
+	require.True(t, insert(t, c, testsupport.NewQuery(name, dns.TypeTXT, testsupport.WithEDNS(4096, true)), testsupport.ReplySpec{
+		Answer: []dns.RR{testsupport.RR(t, name+" 300 IN TXT "+fmt.Sprintf("%q %q %q %q %q %q", string(make([]byte, 250)), "a", "b", "c", "d", "e")),
+			testsupport.RR(t, name+" 300 IN TXT "+fmt.Sprintf("%q %q %q %q %q", string(make([]byte, 250)), string(make([]byte, 250)), string(make([]byte, 250)), string(make([]byte, 250)), "x"))},
+		Ns: []dns.RR{testsupport.RR(t, "example. 300 IN NS ns.example.")},
 	}))
 	tests := []struct {
 		name    string
@@ -400,16 +405,16 @@ func TestTruncation(t *testing.T) {
 		wantTC  bool
 		wantOPT bool
 	}{
-		{"512 without EDNS", newQuery(name, dns.TypeA), 0, true, false},
-		{"EDNS 1232 fits", newQuery(name, dns.TypeA, withEDNS(1232, false)), 0, false, true},
-		{"EDNS too small for TXT", newQuery(name, dns.TypeTXT, withEDNS(4096, true)), 0, true, true},
-		{"TCP takes everything", newQuery(name, dns.TypeTXT, withEDNS(4096, true)), 65535, false, true},
+		{"512 without EDNS", testsupport.NewQuery(name, dns.TypeA), 0, true, false},
+		{"EDNS 1232 fits", testsupport.NewQuery(name, dns.TypeA, testsupport.WithEDNS(1232, false)), 0, false, true},
+		{"EDNS too small for TXT", testsupport.NewQuery(name, dns.TypeTXT, testsupport.WithEDNS(4096, true)), 0, true, true},
+		{"TCP takes everything", testsupport.NewQuery(name, dns.TypeTXT, testsupport.WithEDNS(4096, true)), 65535, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := tt.query.Pack()
 			require.NoError(t, err)
-			var q Query
+			var q dnswire.Query
 			require.NoError(t, q.Parse(b))
 			limit := tt.limit
 			if limit == 0 {
@@ -438,16 +443,16 @@ func TestEvictionKeepsBounds(t *testing.T) {
 	t.Run("bytes", func(t *testing.T) {
 		clk := testsupport.NewClock()
 		probe := newTestCache(t, clk, nil)
-		require.True(t, insert(t, probe, newQuery("host-000.example.", dns.TypeA), replySpec{answer: aRecords(t, "host-000.example.", 300, 1)}))
+		require.True(t, insert(t, probe, testsupport.NewQuery("host-000.example.", dns.TypeA), testsupport.ReplySpec{Answer: testsupport.ARecords(t, "host-000.example.", 300, 1)}))
 		one := probe.Stats().Bytes
 		require.Greater(t, one, int64(EntryOverhead))
 
 		c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.MaxBytes = 10*one + one/2 })
 		for i := range 100 {
 			name := fmt.Sprintf("host-%03d.example.", i)
-			require.True(t, insert(t, c, newQuery(name, dns.TypeA), replySpec{answer: aRecords(t, name, 300, 1)}))
+			require.True(t, insert(t, c, testsupport.NewQuery(name, dns.TypeA), testsupport.ReplySpec{Answer: testsupport.ARecords(t, name, 300, 1)}))
 			if i == 95 { // keep an old entry in use: LRU, not FIFO
-				_, st, _ := get(t, c, newQuery("host-086.example.", dns.TypeA))
+				_, st, _ := get(t, c, testsupport.NewQuery("host-086.example.", dns.TypeA))
 				require.Equal(t, Fresh, st)
 			}
 			require.LessOrEqual(t, c.Stats().Bytes, int64(c.cfg.MaxBytes))
@@ -457,12 +462,12 @@ func TestEvictionKeepsBounds(t *testing.T) {
 		require.Equal(t, 10*one, s.Bytes)
 		require.Equal(t, uint64(90), s.Evictions)
 		for i := 91; i < 100; i++ {
-			_, st, _ := get(t, c, newQuery(fmt.Sprintf("host-%03d.example.", i), dns.TypeA))
+			_, st, _ := get(t, c, testsupport.NewQuery(fmt.Sprintf("host-%03d.example.", i), dns.TypeA))
 			require.Equal(t, Fresh, st, "recent entry %d kept", i)
 		}
-		_, st, _ := get(t, c, newQuery("host-086.example.", dns.TypeA))
+		_, st, _ := get(t, c, testsupport.NewQuery("host-086.example.", dns.TypeA))
 		require.Equal(t, Fresh, st, "recently used entry kept")
-		_, st, _ = get(t, c, newQuery("host-090.example.", dns.TypeA))
+		_, st, _ = get(t, c, testsupport.NewQuery("host-090.example.", dns.TypeA))
 		require.Equal(t, Miss, st, "least recently used entry evicted")
 	})
 	t.Run("entries", func(t *testing.T) {
@@ -470,7 +475,7 @@ func TestEvictionKeepsBounds(t *testing.T) {
 		c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.MaxEntries = 5 })
 		for i := range 20 {
 			name := fmt.Sprintf("n%d.example.", i)
-			require.True(t, insert(t, c, newQuery(name, dns.TypeA), replySpec{answer: aRecords(t, name, 300, 1)}))
+			require.True(t, insert(t, c, testsupport.NewQuery(name, dns.TypeA), testsupport.ReplySpec{Answer: testsupport.ARecords(t, name, 300, 1)}))
 		}
 		s := c.Stats()
 		require.Equal(t, 5, s.Entries)
@@ -479,17 +484,17 @@ func TestEvictionKeepsBounds(t *testing.T) {
 	t.Run("replacing an entry keeps the byte count exact", func(t *testing.T) {
 		clk := testsupport.NewClock()
 		c := newTestCache(t, clk, nil)
-		q := newQuery("r.example.", dns.TypeA)
-		require.True(t, insert(t, c, q, replySpec{answer: aRecords(t, "r.example.", 300, 1)}))
+		q := testsupport.NewQuery("r.example.", dns.TypeA)
+		require.True(t, insert(t, c, q, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "r.example.", 300, 1)}))
 		one := c.Stats().Bytes
-		require.True(t, insert(t, c, q, replySpec{answer: aRecords(t, "r.example.", 300, 1)}))
+		require.True(t, insert(t, c, q, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "r.example.", 300, 1)}))
 		require.Equal(t, one, c.Stats().Bytes)
 		require.Equal(t, 1, c.Stats().Entries)
 	})
 	t.Run("an entry larger than the whole budget is refused", func(t *testing.T) {
 		clk := testsupport.NewClock()
 		c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.MaxBytes = 400 })
-		require.False(t, insert(t, c, newQuery("big.example.", dns.TypeA), replySpec{answer: aRecords(t, "big.example.", 300, 40)}))
+		require.False(t, insert(t, c, testsupport.NewQuery("big.example.", dns.TypeA), testsupport.ReplySpec{Answer: testsupport.ARecords(t, "big.example.", 300, 40)}))
 		require.Zero(t, c.Stats().Bytes)
 	})
 }
@@ -498,21 +503,21 @@ func TestFlush(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, nil)
 	for _, q := range []*dns.Msg{
-		newQuery("x.example.", dns.TypeA), newQuery("X.example.", dns.TypeAAAA),
-		newQuery("x.example.", dns.TypeA, withEDNS(1232, true)), newQuery("y.example.", dns.TypeA),
-		newQuery("sub.x.example.", dns.TypeA),
+		testsupport.NewQuery("x.example.", dns.TypeA), testsupport.NewQuery("X.example.", dns.TypeAAAA),
+		testsupport.NewQuery("x.example.", dns.TypeA, testsupport.WithEDNS(1232, true)), testsupport.NewQuery("y.example.", dns.TypeA),
+		testsupport.NewQuery("sub.x.example.", dns.TypeA),
 	} {
 		name := q.Question[0].Name
-		require.True(t, insert(t, c, q, replySpec{answer: aRecords(t, name, 300, 1)}))
+		require.True(t, insert(t, c, q, testsupport.ReplySpec{Answer: testsupport.ARecords(t, name, 300, 1)}))
 	}
 	require.Equal(t, 5, c.Stats().Entries)
 	n, err := c.FlushName("X.EXAMPLE")
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
 	require.Equal(t, 2, c.Stats().Entries)
-	_, st, _ := get(t, c, newQuery("x.example.", dns.TypeA))
+	_, st, _ := get(t, c, testsupport.NewQuery("x.example.", dns.TypeA))
 	require.Equal(t, Miss, st)
-	_, st, _ = get(t, c, newQuery("y.example.", dns.TypeA))
+	_, st, _ = get(t, c, testsupport.NewQuery("y.example.", dns.TypeA))
 	require.Equal(t, Fresh, st)
 	_, err = c.FlushName("bad..name")
 	require.Error(t, err)
@@ -527,31 +532,33 @@ func TestFlush(t *testing.T) {
 func TestAnswersLeaveOutServFail(t *testing.T) {
 	clk := testsupport.NewClock()
 	c := newTestCache(t, clk, func(cfg *config.Cache) { cfg.MaxEntries = 3 })
-	servfail := replySpec{rcode: dns.RcodeServerFailure}
-	nx := replySpec{rcode: dns.RcodeNameError}
-	answer := func(name string) replySpec { return replySpec{answer: aRecords(t, name, 300, 1)} }
+	servfail := testsupport.ReplySpec{Rcode: dns.RcodeServerFailure}
+	nx := testsupport.ReplySpec{Rcode: dns.RcodeNameError}
+	answer := func(name string) testsupport.ReplySpec {
+		return testsupport.ReplySpec{Answer: testsupport.ARecords(t, name, 300, 1)}
+	}
 	count := func() (int, int) { s := c.Stats(); return s.Entries, s.Answers }
 
-	require.True(t, insert(t, c, newQuery("f1.example.", dns.TypeA), servfail))
-	require.True(t, insert(t, c, newQuery("f2.example.", dns.TypeA), servfail))
+	require.True(t, insert(t, c, testsupport.NewQuery("f1.example.", dns.TypeA), servfail))
+	require.True(t, insert(t, c, testsupport.NewQuery("f2.example.", dns.TypeA), servfail))
 	e, a := count()
 	require.Equal(t, [2]int{2, 0}, [2]int{e, a}, "SERVFAILs are entries, not answers")
 
-	require.True(t, insert(t, c, newQuery("nx.example.", dns.TypeA), nx))
+	require.True(t, insert(t, c, testsupport.NewQuery("nx.example.", dns.TypeA), nx))
 	e, a = count()
 	require.Equal(t, [2]int{3, 1}, [2]int{e, a}, "NXDOMAIN is an answer")
 
-	require.True(t, insert(t, c, newQuery("a.example.", dns.TypeA), answer("a.example."))) // evicts f1
+	require.True(t, insert(t, c, testsupport.NewQuery("a.example.", dns.TypeA), answer("a.example."))) // evicts f1
 	e, a = count()
 	require.Equal(t, [2]int{3, 2}, [2]int{e, a})
 
 	// An answer replacing a SERVFAIL, then a SERVFAIL replacing an
 	// expired answer past its stale age.
-	require.True(t, insert(t, c, newQuery("f2.example.", dns.TypeA), answer("f2.example.")))
+	require.True(t, insert(t, c, testsupport.NewQuery("f2.example.", dns.TypeA), answer("f2.example.")))
 	e, a = count()
 	require.Equal(t, [2]int{3, 3}, [2]int{e, a})
 	clk.Advance(301*time.Second + time.Duration(c.cfg.StaleMaxAge))
-	require.True(t, insert(t, c, newQuery("f2.example.", dns.TypeA), servfail))
+	require.True(t, insert(t, c, testsupport.NewQuery("f2.example.", dns.TypeA), servfail))
 	e, a = count()
 	require.Equal(t, [2]int{3, 2}, [2]int{e, a})
 

@@ -2,13 +2,13 @@ package cache
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/spartan-dns/spartan/internal/dnswire"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -16,7 +16,7 @@ import (
 // upstream group q routes to) and returns the packed reply. tcp says the
 // race serves TCP clients (a truncated UDP reply must be retried over
 // TCP). An error means the race produced no usable reply.
-type Fetcher func(ctx context.Context, q *Query, query []byte, tcp bool) ([]byte, error)
+type Fetcher func(ctx context.Context, q *dnswire.Query, query []byte, tcp bool) ([]byte, error)
 
 // FrontOptions configure a Front.
 type FrontOptions struct {
@@ -108,7 +108,7 @@ func (f *Front) enter() bool {
 // Hit is the fast path: it writes a fresh cached reply for q into dst and
 // reports whether it did. It starts a background refresh when the entry is
 // popular and about to expire. It never blocks.
-func (f *Front) Hit(q *Query, dst []byte, limit int) ([]byte, bool) {
+func (f *Front) Hit(q *dnswire.Query, dst []byte, limit int) ([]byte, bool) {
 	reply, st, prefetch, tcp := f.c.get(q, dst, limit)
 	if st != Fresh {
 		return reply, false
@@ -135,7 +135,7 @@ func (f *Front) Hit(q *Query, dst []byte, limit int) ([]byte, bool) {
 // goroutine, which saves a goroutine, a channel and a wake-up per miss;
 // coalesced misses wait for it. ctx bounds the other waits (a stale
 // entry's refresh, a race started by a prefetch).
-func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tcp bool) ([]byte, error) {
+func (f *Front) Resolve(ctx context.Context, q *dnswire.Query, dst []byte, limit int, tcp bool) ([]byte, error) {
 	reply, st, prefetch, etcp := f.c.get(q, dst, limit)
 	switch st {
 	case Fresh:
@@ -156,7 +156,7 @@ func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tc
 		if joined.Load() {
 			f.c.coalesced.Add(1)
 		}
-		return v.(*Response).AppendReply(dst, q, limit), nil
+		return v.(*dnswire.Response).AppendReply(dst, q, limit), nil
 	}
 	// An expired entry that was fetched over TCP is refreshed over TCP for
 	// any client: over UDP it would come back truncated.
@@ -172,8 +172,8 @@ func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tc
 		if joined.Load() {
 			f.c.coalesced.Add(1)
 		}
-		r := res.Val.(*Response)
-		if !r.usable() && st == Stale {
+		r := res.Val.(*dnswire.Response)
+		if !r.Usable() && st == Stale {
 			if out, ok := f.c.WriteStale(q, dst, limit); ok {
 				return out, nil
 			}
@@ -189,7 +189,7 @@ func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tc
 		// Evicted meanwhile: wait for the race after all.
 		select {
 		case res := <-ch:
-			return res.Val.(*Response).AppendReply(dst, q, limit), nil
+			return res.Val.(*dnswire.Response).AppendReply(dst, q, limit), nil
 		case <-ctx.Done():
 			return dst[:0], fmt.Errorf("cache: waiting for upstream: %w", ctx.Err())
 		}
@@ -200,7 +200,7 @@ func (f *Front) Resolve(ctx context.Context, q *Query, dst []byte, limit int, tc
 
 // race joins or starts, on a goroutine of its own, the upstream race for
 // q's key. joined is cleared when this call started the race.
-func (f *Front) race(q *Query, tcp bool, joined *atomic.Bool) <-chan singleflight.Result {
+func (f *Front) race(q *dnswire.Query, tcp bool, joined *atomic.Bool) <-chan singleflight.Result {
 	leader := *q // the race outlives the caller's Query buffer
 	return f.sf.DoChan(flightKey(q, tcp), func() (any, error) {
 		joined.Store(false)
@@ -210,9 +210,9 @@ func (f *Front) race(q *Query, tcp bool, joined *atomic.Bool) <-chan singlefligh
 
 // run is one registered race for q: after Close it fails at once with
 // SERVFAIL.
-func (f *Front) run(q *Query, tcp bool) *Response {
+func (f *Front) run(q *dnswire.Query, tcp bool) *dnswire.Response {
 	if !f.enter() {
-		return servFail(q)
+		return dnswire.NewServFail(q)
 	}
 	defer f.wg.Done()
 	return f.fetch(q, tcp)
@@ -221,16 +221,16 @@ func (f *Front) run(q *Query, tcp bool) *Response {
 // fetch runs one upstream race for q and caches its outcome, noting the
 // race's transport so that a prefetch uses it too. It always returns a
 // Response: a failed race becomes SERVFAIL.
-func (f *Front) fetch(q *Query, tcp bool) *Response {
+func (f *Front) fetch(q *dnswire.Query, tcp bool) *dnswire.Response {
 	ctx, cancel := context.WithTimeout(f.ctx, f.opts.RaceTimeout)
 	defer cancel()
 	reply, err := f.opts.Fetch(ctx, q, q.AppendQuery(make([]byte, 0, 512)), tcp)
-	var r *Response
+	var r *dnswire.Response
 	if err == nil {
-		r, err = ParseResponse(q, reply)
+		r, err = dnswire.ParseResponse(q, reply)
 	}
 	if err != nil {
-		r = servFail(q)
+		r = dnswire.NewServFail(q)
 	}
 	f.c.insert(q, r, tcp)
 	return r
@@ -240,51 +240,17 @@ func (f *Front) fetch(q *Query, tcp bool) *Response {
 // entry was fetched with (tcp: a race that retries truncation over TCP),
 // sharing the race with any concurrent miss for the same key and
 // transport.
-func (f *Front) prefetch(q *Query, tcp bool) {
+func (f *Front) prefetch(q *dnswire.Query, tcp bool) {
 	var joined atomic.Bool
 	// DoChan delivers to a buffered channel: nobody needs to read it.
 	f.race(q, tcp, &joined)
 }
 
-func flightKey(q *Query, tcp bool) string {
-	var b [maxNameWire + 6]byte
+func flightKey(q *dnswire.Query, tcp bool) string {
+	var b [dnswire.MaxNameLen + 6]byte
 	n := copy(b[:], q.Key())
 	if tcp {
 		b[n] = 1
 	}
 	return string(b[:n+1])
-}
-
-// usable reports whether r is an answer rather than a failure: NOERROR or
-// NXDOMAIN, not truncated.
-func (r *Response) usable() bool {
-	return (r.rcode == rcodeNoError || r.rcode == rcodeNXDomain) && !r.truncated
-}
-
-// servFail builds the SERVFAIL reply to q used when a race fails.
-func servFail(q *Query) *Response {
-	qs := q.question()
-	buf := make([]byte, headerLen+len(qs))
-	binary.BigEndian.PutUint16(buf[2:], flagQR|flagRA|rcodeServFail)
-	binary.BigEndian.PutUint16(buf[4:], 1)
-	copy(buf[headerLen:], qs)
-	return &Response{buf: buf, msgLen: len(buf), qend: len(buf), rcode: rcodeServFail}
-}
-
-// AppendQuery appends to dst[:0] a query for q's key as spartan sends it
-// upstream: ID 0 (the upstream layer sets its own), RD, q's CD bit, q's
-// name, and an OPT advertising MaxUDPSize with q's DO bit.
-func (q *Query) AppendQuery(dst []byte) []byte {
-	var flags uint16 = flagRD
-	if q.CD {
-		flags |= flagCD
-	}
-	dst = append(dst[:0], 0, 0, byte(flags>>8), byte(flags), 0, 1, 0, 0, 0, 0, 0, 1)
-	dst = append(dst, q.name[:q.nameLen]...)
-	dst = append(dst, q.key[q.nameLen:q.nameLen+4]...)
-	var do byte
-	if q.DO {
-		do = ednsDO >> 8
-	}
-	return append(dst, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), 0, 0, do, 0, 0, 0)
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/dnswire"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
 // These tests run in a synctest bubble: time is virtual (the cache's clock
@@ -41,7 +43,7 @@ func (u *upstream) set(f func(q *dns.Msg) *dns.Msg) {
 	u.mu.Unlock()
 }
 
-func (u *upstream) fetch(ctx context.Context, _ *Query, query []byte, tcp bool) ([]byte, error) {
+func (u *upstream) fetch(ctx context.Context, _ *dnswire.Query, query []byte, tcp bool) ([]byte, error) {
 	u.queries.Add(1)
 	if tcp {
 		u.tcpQueries.Add(1)
@@ -122,9 +124,9 @@ func resolve(t *testing.T, f *Front, _ *upstream, id uint16, name string) *dns.M
 // resolveOver is resolve for a UDP or a TCP client.
 func resolveOver(t *testing.T, f *Front, id uint16, name string, tcp bool) *dns.Msg {
 	t.Helper()
-	b, err := newQuery(name, dns.TypeA, withID(id)).Pack()
+	b, err := testsupport.NewQuery(name, dns.TypeA, testsupport.WithID(id)).Pack()
 	require.NoError(t, err)
-	var q Query
+	var q dnswire.Query
 	require.NoError(t, q.Parse(b))
 	limit := q.UDPLimit()
 	if tcp {
@@ -144,10 +146,10 @@ func TestFrontMissThenHit(t *testing.T) {
 		u := &upstream{answer: answerA(60, "x")}
 		f := newTestFront(t, u, nil)
 		m := resolve(t, f, u, 1, "Host.Example.")
-		require.Equal(t, []uint32{60}, ttls(m))
+		require.Equal(t, []uint32{60}, testsupport.TTLs(m))
 		time.Sleep(10 * time.Second)
 		m = resolve(t, f, u, 2, "host.EXAMPLE.")
-		require.Equal(t, []uint32{50}, ttls(m))
+		require.Equal(t, []uint32{50}, testsupport.TTLs(m))
 		require.Equal(t, int64(1), u.queries.Load())
 		time.Sleep(51 * time.Second)
 		resolve(t, f, u, 3, "host.example.")
@@ -191,7 +193,7 @@ func TestFrontServeStale(t *testing.T) {
 		u.set(failing)
 		m := resolve(t, f, u, 2, "svc.example.")
 		require.Equal(t, dns.RcodeSuccess, m.Rcode)
-		require.Equal(t, []uint32{30}, ttls(m))
+		require.Equal(t, []uint32{30}, testsupport.TTLs(m))
 
 		// Upstreams hang: the client gets the stale answer at its deadline,
 		// and the race left running refreshes the cache when it succeeds.
@@ -201,7 +203,7 @@ func TestFrontServeStale(t *testing.T) {
 		u.mu.Unlock()
 		start := time.Now()
 		m = resolve(t, f, u, 3, "svc.example.")
-		require.Equal(t, []uint32{30}, ttls(m))
+		require.Equal(t, []uint32{30}, testsupport.TTLs(m))
 		require.Equal(t, time.Duration(config.Default().Cache.ClientTimeout), time.Since(start))
 		close(gate)
 		synctest.Wait()
@@ -210,7 +212,7 @@ func TestFrontServeStale(t *testing.T) {
 		u.mu.Unlock()
 		queries := u.queries.Load()
 		m = resolve(t, f, u, 4, "svc.example.")
-		require.Equal(t, []uint32{60}, ttls(m), "refreshed by the background race")
+		require.Equal(t, []uint32{60}, testsupport.TTLs(m), "refreshed by the background race")
 		require.Equal(t, queries, u.queries.Load())
 		require.Equal(t, uint64(2), f.Cache().Stats().Stale)
 	})
@@ -227,7 +229,7 @@ func TestFrontFreshAnswerInTimeBeatsStale(t *testing.T) {
 		u.answer = answerA(120, "new")
 		u.mu.Unlock()
 		m := resolve(t, f, u, 2, "svc.example.")
-		require.Equal(t, []uint32{120}, ttls(m))
+		require.Equal(t, []uint32{120}, testsupport.TTLs(m))
 		require.Zero(t, f.Cache().Stats().Stale)
 
 		// NXDOMAIN is an answer too: never replaced by a stale one.
@@ -245,7 +247,7 @@ func TestFrontStaleMaxAge(t *testing.T) {
 		resolve(t, f, u, 1, "svc.example.")
 		u.set(failing)
 		time.Sleep(time.Hour) // expired 59 min ago: still servable
-		require.Equal(t, []uint32{30}, ttls(resolve(t, f, u, 2, "svc.example.")))
+		require.Equal(t, []uint32{30}, testsupport.TTLs(resolve(t, f, u, 2, "svc.example.")))
 		time.Sleep(2 * time.Minute) // past the one-hour stale age
 		m := resolve(t, f, u, 3, "svc.example.")
 		require.Equal(t, dns.RcodeServerFailure, m.Rcode)
@@ -263,11 +265,11 @@ func TestFrontPrefetch(t *testing.T) {
 		}
 		time.Sleep(95 * time.Second)
 		m := resolve(t, f, u, 9, "popular.example.")
-		require.Equal(t, []uint32{5}, ttls(m), "served from the cache while refreshing")
+		require.Equal(t, []uint32{5}, testsupport.TTLs(m), "served from the cache while refreshing")
 		synctest.Wait()
 		require.Equal(t, int64(2), u.queries.Load(), "one background refresh")
 		m = resolve(t, f, u, 10, "popular.example.")
-		require.Equal(t, []uint32{100}, ttls(m), "refreshed before expiry")
+		require.Equal(t, []uint32{100}, testsupport.TTLs(m), "refreshed before expiry")
 		time.Sleep(10 * time.Second)
 		resolve(t, f, u, 11, "popular.example.")
 		require.Equal(t, int64(2), u.queries.Load(), "no miss at the old expiry")
@@ -281,20 +283,20 @@ func TestFrontPrefetchKeepsTCP(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		u := &upstream{answer: answerA(100, "x"), truncateUDP: true}
 		f := newTestFront(t, u, func(c *config.Cache) { c.PrefetchHits = 3 })
-		require.Equal(t, []uint32{100}, ttls(resolveOver(t, f, 1, "big.example.", true)))
+		require.Equal(t, []uint32{100}, testsupport.TTLs(resolveOver(t, f, 1, "big.example.", true)))
 		for i := range 3 {
 			resolve(t, f, u, uint16(2+i), "big.example.")
 		}
 		time.Sleep(95 * time.Second)
 		m := resolve(t, f, u, 9, "big.example.")
-		require.Equal(t, []uint32{5}, ttls(m), "served from the cache while refreshing")
+		require.Equal(t, []uint32{5}, testsupport.TTLs(m), "served from the cache while refreshing")
 		synctest.Wait()
 		require.Equal(t, int64(2), u.queries.Load(), "one background refresh")
 		require.Equal(t, int64(2), u.tcpQueries.Load(), "the refresh raced for TCP, like the fill")
 		m = resolve(t, f, u, 10, "big.example.")
-		require.Equal(t, []uint32{100}, ttls(m), "refreshed before expiry")
+		require.Equal(t, []uint32{100}, testsupport.TTLs(m), "refreshed before expiry")
 		time.Sleep(10 * time.Second)
-		require.Equal(t, []uint32{90}, ttls(resolve(t, f, u, 11, "big.example.")))
+		require.Equal(t, []uint32{90}, testsupport.TTLs(resolve(t, f, u, 11, "big.example.")))
 		require.Equal(t, int64(2), u.queries.Load(), "no miss at the old expiry")
 		require.Zero(t, f.Cache().Stats().Stale)
 	})
@@ -318,7 +320,7 @@ func TestFrontPrefetchCoalescesWithTCPMiss(t *testing.T) {
 		u.gate = gate
 		u.mu.Unlock()
 		time.Sleep(9500 * time.Millisecond)
-		require.Equal(t, []uint32{1}, ttls(resolve(t, f, u, 9, "big.example.")), "starts the prefetch")
+		require.Equal(t, []uint32{1}, testsupport.TTLs(resolve(t, f, u, 9, "big.example.")), "starts the prefetch")
 		synctest.Wait()
 		require.Equal(t, int64(2), u.queries.Load())
 		time.Sleep(time.Second) // the entry has expired; the prefetch still runs
@@ -344,7 +346,7 @@ func TestFrontStaleRefreshKeepsTCP(t *testing.T) {
 		resolveOver(t, f, 1, "big.example.", true)
 		time.Sleep(101 * time.Second)
 		m := resolve(t, f, u, 2, "big.example.")
-		require.Equal(t, []uint32{100}, ttls(m), "a fresh answer, not the stale one")
+		require.Equal(t, []uint32{100}, testsupport.TTLs(m), "a fresh answer, not the stale one")
 		require.Equal(t, int64(2), u.tcpQueries.Load())
 		require.Zero(t, f.Cache().Stats().Stale)
 	})
@@ -354,9 +356,9 @@ func TestFrontCloseCancelsRaces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		u := &upstream{answer: answerA(60, "x"), gate: make(chan struct{})} // never opens
 		f := newTestFront(t, u, nil)
-		b, err := newQuery("hang.example.", dns.TypeA).Pack()
+		b, err := testsupport.NewQuery("hang.example.", dns.TypeA).Pack()
 		require.NoError(t, err)
-		var q Query
+		var q dnswire.Query
 		require.NoError(t, q.Parse(b))
 		done := make(chan []byte)
 		go func() {
@@ -384,9 +386,9 @@ func TestFrontMissWaitsForTheRace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		u := &upstream{answer: answerA(60, "x"), delay: time.Second}
 		f := newTestFront(t, u, nil)
-		b, err := newQuery("slow.example.", dns.TypeA).Pack()
+		b, err := testsupport.NewQuery("slow.example.", dns.TypeA).Pack()
 		require.NoError(t, err)
-		var q Query
+		var q dnswire.Query
 		require.NoError(t, q.Parse(b))
 		// A miss has nothing to fall back on: a client context that ends
 		// first does not cut the wait short (the race is bounded by
@@ -412,9 +414,9 @@ func TestFrontStaleRefreshOutlivesClient(t *testing.T) {
 		u.mu.Lock()
 		u.delay = time.Second
 		u.mu.Unlock()
-		b, err := newQuery("slow.example.", dns.TypeA).Pack()
+		b, err := testsupport.NewQuery("slow.example.", dns.TypeA).Pack()
 		require.NoError(t, err)
-		var q Query
+		var q dnswire.Query
 		require.NoError(t, q.Parse(b))
 		// The client gives up before ClientTimeout: it gets its context's
 		// error, and the refresh goes on without it.
@@ -435,9 +437,9 @@ func TestFrontCancelEndsWaitingMisses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		u := &upstream{answer: answerA(60, "x"), gate: make(chan struct{})} // never opens
 		f := newTestFront(t, u, nil)
-		b, err := newQuery("hang.example.", dns.TypeA).Pack()
+		b, err := testsupport.NewQuery("hang.example.", dns.TypeA).Pack()
 		require.NoError(t, err)
-		var q Query
+		var q dnswire.Query
 		require.NoError(t, q.Parse(b))
 		const clients = 3
 		done := make(chan []byte, clients)

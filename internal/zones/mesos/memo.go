@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/miekg/dns"
 
-	"github.com/spartan-dns/spartan/internal/proxy/cache"
+	"github.com/spartan-dns/spartan/internal/dnswire"
 )
 
 // Memo bounds: entries enough for the names agents ask for in a large
@@ -17,7 +17,7 @@ import (
 const (
 	memoMaxEntries  = 1 << 17
 	memoMaxBytes    = 32 << 20
-	memoMaxReply    = cache.MaxUDPSize
+	memoMaxReply    = dnswire.MaxUDPSize
 	memoMaxShuffled = 64 // answers a kept reply may have
 )
 
@@ -40,7 +40,7 @@ type replyMemo struct {
 
 // memoEntry is one kept reply.
 type memoEntry struct {
-	r *cache.Response
+	r *dnswire.Response
 	// ans holds, for a reply with several answers, its AnswerSpans; the
 	// records are uncompressed, so any order of them is a valid message.
 	ans []uint16
@@ -58,7 +58,7 @@ func (e *memoEntry) size() int { return e.r.Size() + 2*len(e.ans) }
 // get writes the stored reply to q into dst if there is one for version
 // and it fits in limit bytes (ok). held reports that there is one, fitting
 // or not: storing it again would only repeat the work.
-func (m *replyMemo) get(q *cache.Query, version uint64, dst []byte, limit int) (out []byte, ok, held bool) {
+func (m *replyMemo) get(q *dnswire.Query, version uint64, dst []byte, limit int) (out []byte, ok, held bool) {
 	h := maphash.Bytes(m.seed, q.Key())
 	m.mu.Lock()
 	var e *memoEntry
@@ -80,11 +80,11 @@ func (m *replyMemo) get(q *cache.Query, version uint64, dst []byte, limit int) (
 // the zones at version, packed uncompressed (see memoable) so that its
 // answer records can move. Replies above memoMaxReply are not kept, nor
 // are more than memoMaxShuffled answers, nor several answers to ANY.
-func (m *replyMemo) put(q *cache.Query, version uint64, reply []byte) {
+func (m *replyMemo) put(q *dnswire.Query, version uint64, reply []byte) {
 	if len(reply) > memoMaxReply {
 		return
 	}
-	r, err := cache.ParseResponse(q, reply)
+	r, err := dnswire.ParseResponse(q, reply)
 	if err != nil {
 		return
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spartan-dns/spartan/internal/proxy"
+	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/zones"
 )
 
@@ -83,9 +83,9 @@ func TestMemoRepliesAsGeneralPath(t *testing.T) {
 			h := NewDNSHandler(auth, nil)
 			for i := range 3 {
 				msg := tc.msg(uint16(0x1000 + i))
-				want, ok := general.ServeFast(&proxy.Request{Msg: msg, TCP: tc.tcp}, make([]byte, 0, 4096))
+				want, ok := general.ServeFast(&server.Request{Msg: msg, TCP: tc.tcp}, make([]byte, 0, 4096))
 				require.True(t, ok)
-				got, ok := h.ServeFast(&proxy.Request{Msg: msg, TCP: tc.tcp}, make([]byte, 0, 4096))
+				got, ok := h.ServeFast(&server.Request{Msg: msg, TCP: tc.tcp}, make([]byte, 0, 4096))
 				require.True(t, ok)
 				require.Equal(t, want, got, "query %d", i)
 			}
@@ -144,12 +144,12 @@ func TestMemoKeepsShuffling(t *testing.T) {
 				r.Answer = nil
 				return order, append(rest, r.String())
 			}
-			want, ok := general.ServeFast(&proxy.Request{Msg: wire}, nil)
+			want, ok := general.ServeFast(&server.Request{Msg: wire}, nil)
 			require.True(t, ok)
 			_, wantRest := canon(want)
 			var orders [][]string
 			for range 40 {
-				got, ok := h.ServeFast(&proxy.Request{Msg: wire}, make([]byte, 0, 4096))
+				got, ok := h.ServeFast(&server.Request{Msg: wire}, make([]byte, 0, 4096))
 				require.True(t, ok)
 				order, rest := canon(got)
 				require.Equal(t, wantRest, rest)
@@ -186,16 +186,16 @@ func TestMemoTooLargeForUDP(t *testing.T) {
 	wire, err := q.Pack()
 	require.NoError(t, err)
 
-	tcp, ok := h.ServeFast(&proxy.Request{Msg: wire, TCP: true}, nil)
+	tcp, ok := h.ServeFast(&server.Request{Msg: wire, TCP: true}, nil)
 	require.True(t, ok)
 	require.Greater(t, len(tcp), 512)
 	require.LessOrEqual(t, len(tcp), memoMaxReply)
 	require.Equal(t, 1, h.memo.lru.Len())
 	kept := h.memo.lru.Values()[0]
 	for range 3 {
-		want, ok := general.ServeFast(&proxy.Request{Msg: wire}, nil)
+		want, ok := general.ServeFast(&server.Request{Msg: wire}, nil)
 		require.True(t, ok)
-		got, ok := h.ServeFast(&proxy.Request{Msg: wire}, nil)
+		got, ok := h.ServeFast(&server.Request{Msg: wire}, nil)
 		require.True(t, ok)
 		var w, r dns.Msg
 		require.NoError(t, w.Unpack(want))

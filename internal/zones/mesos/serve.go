@@ -12,12 +12,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/spartan-dns/spartan/internal/config"
-	"github.com/spartan-dns/spartan/internal/proxy"
-	"github.com/spartan-dns/spartan/internal/proxy/cache"
+	"github.com/spartan-dns/spartan/internal/dnswire"
+	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/zones"
 )
 
-// DNSHandler answers DNS messages from an Authority for a proxy.Server:
+// DNSHandler answers DNS messages from an Authority for a server.Server:
 // authoritative answers (AA) inside its zones, REFUSED outside them (the
 // master port is no open resolver), FORMERR for a query that does not
 // parse, and nothing at all for a message that is not a query. Every
@@ -43,17 +43,17 @@ func NewDNSHandler(auth *zones.Authority, loaded func() bool) DNSHandler {
 }
 
 // ServeFast answers req; it always handles the message.
-func (h DNSHandler) ServeFast(req *proxy.Request, dst []byte) ([]byte, bool) {
+func (h DNSHandler) ServeFast(req *server.Request, dst []byte) ([]byte, bool) {
 	return h.reply(req, dst), true
 }
 
 // ServeDNS answers req (the listener only calls it when ServeFast is not
 // used).
-func (h DNSHandler) ServeDNS(_ context.Context, req *proxy.Request, dst []byte) []byte {
+func (h DNSHandler) ServeDNS(_ context.Context, req *server.Request, dst []byte) []byte {
 	return h.reply(req, dst)
 }
 
-func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
+func (h DNSHandler) reply(req *server.Request, dst []byte) []byte {
 	msg := req.Msg
 	// Shorter than a header, or a response (QR set): answering either
 	// could start a loop with another server.
@@ -63,7 +63,7 @@ func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
 	loaded := h.Loaded == nil || h.Loaded()
 	// A plain query may have its reply in the memo; the version is read
 	// first, so a zone swapped meanwhile only makes the new entry stale.
-	var q cache.Query
+	var q dnswire.Query
 	memo := loaded && h.memo != nil && q.Parse(msg) == nil && q.Cacheable()
 	var version uint64
 	held := false
@@ -81,8 +81,8 @@ func (h DNSHandler) reply(req *proxy.Request, dst []byte) []byte {
 	}
 	var m dns.Msg
 	if err := m.Unpack(msg); err != nil {
-		// Keep ID, opcode and RD; FORMERR with no sections.
-		return append(dst[:0], msg[0], msg[1], 0x80|msg[2]&0x79, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0)
+		// Keep ID, opcode and RD; FORMERR with no sections, no RA.
+		return dnswire.AppendFormErr(dst, msg, false)
 	}
 	if !loaded {
 		return pack(new(dns.Msg).SetRcode(&m, dns.RcodeServerFailure), msg, dst)
@@ -132,8 +132,8 @@ type ServiceOptions struct {
 	// State, when set, is served instead of polling the Mesos masters
 	// (the demo's fixed cluster); see Master.UseState.
 	State []byte
-	// Listener settings shared with the proxy (see proxy.Server); zero
-	// means the proxy's defaults.
+	// Listener settings shared with the proxy (see server.Server); zero
+	// means the server's defaults.
 	TCPIdleTimeout   time.Duration
 	MaxTCPConns      int
 	UDPReceiveBuffer int
@@ -141,13 +141,13 @@ type ServiceOptions struct {
 }
 
 // Service is master mode assembled and bound: the state poller, the
-// authoritative DNS listeners on master.listen (UDP and TCP, the proxy's
-// own Server: IP_FREEBIND, pipelined TCP, connection cap, graceful
-// shutdown) and the HTTP API. Everything is bound by NewService, so a
+// authoritative DNS listeners on master.listen (UDP and TCP, the same
+// server.Server the proxy runs on: IP_FREEBIND, pipelined TCP, connection
+// cap, graceful shutdown) and the HTTP API. Everything is bound by NewService, so a
 // taken port fails start-up rather than a running process.
 type Service struct {
 	Master *Master
-	DNS    *proxy.Server
+	DNS    *server.Server
 	pcs    []net.PacketConn
 	lns    []net.Listener
 }
@@ -167,11 +167,11 @@ func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Serv
 	if o.State != nil {
 		m.UseState(o.State)
 	}
-	pcs, lns, err := proxy.ListenAll(ctx, cfg.Listen)
+	pcs, lns, err := server.ListenAll(ctx, cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("master.listen: %w", err)
 	}
-	s := &Service{Master: m, pcs: pcs, lns: lns, DNS: &proxy.Server{
+	s := &Service{Master: m, pcs: pcs, lns: lns, DNS: &server.Server{
 		Handler:          NewDNSHandler(zones.NewAuthority(m.Store()), m.Polled),
 		Logger:           logger.With("component", "master-dns"),
 		TCPIdleTimeout:   o.TCPIdleTimeout,

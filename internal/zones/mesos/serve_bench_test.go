@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spartan-dns/spartan/internal/proxy"
+	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/spartan-dns/spartan/internal/zones"
 )
@@ -89,7 +89,7 @@ func BenchmarkDNSHandler(b *testing.B) {
 		{"memo", NewDNSHandler(auth, nil)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			req := &proxy.Request{Msg: wire}
+			req := &server.Request{Msg: wire}
 			dst := make([]byte, 0, 4096)
 			reply, ok := tc.h.ServeFast(req, dst)
 			require.True(b, ok)

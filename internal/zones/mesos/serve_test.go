@@ -10,20 +10,20 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/spartan-dns/spartan/internal/proxy"
+	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/spartan-dns/spartan/internal/zones"
 	"github.com/stretchr/testify/require"
 )
 
 // serveAuthority serves auth through the handler master mode runs
-// (NewDNSHandler, with its memo) on the proxy's own Server, on a loopback
+// (NewDNSHandler, with its memo) on server.Server, on a loopback
 // UDP and TCP port (the same number), and returns the address.
 func serveAuthority(t *testing.T, auth *zones.Authority) string {
 	t.Helper()
-	pc, ln, err := proxy.Listen(t.Context(), "127.0.0.1:0")
+	pc, ln, err := server.Listen(t.Context(), "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := &proxy.Server{Handler: NewDNSHandler(auth, nil), Logger: discardLogger()}
+	srv := &server.Server{Handler: NewDNSHandler(auth, nil), Logger: discardLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, []net.PacketConn{pc}, []net.Listener{ln}) }()
@@ -233,7 +233,7 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 	cancel()
 	require.NoError(t, <-done)
-	pc, ln, err := proxy.Listen(t.Context(), addr)
+	pc, ln, err := server.Listen(t.Context(), addr)
 	require.NoError(t, err, "the sockets are released")
 	pc.Close()
 	ln.Close()

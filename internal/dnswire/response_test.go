@@ -1,4 +1,4 @@
-package cache
+package dnswire
 
 import (
 	"bytes"
@@ -6,20 +6,21 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/stretchr/testify/require"
 )
 
 func TestParseResponse(t *testing.T) {
-	query := newQuery("www.example.com.", dns.TypeA, withEDNS(1232, true))
+	query := testsupport.NewQuery("www.example.com.", dns.TypeA, testsupport.WithEDNS(1232, true))
 	qb, err := query.Pack()
 	require.NoError(t, err)
 	var q Query
 	require.NoError(t, q.Parse(qb))
-	good := packReply(t, query, replySpec{
-		answer:  []dns.RR{rr(t, "www.example.com. 300 IN CNAME web.example.com."), rr(t, "web.example.com. 60 IN A 192.0.2.1")},
-		ns:      []dns.RR{rr(t, "example.com. 3600 IN NS ns1.example.com.")},
-		extra:   []dns.RR{rr(t, "ns1.example.com. 3600 IN A 192.0.2.53")},
-		optSize: 4096,
+	good := testsupport.PackReply(t, query, testsupport.ReplySpec{
+		Answer:  []dns.RR{testsupport.RR(t, "www.example.com. 300 IN CNAME web.example.com."), testsupport.RR(t, "web.example.com. 60 IN A 192.0.2.1")},
+		Ns:      []dns.RR{testsupport.RR(t, "example.com. 3600 IN NS ns1.example.com.")},
+		Extra:   []dns.RR{testsupport.RR(t, "ns1.example.com. 3600 IN A 192.0.2.53")},
+		OptSize: 4096,
 	})
 	// The same reply with its OPT record first in the additional section.
 	optFirst := func() []byte {
@@ -83,7 +84,7 @@ func TestParseResponse(t *testing.T) {
 			out := r.appendReply(nil, &q, 65535, ttlMode{stale: true, value: 7})
 			var m dns.Msg
 			require.NoError(t, m.Unpack(out))
-			require.Equal(t, []uint32{7, 7, 7, 7}, ttls(&m))
+			require.Equal(t, []uint32{7, 7, 7, 7}, testsupport.TTLs(&m))
 			require.Equal(t, "web.example.com.", m.Answer[1].Header().Name)
 			require.True(t, m.IsEdns0().Do())
 		})
@@ -93,12 +94,12 @@ func TestParseResponse(t *testing.T) {
 // A truncated reply is relayed with empty sections and never stored, so
 // only its header and question are read: its records may be cut anywhere.
 func TestParseResponseTruncated(t *testing.T) {
-	query := newQuery("www.example.com.", dns.TypeA, withEDNS(1232, false))
+	query := testsupport.NewQuery("www.example.com.", dns.TypeA, testsupport.WithEDNS(1232, false))
 	qb, err := query.Pack()
 	require.NoError(t, err)
 	var q Query
 	require.NoError(t, q.Parse(qb))
-	full := packReply(t, query, replySpec{tc: true, answer: aRecords(t, "www.example.com.", 300, 3), optSize: 1232})
+	full := testsupport.PackReply(t, query, testsupport.ReplySpec{TC: true, Answer: testsupport.ARecords(t, "www.example.com.", 300, 3), OptSize: 1232})
 	for _, reply := range [][]byte{full, full[:len(full)-20]} {
 		r, err := ParseResponse(&q, reply)
 		require.NoError(t, err)
@@ -118,16 +119,16 @@ func TestParseResponseTruncated(t *testing.T) {
 // TestCheckReply: CheckReply accepts exactly what ParseResponse accepts,
 // record data included, without allocating for a usual reply.
 func TestCheckReply(t *testing.T) {
-	query := newQuery("WWW.example.com.", dns.TypeA, withEDNS(1232, false))
+	query := testsupport.NewQuery("WWW.example.com.", dns.TypeA, testsupport.WithEDNS(1232, false))
 	qb, err := query.Pack()
 	require.NoError(t, err)
 	var q Query
 	require.NoError(t, q.Parse(qb))
-	question := qb[headerLen : headerLen+len(q.Name())+4] // as sent: mixed case
-	good := packReply(t, query, replySpec{
-		answer:  []dns.RR{rr(t, "www.example.com. 300 IN CNAME web.example.com."), rr(t, "web.example.com. 60 IN A 192.0.2.1")},
-		ns:      []dns.RR{soa(t, "example.com.", 60, 30)},
-		optSize: 1232,
+	question := qb[HeaderLen : HeaderLen+len(q.Name())+4] // as sent: mixed case
+	good := testsupport.PackReply(t, query, testsupport.ReplySpec{
+		Answer:  []dns.RR{testsupport.RR(t, "www.example.com. 300 IN CNAME web.example.com."), testsupport.RR(t, "web.example.com. 60 IN A 192.0.2.1")},
+		Ns:      []dns.RR{testsupport.SOA(t, "example.com.", 60, 30)},
+		OptSize: 1232,
 	})
 	mangle := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
 	// raw builds a reply whose one record has the given type and raw data
@@ -135,9 +136,9 @@ func TestCheckReply(t *testing.T) {
 	raw := func(authority bool, rrtype uint16, rdata string) []byte {
 		r := &dns.RFC3597{Hdr: dns.RR_Header{Name: "www.example.com.", Rrtype: rrtype, Class: dns.ClassINET, Ttl: 60}, Rdata: rdata}
 		if authority {
-			return packReply(t, query, replySpec{ns: []dns.RR{r}})
+			return testsupport.PackReply(t, query, testsupport.ReplySpec{Ns: []dns.RR{r}})
 		}
-		return packReply(t, query, replySpec{answer: []dns.RR{r}})
+		return testsupport.PackReply(t, query, testsupport.ReplySpec{Answer: []dns.RR{r}})
 	}
 	// The CNAME's data: "web", then a pointer to example.com. in the
 	// question.
@@ -145,9 +146,9 @@ func TestCheckReply(t *testing.T) {
 	require.Positive(t, cname)
 	// truncated is a TC reply cut in its second record, with opcode op.
 	truncated := func(op byte) []byte {
-		b := packReply(t, query, replySpec{tc: true, answer: aRecords(t, "www.example.com.", 300, 3)})
+		b := testsupport.PackReply(t, query, testsupport.ReplySpec{TC: true, Answer: testsupport.ARecords(t, "www.example.com.", 300, 3)})
 		b[2] |= op << 3
-		return b[:headerLen+len(question)+20]
+		return b[:HeaderLen+len(question)+20]
 	}
 	tests := []struct {
 		name  string
@@ -158,7 +159,7 @@ func TestCheckReply(t *testing.T) {
 		{"truncated and cut in a record", truncated(0), true},
 		{"pointer to a non-label: re-packed", mangle(func(b []byte) []byte {
 			// The question's root byte: a valid name, not a label start.
-			binary.BigEndian.PutUint16(b[cname+4:], 0xC000|uint16(headerLen+len(question)-5))
+			binary.BigEndian.PutUint16(b[cname+4:], 0xC000|uint16(HeaderLen+len(question)-5))
 			return b
 		}), true},
 		{"opcode STATUS", mangle(func(b []byte) []byte { b[2] |= 2 << 3; return b }), false},
@@ -210,7 +211,7 @@ func TestReplyFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			query := newQuery("task.marathon.mesos.", dns.TypeA)
+			query := testsupport.NewQuery("task.marathon.mesos.", dns.TypeA)
 			query.RecursionDesired = tt.rd
 			query.CheckingDisabled = tt.cd
 			query.AuthenticatedData = tt.adQ
@@ -220,8 +221,8 @@ func TestReplyFlags(t *testing.T) {
 			require.NoError(t, q.Parse(qb))
 
 			up := new(dns.Msg)
-			require.NoError(t, up.Unpack(packReply(t, query, replySpec{
-				answer: []dns.RR{rr(t, "task.marathon.mesos. 60 IN A 192.0.2.7")}, ad: tt.upAD,
+			require.NoError(t, up.Unpack(testsupport.PackReply(t, query, testsupport.ReplySpec{
+				Answer: []dns.RR{testsupport.RR(t, "task.marathon.mesos. 60 IN A 192.0.2.7")}, AD: tt.upAD,
 			})))
 			up.Authoritative = tt.upstreamAA
 			up.RecursionAvailable = tt.upRA
@@ -247,19 +248,19 @@ func TestReplyFlags(t *testing.T) {
 // accepts comes out, for any client, as a message miekg/dns can unpack
 // whenever it could unpack the upstream's.
 func FuzzParseResponse(f *testing.F) {
-	query := newQuery("www.example.com.", dns.TypeA)
-	f.Add(packReply(f, query, replySpec{answer: aRecords(f, "www.example.com.", 300, 3), optSize: 1232}))
-	f.Add(packReply(f, query, replySpec{rcode: dns.RcodeNameError, ns: []dns.RR{soa(f, "example.com.", 60, 30)}}))
-	f.Add(packReply(f, query, replySpec{answer: []dns.RR{rr(f, "www.example.com. 5 IN CNAME x.example.net.")},
-		extra: []dns.RR{rr(f, "x.example.net. 5 IN AAAA 2001:db8::1")}, optSize: 4096}))
-	f.Add(packReply(f, query, replySpec{tc: true, answer: aRecords(f, "www.example.com.", 300, 3)})[:50])
-	qb, err := newQuery("WWW.example.com.", dns.TypeA, withEDNS(600, true)).Pack()
+	query := testsupport.NewQuery("www.example.com.", dns.TypeA)
+	f.Add(testsupport.PackReply(f, query, testsupport.ReplySpec{Answer: testsupport.ARecords(f, "www.example.com.", 300, 3), OptSize: 1232}))
+	f.Add(testsupport.PackReply(f, query, testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(f, "example.com.", 60, 30)}}))
+	f.Add(testsupport.PackReply(f, query, testsupport.ReplySpec{Answer: []dns.RR{testsupport.RR(f, "www.example.com. 5 IN CNAME x.example.net.")},
+		Extra: []dns.RR{testsupport.RR(f, "x.example.net. 5 IN AAAA 2001:db8::1")}, OptSize: 4096}))
+	f.Add(testsupport.PackReply(f, query, testsupport.ReplySpec{TC: true, Answer: testsupport.ARecords(f, "www.example.com.", 300, 3)})[:50])
+	qb, err := testsupport.NewQuery("WWW.example.com.", dns.TypeA, testsupport.WithEDNS(600, true)).Pack()
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		var q Query
 		require.NoError(t, q.Parse(qb))
 		r, err := ParseResponse(&q, reply)
-		cerr := CheckReply(qb[headerLen:headerLen+len(q.Name())+4], reply)
+		cerr := CheckReply(qb[HeaderLen:HeaderLen+len(q.Name())+4], reply)
 		require.Equal(t, err == nil, cerr == nil, "ParseResponse: %v, CheckReply: %v", err, cerr)
 		if err != nil {
 			return
@@ -273,7 +274,7 @@ func FuzzParseResponse(f *testing.F) {
 		var m dns.Msg
 		require.NoError(t, m.Unpack(out))
 		require.Equal(t, "WWW.example.com.", m.Question[0].Name)
-		for _, ttl := range ttls(&m) {
+		for _, ttl := range testsupport.TTLs(&m) {
 			require.LessOrEqual(t, ttl, uint32(100))
 		}
 	})
@@ -283,13 +284,13 @@ func FuzzParseResponse(f *testing.F) {
 // and TTLs, takes the client's ID, RD, CD and casing, and is refused
 // (nothing written) when it does not fit the client's limit.
 func TestAppendAuthoritative(t *testing.T) {
-	stored := newQuery("task.marathon.mesos.", dns.TypeA)
+	stored := testsupport.NewQuery("task.marathon.mesos.", dns.TypeA)
 	sb, err := stored.Pack()
 	require.NoError(t, err)
 	var sq Query
 	require.NoError(t, sq.Parse(sb))
 	up := new(dns.Msg)
-	require.NoError(t, up.Unpack(packReply(t, stored, replySpec{answer: aRecords(t, "task.marathon.mesos.", 3600, 25)})))
+	require.NoError(t, up.Unpack(testsupport.PackReply(t, stored, testsupport.ReplySpec{Answer: testsupport.ARecords(t, "task.marathon.mesos.", 3600, 25)})))
 	up.Authoritative, up.RecursionAvailable = true, false
 	ub, err := up.Pack()
 	require.NoError(t, err)
@@ -316,7 +317,7 @@ func TestAppendAuthoritative(t *testing.T) {
 		{"fits over TCP", 0, true, dns.MaxMsgSize, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			query := newQuery("TASK.Marathon.mesos.", dns.TypeA)
+			query := testsupport.NewQuery("TASK.Marathon.mesos.", dns.TypeA)
 			query.Id = 0x4242
 			query.RecursionDesired = tc.rd
 			query.CheckingDisabled = true

@@ -1,52 +1,22 @@
-package cache
+package dnswire
 
 import (
 	"encoding/binary"
 	"errors"
 )
 
-// Wire-format constants used by the parsers.
-const (
-	headerLen   = 12
-	maxNameWire = 255 // RFC 1035 2.3.4, including the root label
-	maxLabel    = 63
-	optRRLen    = 11 // root name, type, class, TTL, RDLENGTH
-
-	typeOPT   = 41
-	typeSOA   = 6
-	typeTSIG  = 250
-	typeSIG   = 24
-	typeIXFR  = 251
-	typeAXFR  = 252
-	classINET = 1
-
-	flagQR = 1 << 15
-	flagAA = 1 << 10
-	flagTC = 1 << 9
-	flagRD = 1 << 8
-	flagRA = 1 << 7
-	flagAD = 1 << 5
-	flagCD = 1 << 4
-
-	ednsDO = 1 << 15
-
-	rcodeNoError  = 0
-	rcodeServFail = 2
-	rcodeNXDomain = 3
-)
-
 // Errors returned by Query.Parse. They are preallocated so that rejecting a
 // hostile packet costs no allocation.
 var (
 	// ErrMalformed reports a packet that is not a well-formed query.
-	ErrMalformed = errors.New("cache: malformed query")
+	ErrMalformed = errors.New("dnswire: malformed query")
 	// ErrUnsupported reports a well-formed packet the fast path does not
 	// handle (a response, more than one question, records other than one
 	// OPT, EDNS version above 0); the caller takes the general path.
-	ErrUnsupported = errors.New("cache: query not handled by the wire fast path")
+	ErrUnsupported = errors.New("dnswire: query not handled by the wire fast path")
 )
 
-// keyFlag bits appended to the cache key.
+// Bits of the key's last byte (Query.KeyFlags).
 const (
 	keyDO = 1 << 0
 	keyCD = 1 << 1
@@ -72,10 +42,10 @@ type Query struct {
 	nameLen int
 	// name is the question name as the client sent it (its casing is
 	// restored in every reply).
-	name [maxNameWire]byte
+	name [MaxNameLen]byte
 	// key is the lower-cased name followed by qtype, qclass and the DO/CD
 	// flag byte: the cache key, compared byte for byte on every hit.
-	key    [maxNameWire + 5]byte
+	key    [MaxNameLen + 5]byte
 	keyLen int
 }
 
@@ -87,18 +57,24 @@ func (q *Query) Name() []byte { return q.name[:q.nameLen] }
 // byte of DO/CD flags. The slice aliases q.
 func (q *Query) Key() []byte { return q.key[:q.keyLen] }
 
-// question returns the lower-cased question (name, type, class) as it
-// appears in a stored reply.
-func (q *Query) question() []byte { return q.key[:q.keyLen-1] }
+// LowerName returns the question name in wire format, lower-cased. The
+// slice aliases q.
+func (q *Query) LowerName() []byte { return q.key[:q.nameLen] }
 
-func (q *Query) flags() byte { return q.key[q.keyLen-1] }
+// Question returns the lower-cased question section (name, type, class),
+// as a stored reply carries it. The slice aliases q.
+func (q *Query) Question() []byte { return q.key[:q.keyLen-1] }
+
+// KeyFlags returns the key's last byte, which holds the query's DO and CD
+// bits: answers differ by them, so they are part of the cache key.
+func (q *Query) KeyFlags() byte { return q.key[q.keyLen-1] }
 
 // Parse reads a client query. It accepts exactly one question whose name
 // has no compression pointers, no answer or authority records, and at most
 // one additional record, which must be an EDNS(0) OPT with a root owner.
 // Anything else is ErrMalformed or ErrUnsupported; nothing is allocated.
 func (q *Query) Parse(msg []byte) error {
-	if len(msg) < headerLen {
+	if len(msg) < HeaderLen {
 		return ErrMalformed
 	}
 	flags := binary.BigEndian.Uint16(msg[2:])
@@ -120,7 +96,7 @@ func (q *Query) Parse(msg []byte) error {
 	q.AD = flags&flagAD != 0
 	q.CD = flags&flagCD != 0
 
-	off := headerLen
+	off := HeaderLen
 	n := 0
 	for {
 		if off >= len(msg) {
@@ -135,7 +111,7 @@ func (q *Query) Parse(msg []byte) error {
 		if l > maxLabel {
 			return ErrMalformed
 		}
-		if off+1+l > len(msg) || n+1+l+1 > maxNameWire {
+		if off+1+l > len(msg) || n+1+l+1 > MaxNameLen {
 			return ErrMalformed
 		}
 		q.name[n] = byte(l)
@@ -227,11 +203,6 @@ func (q *Query) Cacheable() bool {
 	return true
 }
 
-// MaxUDPSize is the EDNS buffer size advertised in cached replies and the
-// largest UDP reply written (the DNS Flag Day 2020 value, which avoids IP
-// fragmentation).
-const MaxUDPSize = 1232
-
 // UDPLimit is the largest UDP reply q's sender accepts: 512 without EDNS,
 // otherwise its advertised size (at least 512) capped at MaxUDPSize.
 func (q *Query) UDPLimit() int {
@@ -239,4 +210,23 @@ func (q *Query) UDPLimit() int {
 		return 512
 	}
 	return min(int(q.UDPSize), MaxUDPSize)
+}
+
+// AppendQuery appends to dst[:0] the query for q's question that spartan
+// sends upstream: ID 0 (the upstream layer sets its own), RD, q's CD bit,
+// q's name as the client cased it, and an OPT record advertising
+// MaxUDPSize with q's DO bit.
+func (q *Query) AppendQuery(dst []byte) []byte {
+	var flags uint16 = flagRD
+	if q.CD {
+		flags |= flagCD
+	}
+	dst = append(dst[:0], 0, 0, byte(flags>>8), byte(flags), 0, 1, 0, 0, 0, 0, 0, 1)
+	dst = append(dst, q.name[:q.nameLen]...)
+	dst = append(dst, q.key[q.nameLen:q.nameLen+4]...)
+	var do byte
+	if q.DO {
+		do = ednsDO >> 8
+	}
+	return append(dst, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), 0, 0, do, 0, 0, 0)
 }

@@ -1,4 +1,4 @@
-package cache
+package dnswire
 
 import (
 	"bytes"
@@ -6,41 +6,14 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/stretchr/testify/require"
 )
 
-// queryOpt adjusts a test query before it is packed.
-type queryOpt func(*dns.Msg)
-
-func withEDNS(size uint16, do bool) queryOpt {
-	return func(m *dns.Msg) { m.SetEdns0(size, do) }
-}
-
-func withCD() queryOpt { return func(m *dns.Msg) { m.CheckingDisabled = true } }
-
-func withID(id uint16) queryOpt { return func(m *dns.Msg) { m.Id = id } }
-
-func newQuery(name string, qtype uint16, opts ...queryOpt) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.Id = 0x1234
-	for _, o := range opts {
-		o(m)
-	}
-	return m
-}
-
-func packQuery(t testing.TB, name string, qtype uint16, opts ...queryOpt) []byte {
-	t.Helper()
-	b, err := newQuery(name, qtype, opts...).Pack()
-	require.NoError(t, err)
-	return b
-}
-
-func parseQuery(t testing.TB, name string, qtype uint16, opts ...queryOpt) *Query {
+func parseQuery(t testing.TB, name string, qtype uint16, opts ...testsupport.QueryOption) *Query {
 	t.Helper()
 	q := new(Query)
-	require.NoError(t, q.Parse(packQuery(t, name, qtype, opts...)))
+	require.NoError(t, q.Parse(testsupport.PackQuery(t, name, qtype, opts...)))
 	return q
 }
 
@@ -53,14 +26,14 @@ func TestParseQuery(t *testing.T) {
 		size    uint16
 		do, cd  bool
 	}{
-		{name: "plain", msg: newQuery("Example.COM.", dns.TypeA), wantKey: "example.com."},
-		{name: "root", msg: newQuery(".", dns.TypeNS), wantKey: "."},
-		{name: "edns", msg: newQuery("a.b.", dns.TypeAAAA, withEDNS(4096, false)), wantKey: "a.b.", edns: true, size: 4096},
-		{name: "edns do", msg: newQuery("a.b.", dns.TypeAAAA, withEDNS(1232, true)), wantKey: "a.b.", edns: true, size: 1232, do: true},
-		{name: "cd", msg: newQuery("a.b.", dns.TypeA, withCD()), wantKey: "a.b.", cd: true},
-		{name: "escaped bytes", msg: newQuery(`a\.b\000C.d.`, dns.TypeTXT), wantKey: `a\.b\000c.d.`},
+		{name: "plain", msg: testsupport.NewQuery("Example.COM.", dns.TypeA), wantKey: "example.com."},
+		{name: "root", msg: testsupport.NewQuery(".", dns.TypeNS), wantKey: "."},
+		{name: "edns", msg: testsupport.NewQuery("a.b.", dns.TypeAAAA, testsupport.WithEDNS(4096, false)), wantKey: "a.b.", edns: true, size: 4096},
+		{name: "edns do", msg: testsupport.NewQuery("a.b.", dns.TypeAAAA, testsupport.WithEDNS(1232, true)), wantKey: "a.b.", edns: true, size: 1232, do: true},
+		{name: "cd", msg: testsupport.NewQuery("a.b.", dns.TypeA, testsupport.WithCD()), wantKey: "a.b.", cd: true},
+		{name: "escaped bytes", msg: testsupport.NewQuery(`a\.b\000C.d.`, dns.TypeTXT), wantKey: `a\.b\000c.d.`},
 		{name: "edns options", msg: func() *dns.Msg {
-			m := newQuery("x.y.", dns.TypeA, withEDNS(1400, true))
+			m := testsupport.NewQuery("x.y.", dns.TypeA, testsupport.WithEDNS(1400, true))
 			opt := m.IsEdns0()
 			opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"},
 				&dns.EDNS0_PADDING{Padding: make([]byte, 7)})
@@ -94,8 +67,8 @@ func TestParseQuery(t *testing.T) {
 }
 
 func TestParseQueryRejects(t *testing.T) {
-	valid := packQuery(t, "example.com.", dns.TypeA)
-	withOPT := packQuery(t, "example.com.", dns.TypeA, withEDNS(1232, false))
+	valid := testsupport.PackQuery(t, "example.com.", dns.TypeA)
+	withOPT := testsupport.PackQuery(t, "example.com.", dns.TypeA, testsupport.WithEDNS(1232, false))
 	patch := func(b []byte, f func([]byte) []byte) []byte {
 		return f(bytes.Clone(b))
 	}
@@ -145,7 +118,7 @@ func TestParseQueryRejects(t *testing.T) {
 	t.Run("name of 255 bytes accepted", func(t *testing.T) {
 		name := strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("b", 61) + "."
 		var q Query
-		require.NoError(t, q.Parse(packQuery(t, name, dns.TypeA)))
+		require.NoError(t, q.Parse(testsupport.PackQuery(t, name, dns.TypeA)))
 		require.Len(t, q.Name(), 255)
 	})
 }
@@ -170,7 +143,7 @@ func TestCacheable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newQuery("example.com.", tt.qtype)
+			m := testsupport.NewQuery("example.com.", tt.qtype)
 			m.Question[0].Qclass = tt.class
 			m.Opcode = tt.op
 			b, err := m.Pack()
@@ -184,9 +157,9 @@ func TestCacheable(t *testing.T) {
 
 func TestUDPLimit(t *testing.T) {
 	require.Equal(t, 512, parseQuery(t, "a.", dns.TypeA).UDPLimit())
-	require.Equal(t, 512, parseQuery(t, "a.", dns.TypeA, withEDNS(100, false)).UDPLimit())
-	require.Equal(t, 1000, parseQuery(t, "a.", dns.TypeA, withEDNS(1000, false)).UDPLimit())
-	require.Equal(t, MaxUDPSize, parseQuery(t, "a.", dns.TypeA, withEDNS(65535, false)).UDPLimit())
+	require.Equal(t, 512, parseQuery(t, "a.", dns.TypeA, testsupport.WithEDNS(100, false)).UDPLimit())
+	require.Equal(t, 1000, parseQuery(t, "a.", dns.TypeA, testsupport.WithEDNS(1000, false)).UDPLimit())
+	require.Equal(t, MaxUDPSize, parseQuery(t, "a.", dns.TypeA, testsupport.WithEDNS(65535, false)).UDPLimit())
 }
 
 // FuzzParseQuery checks that whatever Parse accepts, miekg/dns accepts too
@@ -194,11 +167,11 @@ func TestUDPLimit(t *testing.T) {
 // never panics. Its seeds run in the normal test suite.
 func FuzzParseQuery(f *testing.F) {
 	for _, b := range [][]byte{
-		packQuery(f, "example.com.", dns.TypeA),
-		packQuery(f, "Mixed.Case.Example.", dns.TypeAAAA, withEDNS(4096, true)),
-		packQuery(f, ".", dns.TypeNS, withCD()),
-		packQuery(f, `we\.ird\255.name.`, dns.TypeTXT, withEDNS(512, false), withID(7)),
-		packQuery(f, "leader.mesos.", dns.TypeSRV, withEDNS(1232, false)),
+		testsupport.PackQuery(f, "example.com.", dns.TypeA),
+		testsupport.PackQuery(f, "Mixed.Case.Example.", dns.TypeAAAA, testsupport.WithEDNS(4096, true)),
+		testsupport.PackQuery(f, ".", dns.TypeNS, testsupport.WithCD()),
+		testsupport.PackQuery(f, `we\.ird\255.name.`, dns.TypeTXT, testsupport.WithEDNS(512, false), testsupport.WithID(7)),
+		testsupport.PackQuery(f, "leader.mesos.", dns.TypeSRV, testsupport.WithEDNS(1232, false)),
 		{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1},
 		{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 41, 4, 0, 0, 0, 0x80, 0, 0, 0},
 	} {
@@ -214,7 +187,7 @@ func FuzzParseQuery(f *testing.F) {
 			// miekg/dns interprets option contents, which the fast path
 			// ignores (it only checks their TLV framing): without the
 			// options the packet must unpack.
-			optAt := headerLen + len(q.Name()) + 4
+			optAt := HeaderLen + len(q.Name()) + 4
 			b = append([]byte{}, b[:optAt+optRRLen]...)
 			b[len(b)-2], b[len(b)-1] = 0, 0
 		}
@@ -228,7 +201,7 @@ func FuzzParseQuery(f *testing.F) {
 		// The name is the packet's own bytes, decoding to miekg's name;
 		// the key is its ASCII lower-casing.
 		n := len(q.Name())
-		require.Equal(t, b[headerLen:headerLen+n], q.Name())
+		require.Equal(t, b[HeaderLen:HeaderLen+n], q.Name())
 		name, _, err := dns.UnpackDomainName(q.Name(), 0)
 		require.NoError(t, err)
 		require.Equal(t, m.Question[0].Name, name)

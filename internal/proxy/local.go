@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/dnswire"
+	"github.com/spartan-dns/spartan/internal/server"
+)
+
+// local answers from the local zone with dns.Msg: rare (health checks),
+// so clarity beats speed.
+func (f *Forwarder) local(req *server.Request, qs *query, dst []byte) []byte {
+	qname, _, err := dns.UnpackDomainName(qs.q.Name(), 0)
+	if err != nil {
+		return dnswire.AppendError(dst, &qs.q, dns.RcodeFormatError)
+	}
+	res := f.o.Local.Lookup(qname, qs.q.Qtype)
+	m := new(dns.Msg)
+	m.Id = qs.q.ID
+	m.Response = true
+	m.Opcode = dns.OpcodeQuery
+	m.RecursionDesired = qs.q.RD
+	m.RecursionAvailable = true
+	m.CheckingDisabled = qs.q.CD
+	m.Authoritative = res.Authoritative
+	m.Rcode = res.Rcode
+	m.Question = []dns.Question{{Name: qname, Qtype: qs.q.Qtype, Qclass: qs.q.Qclass}}
+	m.Answer, m.Ns, m.Extra = res.Answer, res.Ns, res.Extra
+	if qs.q.EDNS {
+		m.SetEdns0(dnswire.MaxUDPSize, qs.q.DO)
+	}
+	if !req.TCP {
+		m.Truncate(qs.q.UDPLimit())
+	}
+	m.Compress = true
+	out, err := m.PackBuffer(dst[:cap(dst)])
+	if err != nil {
+		return dnswire.AppendError(dst, &qs.q, dns.RcodeServerFailure)
+	}
+	return out
+}
+
+// normalize handles a well-formed query the wire parser does not take
+// (several additional records such as TSIG, an OPT out of place, EDNS
+// version above 0, other sections filled in): answered here when it must
+// be refused, otherwise rewritten as a plain query and parsed again. It
+// returns ok true when qs.q is ready for the normal path.
+func (f *Forwarder) normalize(req *server.Request, qs *query, dst []byte) ([]byte, bool) {
+	m := new(dns.Msg)
+	if err := m.Unpack(req.Msg); err != nil {
+		f.malformed.Add(1)
+		return dnswire.AppendFormErr(dst, req.Msg, true), false
+	}
+	if m.Response {
+		return nil, false // never answer a response: that is how loops start
+	}
+	reply := new(dns.Msg)
+	switch {
+	case m.Opcode != dns.OpcodeQuery:
+		reply.SetRcode(m, dns.RcodeNotImplemented)
+	case len(m.Question) != 1:
+		f.malformed.Add(1)
+		reply.SetRcode(m, dns.RcodeFormatError)
+	case m.IsEdns0() != nil && m.IsEdns0().Version() != 0:
+		reply.SetRcode(m, dns.RcodeBadVers)
+		reply.SetEdns0(dnswire.MaxUDPSize, m.IsEdns0().Do())
+	default:
+		n := new(dns.Msg)
+		n.Id, n.RecursionDesired, n.CheckingDisabled, n.AuthenticatedData = m.Id, m.RecursionDesired, m.CheckingDisabled, m.AuthenticatedData
+		n.Question = m.Question
+		if opt := m.IsEdns0(); opt != nil {
+			n.SetEdns0(opt.UDPSize(), opt.Do())
+		}
+		wire, err := n.Pack()
+		if err == nil && qs.q.Parse(wire) == nil {
+			return nil, true
+		}
+		f.malformed.Add(1)
+		reply.SetRcode(m, dns.RcodeFormatError)
+	}
+	if !f.allowed(req.Client.Addr()) {
+		f.refused.Add(1)
+		reply.Rcode = dns.RcodeRefused
+	}
+	out, err := reply.PackBuffer(dst[:cap(dst)])
+	if err != nil {
+		return nil, false
+	}
+	return out, false
+}

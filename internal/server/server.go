@@ -1,0 +1,203 @@
+// Package server is spartan's DNS listener layer, shared by the node's
+// forwarding proxy and master mode's authoritative server: UDP sockets
+// read in batches (recvmmsg/sendmmsg) with replies sent from the address
+// queried, TCP connections carrying pipelined queries answered out of
+// order, sockets bound with IP_FREEBIND, a connection cap, an idle
+// timeout, and a graceful shutdown. It knows nothing of DNS beyond
+// framing: a Handler answers each message in wire format, and a
+// FastHandler answers what needs no waiting on the read goroutine itself.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Request is one DNS message received by a Server.
+type Request struct {
+	// Msg is the raw message. It is only valid during the handler call.
+	Msg []byte
+	// Client is the sender's address.
+	Client netip.AddrPort
+	// Local is the address the message was sent to.
+	Local netip.AddrPort
+	// TCP reports a message that came over TCP.
+	TCP bool
+	// Received is when the message was read.
+	Received time.Time
+}
+
+// Handler answers DNS messages in wire format. The listener layer knows
+// nothing about DNS beyond framing; the forwarding query path, a cache's
+// fast path and master mode's authoritative server all sit behind it.
+type Handler interface {
+	// ServeDNS appends the reply to req to dst[:0] and returns it; nil
+	// means no reply at all. It may block (an upstream race); ctx ends
+	// when the server's shutdown grace period is over.
+	ServeDNS(ctx context.Context, req *Request, dst []byte) []byte
+}
+
+// FastHandler is optionally implemented by a Handler that can answer some
+// messages without blocking (a cache hit, a local zone, a refusal). The
+// listener calls ServeFast on its read goroutine first and starts a
+// goroutine for ServeDNS only when ServeFast returns ok false.
+type FastHandler interface {
+	ServeFast(req *Request, dst []byte) (reply []byte, ok bool)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request, dst []byte) []byte
+
+// ServeDNS calls f.
+func (f HandlerFunc) ServeDNS(ctx context.Context, req *Request, dst []byte) []byte {
+	return f(ctx, req, dst)
+}
+
+// Server defaults.
+const (
+	DefaultTCPIdleTimeout = 10 * time.Second
+	DefaultMaxTCPConns    = 1024
+	DefaultShutdownGrace  = 2 * time.Second
+	// DefaultTCPPipeline bounds the queries in flight on one TCP
+	// connection; beyond it the server stops reading that connection
+	// until one is answered (TCP back-pressure, no unbounded queue).
+	DefaultTCPPipeline = 64
+)
+
+// bufSize is the capacity of pooled message buffers: larger than any sane
+// query; replies that need more grow their buffer.
+const bufSize = 4096
+
+// Server serves DNS over UDP and TCP sockets with its own listeners:
+// UDP replies leave from the address the query was sent to, and TCP
+// connections carry pipelined queries answered concurrently (replies may
+// go out of order, as RFC 7766 allows). Fill in the fields, then call
+// Serve.
+type Server struct {
+	Handler Handler
+	Logger  *slog.Logger
+	// TCPIdleTimeout closes a TCP connection with nothing in flight and
+	// nothing received for this long. Default DefaultTCPIdleTimeout.
+	TCPIdleTimeout time.Duration
+	// MaxTCPConns caps open TCP connections; a connection beyond it is
+	// closed at once. Default DefaultMaxTCPConns.
+	MaxTCPConns int
+	// UDPReceiveBuffer, when positive, is set as the receive buffer of
+	// every UDP socket served (see config.Config.UDPReceiveBuffer).
+	UDPReceiveBuffer int
+	// TCPPipeline caps queries in flight per TCP connection. Default
+	// DefaultTCPPipeline.
+	TCPPipeline int
+	// ShutdownGrace is how long in-flight queries may take once Serve's
+	// context is done. Default DefaultShutdownGrace.
+	ShutdownGrace time.Duration
+	// OnGraceOver, when set, is called when ShutdownGrace has passed with
+	// queries still in flight, as their context is cancelled. It ends work
+	// that handlers wait for without watching that context: the cache's
+	// upstream races, which coalesced queries share.
+	OnGraceOver func()
+
+	tcpConns atomic.Int64
+	inflight sync.WaitGroup
+	hctx     context.Context // handlers' context, cancelled after the grace
+	stopping atomic.Bool
+	mu       sync.Mutex
+	conns    map[*tcpConn]struct{}
+	jobs     chan *udpJob  // to idle workers; unbuffered
+	idleStop chan struct{} // closed when Serve returns
+}
+
+// TCPConns returns the number of open TCP connections.
+func (s *Server) TCPConns() int { return int(s.tcpConns.Load()) }
+
+// Serve serves on the given sockets until ctx is done, then stops reading,
+// lets in-flight queries finish within ShutdownGrace, and closes the
+// sockets. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.Listener) error {
+	if s.Handler == nil {
+		return errors.New("server: no handler")
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.TCPIdleTimeout <= 0 {
+		s.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	if s.MaxTCPConns <= 0 {
+		s.MaxTCPConns = DefaultMaxTCPConns
+	}
+	if s.TCPPipeline <= 0 {
+		s.TCPPipeline = DefaultTCPPipeline
+	}
+	if s.ShutdownGrace <= 0 {
+		s.ShutdownGrace = DefaultShutdownGrace
+	}
+	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	s.hctx = hctx
+	s.conns = make(map[*tcpConn]struct{})
+	s.jobs = make(chan *udpJob)
+	s.idleStop = make(chan struct{})
+	defer close(s.idleStop) // idle workers exit; busy ones are in inflight
+
+	var readers errgroup.Group
+	var udps []*udpListener
+	for _, pc := range pcs {
+		u, err := newUDPListener(s, pc)
+		if err != nil {
+			return err
+		}
+		udps = append(udps, u)
+		readers.Go(u.serve)
+	}
+	for _, ln := range lns {
+		readers.Go(func() error { return s.acceptTCP(ln) })
+	}
+
+	<-ctx.Done()
+	s.stopping.Store(true)
+	// Stop reading: new queries are no longer accepted, sockets stay open
+	// for the replies still to come.
+	for _, u := range udps {
+		_ = u.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+	rerr := readers.Wait()
+
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.ShutdownGrace):
+		s.Logger.Warn("shutdown grace period over; cancelling queries still in flight", "grace", s.ShutdownGrace)
+		cancelHandlers()
+		if s.OnGraceOver != nil {
+			s.OnGraceOver()
+		}
+		<-done
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.conn.Close()
+	}
+	s.mu.Unlock()
+	for _, pc := range pcs {
+		pc.Close()
+	}
+	return rerr
+}
