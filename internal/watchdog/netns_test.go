@@ -220,7 +220,7 @@ func TestNetnsGetentSurvivesProxyKill(t *testing.T) {
 	progress("with spartan dead")
 
 	restarted := time.Now()
-	proxy = testsupport.StartSpartan(t, spartan)
+	testsupport.StartSpartan(t, spartan) // stopped at cleanup, like the first
 	waitState(t, path, Up)
 	back := time.Now()
 	_, f = fileState(t, path)

@@ -101,7 +101,7 @@ func synthetic(addr string, n int) []byte {
 		}
 		agent := i % agents
 		port := 10000 + i%20000
-		fmt.Fprintf(&b, `{"id":"app-%[1]d.%[1]08x","name":"app-%[1]d","framework_id":"fw-marathon","slave_id":"S%[2]d","state":"TASK_RUNNING",`+
+		fmt.Fprintf(&b, `{"id":"app-%[1]d.%08[1]x","name":"app-%[1]d","framework_id":"fw-marathon","slave_id":"S%[2]d","state":"TASK_RUNNING",`+
 			`"resources":{"ports":"[%[3]d-%[4]d]"},"statuses":[{"state":"TASK_RUNNING","timestamp":1571216901.2,`+
 			`"container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"10.2.%[5]d.%[6]d"}]}]}}]}`,
 			i, agent, port, port+1, i/256%256, i%256)
