@@ -192,6 +192,50 @@ func TestCheckReply(t *testing.T) {
 	}))
 }
 
+// TestReplyQuestionMatch: a reply's question must be the query's, the
+// name compared without regard to ASCII case (RFC 4343) and the type and
+// class byte for byte. Type HTTPS (65, 0x0041) holds the byte of an "A":
+// folding it like a name's letters would take a reply about type 97 for
+// one about HTTPS.
+func TestReplyQuestionMatch(t *testing.T) {
+	query := testsupport.NewQuery("svc.example.com.", dns.TypeHTTPS)
+	qb, err := query.Pack()
+	require.NoError(t, err)
+	var q Query
+	require.NoError(t, q.Parse(qb))
+	question := qb[HeaderLen : HeaderLen+len(q.Name())+4]
+	reply := func(name string, qtype, qclass uint16) []byte {
+		m := testsupport.NewQuery(name, qtype)
+		m.Question[0].Qclass = qclass
+		return testsupport.PackReply(t, m, testsupport.ReplySpec{Rcode: dns.RcodeNameError})
+	}
+	tests := []struct {
+		name  string
+		reply []byte
+		ok    bool
+	}{
+		{"same question", reply("svc.example.com.", dns.TypeHTTPS, dns.ClassINET), true},
+		{"name in other case", reply("SVC.Example.COM.", dns.TypeHTTPS, dns.ClassINET), true},
+		{"type 97: 0x0061 folds to 0x0041", reply("svc.example.com.", 97, dns.ClassINET), false},
+		{"other type", reply("svc.example.com.", dns.TypeA, dns.ClassINET), false},
+		{"other class", reply("svc.example.com.", dns.TypeHTTPS, dns.ClassCHAOS), false},
+		{"other name", reply("svd.example.com.", dns.TypeHTTPS, dns.ClassINET), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckReply(question, tt.reply)
+			_, perr := ParseResponse(&q, tt.reply)
+			if tt.ok {
+				require.NoError(t, err)
+				require.NoError(t, perr)
+			} else {
+				require.ErrorIs(t, err, errResponse)
+				require.ErrorIs(t, perr, errResponse)
+			}
+		})
+	}
+}
+
 // TestReplyFlags checks the header a client gets for a relayed reply: its
 // own RD and CD, RA always (we recurse for it), AA never (an authoritative
 // upstream's answer is relayed or cached data here), AD only when asked.

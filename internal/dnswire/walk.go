@@ -36,7 +36,7 @@ func walkResponse(qs, reply []byte, starts []uint64, r *Response) (optStart, opt
 	ns := int(binary.BigEndian.Uint16(reply[8:]))
 	ar := int(binary.BigEndian.Uint16(reply[10:]))
 	qend := HeaderLen + len(qs)
-	if len(reply) < qend || !equalFold(reply[HeaderLen:qend], qs) {
+	if len(reply) < qend || !EqualQuestion(reply[HeaderLen:qend], qs) {
 		return -1, -1, 0, respErr("question does not match the query")
 	}
 	w := walker{msg: reply, starts: starts}
@@ -225,29 +225,6 @@ func (w *walker) rdataNames(rtype uint16, off, end int) error {
 		off = next
 	}
 	return nil
-}
-
-// equalFold compares two wire-format byte strings ignoring ASCII case.
-func equalFold(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // repack re-encodes reply with miekg/dns, without its OPT record.
