@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -592,16 +591,7 @@ func TestUDPReceiveBuffer(t *testing.T) {
 	rcvbuf := func(t *testing.T, n *node) int {
 		// Serve sets it: once a query is answered, it has.
 		require.Equal(t, "127.0.0.1", firstA(ask(t, n.addr, "udp", msg("ready.spartan.", dns.TypeA))))
-		c := n.pcs[0].(*net.UDPConn)
-		rc, err := c.SyscallConn()
-		require.NoError(t, err)
-		var v int
-		var serr error
-		require.NoError(t, rc.Control(func(fd uintptr) {
-			v, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-		}))
-		require.NoError(t, serr)
-		return v
+		return testsupport.ReceiveBuffer(t, n.pcs[0].(*net.UDPConn))
 	}
 	def := rcvbuf(t, startNode(t, func(c *config.Config) { c.Upstreams = []string{"127.0.0.1:1"}; c.UDPReceiveBuffer = 0 }))
 	const want = 2 << 20

@@ -9,11 +9,11 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -293,19 +293,6 @@ func TestServeNeedsHandler(t *testing.T) {
 	require.Error(t, new(Server).Serve(t.Context(), nil, nil))
 }
 
-func rcvbuf(t *testing.T, c *net.UDPConn) int {
-	t.Helper()
-	rc, err := c.SyscallConn()
-	require.NoError(t, err)
-	var v int
-	var serr error
-	require.NoError(t, rc.Control(func(fd uintptr) {
-		v, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-	}))
-	require.NoError(t, serr)
-	return v
-}
-
 // TestSetReceiveBuffer: the buffer is raised (past net.core.rmem_max as
 // root, through SO_RCVBUFFORCE) and never lowered, so a larger one set by
 // a socket unit's ReceiveBuffer= is kept.
@@ -314,14 +301,14 @@ func TestSetReceiveBuffer(t *testing.T) {
 	require.NoError(t, err)
 	defer pc.Close()
 	defer ln.Close()
-	before := rcvbuf(t, pc)
+	before := testsupport.ReceiveBuffer(t, pc)
 	require.NoError(t, setReceiveBuffer(pc, 4<<20))
-	raised := rcvbuf(t, pc)
+	raised := testsupport.ReceiveBuffer(t, pc)
 	require.GreaterOrEqual(t, raised, before)
 	if os.Geteuid() == 0 {
 		// The kernel reports twice the size set, for its bookkeeping.
 		require.Equal(t, 8<<20, raised)
 	}
 	require.NoError(t, setReceiveBuffer(pc, 1<<20))
-	require.Equal(t, raised, rcvbuf(t, pc), "a larger buffer is not lowered")
+	require.Equal(t, raised, testsupport.ReceiveBuffer(t, pc), "a larger buffer is not lowered")
 }

@@ -4,7 +4,8 @@
 // and a child-process runner (binary.go), a fake Mesos master (mesos.go),
 // network namespaces (netns.go), multi-node topologies of namespaces on a
 // bridge with dig and getent run from a node (cluster.go), sd_notify and socket-activation stand-ins
-// (notify.go, activation.go), a Prometheus scraper (prometheus.go), and
+// (notify.go, activation.go), a Prometheus scraper (prometheus.go), a
+// socket-option reader (sockopt.go), and
 // builders of DNS queries and upstream replies for wire-format tests
 // (dnsmsg.go).
 //
