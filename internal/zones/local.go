@@ -3,6 +3,8 @@ package zones
 import (
 	"net"
 	"net/netip"
+
+	"github.com/miekg/dns"
 )
 
 // LocalOrigin is the node-local zone every spartan answers itself.
@@ -32,4 +34,15 @@ func NewLocal(ns netip.Addr) *Zone {
 	b.Add(addrRR(ReadyName, net.IPv4(127, 0, 0, 1), localTTL))
 	b.Add(addrRR(NSName, net.IP(ns.Unmap().AsSlice()), localTTL))
 	return b.Build(1)
+}
+
+// addrRR returns an A or AAAA record for ip.
+func addrRR(name string, ip net.IP, ttl uint32) dns.RR {
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: ttl}
+	if v4 := ip.To4(); v4 != nil {
+		hdr.Rrtype = dns.TypeA
+		return &dns.A{Hdr: hdr, A: v4}
+	}
+	hdr.Rrtype = dns.TypeAAAA
+	return &dns.AAAA{Hdr: hdr, AAAA: ip}
 }
