@@ -2,11 +2,13 @@ package zones
 
 import (
 	"github.com/miekg/dns"
+
+	"github.com/spartan-dns/spartan/internal/dnswire"
 )
 
-// advertisedUDPSize is the EDNS buffer size we advertise: the DNS Flag Day
-// 2020 value, which avoids IP fragmentation on every common path.
-const advertisedUDPSize = 1232
+// advertisedUDPSize is the EDNS buffer size we advertise, the same as
+// every other spartan reply.
+const advertisedUDPSize = dnswire.MaxUDPSize
 
 // Authority answers queries for a set of zones authoritatively, each held in
 // a Store so it can be swapped while serving. It is not a resolver: a query

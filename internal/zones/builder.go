@@ -136,9 +136,7 @@ func (b *Builder) newNode(name string) *node {
 	// one already known empty: its own walk covered the rest. It is done
 	// here, while the name is at hand, rather than over the whole table
 	// in Build.
-	if _, ok := b.ents[name]; ok {
-		delete(b.ents, name)
-	}
+	delete(b.ents, name)
 	for p := parent(name); p != "" && len(p) > len(b.origin); p = parent(p) {
 		// Names come in runs under one parent: the last one found is
 		// checked before the tables.
