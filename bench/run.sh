@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The benchmark harness: spartan side by side with unbound (one thread) and
-# dnsmasq as forwarders to the same fake upstreams, plus a trivial one-core
+# The benchmark harness: spartan side by side with unbound (one thread),
+# dnsmasq and CoreDNS as forwarders to the same fake upstreams, plus a trivial one-core
 # UDP responder (the loopback limit), all on loopback. Prints one table:
 #   S1 cache-hit throughput, and latency at half that rate
 #   S2 cache-miss forwarding throughput (every name new)
 #   S3 tail latency at a fixed rate with a blackholed, a 40 ms and a 2 ms upstream
 #   S4 all upstreams dead after warm-up, entries expired: fraction answered (stale)
-#   S5 master-mode authoritative throughput (spartan only)
+#   S5 master-mode authoritative throughput (spartan, and base when set)
 #   S6 record generation time and memory for 100,000 tasks (go benchmark)
 # The server under test runs on CPU $SERVER_CPU (spartan with GOMAXPROCS=1,
 # unbound with one thread); the load client (bench/cmd/loadgen, or dnsperf)
@@ -14,9 +14,11 @@
 #
 # Usage: bench/run.sh            (about 4 minutes)
 #        QUICK=1 bench/run.sh    (under a minute, shorter and noisier runs)
-# Environment: SERVERS="spartan unbound dnsmasq trivial", SCENARIOS="S1 ... S6",
+# Environment: SERVERS="spartan unbound dnsmasq coredns trivial", SCENARIOS="S1 ... S6",
 # SECS (seconds per throughput run), S3_RATE, S3_SECS, OUTSTANDING,
-# SERVER_CPU, CLIENT_CPU, BASE_PORT (uses BASE_PORT..BASE_PORT+30).
+# SERVER_CPU, CLIENT_CPU, BASE_PORT (uses BASE_PORT..BASE_PORT+30),
+# BASE_REF (a git revision: adds the server "base", spartan built from that
+# revision, to every scenario, for before/after figures from one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +28,15 @@ if [ "$QUICK" = 1 ]; then
 else
 	SECS=${SECS:-5} S3_SECS=${S3_SECS:-10} S3_WARM=1s S4_NAMES=${S4_NAMES:-1000} S6_TIMES=${S6_TIMES:-3} DNSPERF=${DNSPERF:-1}
 fi
-SERVERS=${SERVERS:-"spartan unbound dnsmasq trivial"}
+BASE_REF=${BASE_REF:-}
+if [ -n "$BASE_REF" ]; then
+	SERVERS=${SERVERS:-"spartan base unbound dnsmasq coredns trivial"}
+else
+	SERVERS=${SERVERS:-"spartan unbound dnsmasq coredns trivial"}
+fi
+# CoreDNS has no Debian package: without one on PATH (or COREDNS naming a
+# binary) it is built once from its Go module into the user's cache.
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
 SCENARIOS=${SCENARIOS:-"S1 S2 S3 S4 S5 S6"}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
@@ -66,6 +76,18 @@ RUN_SERVERS=()
 for s in $SERVERS; do
 	case $s in
 	unbound | dnsmasq) command -v "$s" >/dev/null || { say "skipping $s: not installed"; continue; } ;;
+	base) [ -n "$BASE_REF" ] || { say "skipping base: set BASE_REF to a git revision"; continue; } ;;
+	coredns)
+		COREDNS=${COREDNS:-$(command -v coredns || true)}
+		if [ -z "$COREDNS" ]; then
+			gobin=${XDG_CACHE_HOME:-$HOME/.cache}/spartan-bench/coredns-$COREDNS_VERSION
+			if [ ! -x "$gobin/coredns" ]; then
+				say "building CoreDNS $COREDNS_VERSION into $gobin (once)"
+				GOBIN=$gobin go install "github.com/coredns/coredns@$COREDNS_VERSION" >&2 || { say "skipping coredns: build failed"; continue; }
+			fi
+			COREDNS=$gobin/coredns
+		fi
+		;;
 	esac
 	RUN_SERVERS+=("$s")
 done
@@ -78,6 +100,7 @@ PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	if [ -d "$W/base-src" ]; then git worktree remove --force "$W/base-src" 2>/dev/null || true; fi
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -103,6 +126,11 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 say "building..."
 go build -o "$W/spartan" ./cmd/spartan
+if [[ " ${RUN_SERVERS[*]} " == *" base "* ]]; then
+	git worktree add --quiet --detach "$W/base-src" "$BASE_REF"
+	(cd "$W/base-src" && go build -o "$W/base" ./cmd/spartan)
+	say "base: spartan at $(git rev-parse --short "$BASE_REF") ($(git log -1 --format=%s "$BASE_REF" | cut -c1-60))"
+fi
 for c in loadgen udpresponder fakemesos; do go build -o "$W/$c" "./bench/cmd/$c"; done
 export GOMAXPROCS=1 # every Go process here: spartan, loadgen, fake upstreams
 
@@ -167,14 +195,19 @@ names_file() {
 
 # --- servers ----------------------------------------------------------------
 # start_NAME UPSTREAM...: start the server on $SPORT; sets SPID.
-start_spartan() {
-	local ups
+start_spartan() { spartan_bin "$W/spartan" "$@"; }
+start_base() { spartan_bin "$W/base" "$@"; }
+
+# spartan_bin BINARY UPSTREAM...: start_spartan for a given build.
+spartan_bin() {
+	local bin=$1 ups
+	shift
 	ups=$(printf '"%s",' "$@")
 	cat >"$W/spartan.json" <<-JSON
 		{"listen": ["127.0.0.1:$SPORT"], "upstreams": [${ups%,}], "metrics": "",
 		 "log": {"level": "warn"}${SPARTAN_EXTRA:-}}
 	JSON
-	bg "$SERVER_CPU" "$W/spartan" -config "$W/spartan.json"
+	bg "$SERVER_CPU" "$bin" -config "$W/spartan.json"
 	SPID=$BG
 }
 
@@ -222,6 +255,22 @@ start_dnsmasq() {
 	bg "$SERVER_CPU" dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts "${servers[@]}" \
 		--listen-address=127.0.0.1 --bind-interfaces -p "$SPORT" \
 		--cache-size=10000 --dns-forward-max=10000 --pid-file= --log-facility=- 2>>"$W/dnsmasq.log"
+	SPID=$BG
+}
+
+start_coredns() {
+	# The closest CoreDNS has to the others: a cache with serve-stale
+	# (verified with the upstream first) in front of forward.
+	cat >"$W/Corefile" <<-CONF
+		.:$SPORT {
+		  bind 127.0.0.1
+		  cache 86400 {
+		    serve_stale 86400s verify
+		  }
+		  forward . $*
+		}
+	CONF
+	bg "$SERVER_CPU" "$COREDNS" -conf "$W/Corefile" -quiet 2>>"$W/coredns.log"
 	SPID=$BG
 }
 
@@ -359,39 +408,49 @@ s4() {
 
 s5() {
 	bg "$CLIENT_CPU" "$W/fakemesos" -addr "$MESOS" -tasks "$S5_TASKS" -names "$W/s5.names"
-	local fm=$BG up
+	local fm=$BG up s
 	upstream "$U_FAST"
 	up=$BG
 	sleep 0.3
-	SPARTAN_EXTRA=", \"master\": {\"listen\": [\"$MASTER_DNS\"], \"masters\": [\"$MESOS\"], \"domain\": \"mesos.\", \"refreshSeconds\": 30, \"http\": \"$MASTER_HTTP\"}"
-	start_spartan "$U_FAST" 2>"$W/s5.err"
-	SPARTAN_EXTRA=""
-	local sport=$SPORT
-	SPORT=${MASTER_DNS##*:}
-	if wait_ready "$SPORT" "$W/s5.names" && kill -0 "$SPID" 2>/dev/null; then
-		DNSPERF_FILE=$W/s5.names
-		max_and_half "S5 master $S5_TASKS tasks" spartan -queries "$W/s5.names"
-		DNSPERF_FILE=""
-	else
-		row "S5 master" spartan "n/a" "" "" "" "" "" "master mode not available: $(head -c 200 "$W/s5.err" | tr '\n' ' ')"
-	fi
-	SPORT=$sport
-	stop "$SPID"
+	for s in "${RUN_SERVERS[@]}"; do
+		case $s in spartan | base) ;; *) continue ;; esac
+		SPARTAN_EXTRA=", \"master\": {\"listen\": [\"$MASTER_DNS\"], \"masters\": [\"$MESOS\"], \"domain\": \"mesos.\", \"refreshSeconds\": 30, \"http\": \"$MASTER_HTTP\"}"
+		"start_$s" "$U_FAST" 2>"$W/s5.err"
+		SPARTAN_EXTRA=""
+		local sport=$SPORT
+		SPORT=${MASTER_DNS##*:}
+		if wait_ready "$SPORT" "$W/s5.names" && kill -0 "$SPID" 2>/dev/null; then
+			DNSPERF_FILE=$W/s5.names
+			max_and_half "S5 master $S5_TASKS tasks" "$s" -queries "$W/s5.names"
+			DNSPERF_FILE=""
+		else
+			row "S5 master" "$s" "n/a" "" "" "" "" "" "master mode not available: $(head -c 200 "$W/s5.err" | tr '\n' ' ')"
+		fi
+		SPORT=$sport
+		stop "$SPID"
+	done
 	stop "$up"
 	stop "$fm"
 }
 
 s6() {
-	go test -c -o "$W/mesos.test" ./internal/zones/mesos
-	local out
-	out=$(on "$SERVER_CPU" "$W/mesos.test" -test.run '^$' -test.bench '^BenchmarkRegenerate(Heap)?$' \
-		-test.cpu 1 -test.benchmem -test.benchtime "${S6_TIMES}x")
-	awk '
-		/^BenchmarkRegenerate /     { for (i = 2; i <= NF; i++) v[$(i + 1)] = $i }
-		/^BenchmarkRegenerateHeap / { for (i = 2; i <= NF; i++) if ($(i + 1) == "peak-extra-heap-bytes") h = $i }
-		END { printf "%.2f s/op, %d records, %.0f MB allocated/op, %.1f M allocs/op, peak extra heap %.0f MB, state %.0f MB JSON\n",
-			v["ns/op"] / 1e9, v["records"], v["B/op"] / 1e6, v["allocs/op"] / 1e6, h / 1e6, v["MB/s"] * v["ns/op"] / 1e9 }' <<<"$out" >"$W/s6"
-	row "S6 100k tasks regen" spartan "-" "" "" "" "" "" "$(cat "$W/s6")"
+	local s src out
+	for s in "${RUN_SERVERS[@]}"; do
+		case $s in
+		spartan) src=. ;;
+		base) src=$W/base-src ;;
+		*) continue ;;
+		esac
+		(cd "$src" && go test -c -o "$W/mesos-$s.test" ./internal/zones/mesos)
+		out=$(on "$SERVER_CPU" "$W/mesos-$s.test" -test.run '^$' -test.bench '^BenchmarkRegenerate(Heap)?$' \
+			-test.cpu 1 -test.benchmem -test.benchtime "${S6_TIMES}x")
+		awk '
+			/^BenchmarkRegenerate /     { for (i = 2; i <= NF; i++) v[$(i + 1)] = $i }
+			/^BenchmarkRegenerateHeap / { for (i = 2; i <= NF; i++) if ($(i + 1) == "peak-extra-heap-bytes") h = $i }
+			END { printf "%.2f s/op, %d records, %.0f MB allocated/op, %.1f M allocs/op, peak extra heap %.0f MB, state %.0f MB JSON\n",
+				v["ns/op"] / 1e9, v["records"], v["B/op"] / 1e6, v["allocs/op"] / 1e6, h / 1e6, v["MB/s"] * v["ns/op"] / 1e9 }' <<<"$out" >"$W/s6"
+		row "S6 100k tasks regen" "$s" "-" "" "" "" "" "" "$(cat "$W/s6")"
+	done
 }
 
 for sc in S1 S2 S3 S4 S5 S6; do
@@ -404,5 +463,8 @@ done
 echo
 CPU=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -1)
 echo "spartan bench: ${CPU:-unknown CPU}, $(nproc) CPUs; server on CPU $SERVER_CPU, client and fake upstreams on CPU $CLIENT_CPU; ${SECS}s runs; load average at start: $LOAD, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ " ${RUN_SERVERS[*]} " == *" base "* ]]; then
+	echo "spartan: $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' with uncommitted changes'); base: $(git rev-parse --short "$BASE_REF")"
+fi
 printf '%-24s %-8s %9s %7s %8s %8s %9s %7s  %s\n' scenario server qps loss p50 p99 p99.9 cpu_us/q note
 printf '%s\n' "${ROWS[@]}"
