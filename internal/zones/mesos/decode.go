@@ -1,0 +1,590 @@
+package mesos
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+)
+
+// decoder turns the scanner's values into a State.
+type decoder struct {
+	s *scanner
+	// lenient turns JSON type mismatches into typeErr instead of errors:
+	// inside a task they only disqualify that task.
+	lenient bool
+	typeErr bool
+	intern  map[string]string
+	// Scratch space reused from task to task.
+	cur, best status
+	niIPs     []netip.Addr
+	label     []byte
+	idHash    []byte
+	// chunks gathers the running tasks of the framework being read, in
+	// fixed-size chunks reused from framework to framework: a growing
+	// slice would copy every task several times over as it grew. They
+	// are copied once, into a slice of the final size.
+	chunks [][]Task
+	used   int // chunks in use
+}
+
+// taskChunk is the number of tasks per chunk.
+const taskChunk = 1024
+
+func (d *decoder) addTask(t Task) {
+	if d.used == 0 || len(d.chunks[d.used-1]) == taskChunk {
+		if d.used == len(d.chunks) {
+			d.chunks = append(d.chunks, make([]Task, 0, taskChunk))
+		}
+		d.used++
+	}
+	c := &d.chunks[d.used-1]
+	*c = append(*c, t)
+}
+
+// takeTasks appends the gathered tasks to dst and empties the chunks.
+func (d *decoder) takeTasks(dst []Task) []Task {
+	n := 0
+	for _, c := range d.chunks[:d.used] {
+		n += len(c)
+	}
+	if n == 0 {
+		return dst
+	}
+	dst = slices.Grow(dst, n)
+	for i, c := range d.chunks[:d.used] {
+		dst = append(dst, c...)
+		clear(c)
+		d.chunks[i] = c[:0]
+	}
+	d.used = 0
+	return dst
+}
+
+// status is what a task status contributes: only the latest running one
+// is kept.
+type status struct {
+	running    bool
+	ts         float64
+	unhealthy  bool
+	netInfoIPs []netip.Addr
+	mesosIPs   []netip.Addr
+	dockerIPs  []netip.Addr
+}
+
+func (st *status) reset() {
+	*st = status{netInfoIPs: st.netInfoIPs[:0], mesosIPs: st.mesosIPs[:0], dockerIPs: st.dockerIPs[:0]}
+}
+
+// str interns b: strings that repeat across tasks are stored once.
+func (d *decoder) str(b []byte) string {
+	if s, ok := d.intern[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	d.intern[s] = s
+	return s
+}
+
+// mismatch consumes a value of the wrong JSON type for what.
+func (d *decoder) mismatch(what string) error {
+	off := d.s.offset()
+	if err := d.s.skip(); err != nil {
+		return err
+	}
+	if d.lenient {
+		d.typeErr = true
+		return nil
+	}
+	return fmt.Errorf("%s: wrong JSON type at offset %d", what, off)
+}
+
+// string reads a string; set is false for null, which leaves a field as
+// it was. The value is valid until the next read.
+func (d *decoder) string(what string) (v []byte, set bool, err error) {
+	switch d.s.kind() {
+	case '"':
+		v, err = d.s.str()
+		return v, err == nil, err
+	case 'n':
+		_, err = d.s.literal()
+		return nil, false, err
+	}
+	return nil, false, d.mismatch(what)
+}
+
+// stringTo reads a string into *dst, interned or not.
+func (d *decoder) stringTo(dst *string, what string, intern bool) error {
+	v, set, err := d.string(what)
+	if set {
+		if intern {
+			*dst = d.str(v)
+		} else {
+			*dst = string(v)
+		}
+	}
+	return err
+}
+
+// number reads a number's text; set is false for null.
+func (d *decoder) number(what string) (v []byte, set bool, err error) {
+	switch d.s.kind() {
+	case '0':
+		v, err = d.s.number()
+		return v, err == nil, err
+	case 'n':
+		_, err = d.s.literal()
+		return nil, false, err
+	}
+	return nil, false, d.mismatch(what)
+}
+
+// int reads a number into an int, as encoding/json: a fraction or an
+// exponent is a type mismatch.
+func (d *decoder) int(dst *int, what string) error {
+	v, set, err := d.number(what)
+	if !set || err != nil {
+		return err
+	}
+	n, perr := strconv.ParseInt(string(v), 10, 0)
+	if perr != nil {
+		if d.lenient {
+			d.typeErr = true
+			return nil
+		}
+		return fmt.Errorf("%s: %q is not an integer", what, v)
+	}
+	*dst = int(n)
+	return nil
+}
+
+// container checks that an object or array (open, '{' or '[') comes next:
+// ok is false for null and for a mismatch, which are consumed.
+func (d *decoder) container(open byte, what string) (ok bool, err error) {
+	switch d.s.kind() {
+	case open:
+		return true, nil
+	case 'n':
+		_, err = d.s.literal()
+		return false, err
+	}
+	return false, d.mismatch(what)
+}
+
+// objectOf reads an object (null is none) with fn.
+func (d *decoder) objectOf(what string, fn func(key []byte) error) error {
+	ok, err := d.container('{', what)
+	if !ok || err != nil {
+		return err
+	}
+	return d.s.object(fn)
+}
+
+// arrayOf reads an array (null is none) with fn, once per element.
+func (d *decoder) arrayOf(what string, fn func() error) error {
+	ok, err := d.container('[', what)
+	if !ok || err != nil {
+		return err
+	}
+	return d.s.array(fn)
+}
+
+// is matches a key inside a struct-shaped object as encoding/json does:
+// exactly, or else case-insensitively.
+func is(key []byte, name string) bool {
+	return string(key) == name || (len(key) == len(name) && bytes.EqualFold(key, []byte(name)))
+}
+
+// state reads the top-level object.
+func (d *decoder) state(st *State) error {
+	var liPID, liIP string
+	var liPort, liAddrPort int
+	err := d.s.object(func(key []byte) error {
+		switch string(key) {
+		case "leader", "pid":
+			what := string(key)
+			v, set, err := d.string(what)
+			if err != nil || !set {
+				return err
+			}
+			if what == "leader" {
+				st.Leader = pidAddr(string(v))
+			} else {
+				st.PID = pidAddr(string(v))
+			}
+			return nil
+		case "leader_info":
+			return d.objectOf("leader_info", func(key []byte) error {
+				switch {
+				case is(key, "pid"):
+					return d.stringTo(&liPID, "leader_info.pid", false)
+				case is(key, "port"):
+					return d.int(&liPort, "leader_info.port")
+				case is(key, "address"):
+					return d.objectOf("leader_info.address", func(key []byte) error {
+						switch {
+						case is(key, "ip"):
+							return d.stringTo(&liIP, "leader_info.address.ip", false)
+						case is(key, "port"):
+							return d.int(&liAddrPort, "leader_info.address.port")
+						}
+						return d.s.skip()
+					})
+				}
+				return d.s.skip()
+			})
+		case "frameworks":
+			return d.arrayOf("frameworks", func() error {
+				fw, err := d.framework(st)
+				if err != nil {
+					return fmt.Errorf("frameworks: %w", err)
+				}
+				st.Frameworks = append(st.Frameworks, fw)
+				return nil
+			})
+		case "slaves":
+			return d.arrayOf("slaves", func() error {
+				var sl Slave
+				err := d.objectOf("slaves", func(key []byte) error {
+					switch {
+					case is(key, "id"):
+						return d.stringTo(&sl.ID, "slave id", true)
+					case is(key, "hostname"):
+						return d.stringTo(&sl.Hostname, "slave hostname", false)
+					case is(key, "pid"):
+						return d.stringTo(&sl.PID, "slave pid", false)
+					}
+					return d.s.skip()
+				})
+				if err != nil {
+					return fmt.Errorf("slaves: %w", err)
+				}
+				st.Slaves = append(st.Slaves, sl)
+				return nil
+			})
+		}
+		return d.s.skip()
+	})
+	if err != nil {
+		return err
+	}
+	if st.Leader == "" {
+		st.Leader = leaderInfoAddr(liPID, liIP, liAddrPort, liPort)
+	}
+	return nil
+}
+
+// framework reads one framework object, streaming its task list.
+func (d *decoder) framework(st *State) (Framework, error) {
+	var fw Framework
+	if d.s.kind() != '{' {
+		return fw, d.s.syntax("expected a framework object")
+	}
+	err := d.s.object(func(key []byte) error {
+		switch string(key) {
+		case "id":
+			return d.stringTo(&fw.ID, "framework id", false)
+		case "name":
+			return d.stringTo(&fw.Name, "framework name", false)
+		case "pid":
+			return d.stringTo(&fw.PID, "framework pid", false)
+		case "hostname":
+			return d.stringTo(&fw.Hostname, "framework hostname", false)
+		case "tasks":
+			err := d.arrayOf("tasks", func() error {
+				t, running, err := d.task()
+				if err != nil {
+					return err
+				}
+				switch {
+				case d.typeErr:
+					if running {
+						st.Skipped++
+					}
+				case running:
+					d.addTask(t)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("framework %q tasks: %w", fw.ID, err)
+			}
+			fw.Tasks = d.takeTasks(fw.Tasks)
+			return nil
+		}
+		if err := d.s.skip(); err != nil {
+			return fmt.Errorf("framework %q %s: %w", fw.ID, key, err)
+		}
+		return nil
+	})
+	return fw, err
+}
+
+// task reads one task and reports whether it is running; d.typeErr says
+// whether a field had the wrong JSON type.
+func (d *decoder) task() (t Task, running bool, err error) {
+	d.lenient, d.typeErr = true, false
+	defer func() { d.lenient = false }()
+	d.best.reset()
+	d.idHash = d.idHash[:0]
+	haveBest := false
+	var disc *Discovery
+	err = d.objectOf("task", func(key []byte) error {
+		switch {
+		case is(key, "id"):
+			v, set, err := d.string("task id")
+			if set {
+				t.ID = string(v)
+				// Hashed here, from the bytes at hand.
+				d.idHash = append(d.idHash[:0], v...)
+			}
+			return err
+		case is(key, "name"):
+			return d.stringTo(&t.Name, "task name", true)
+		case is(key, "slave_id"):
+			return d.stringTo(&t.SlaveID, "task slave_id", true)
+		case is(key, "state"):
+			v, set, err := d.string("task state")
+			if set {
+				running = string(v) == "TASK_RUNNING"
+			}
+			return err
+		case is(key, "resources"):
+			return d.objectOf("task resources", func(key []byte) error {
+				if !is(key, "ports") {
+					return d.s.skip()
+				}
+				// Any JSON value is accepted; only a string is a range.
+				if d.s.kind() != '"' {
+					t.Ports = nil
+					return d.s.skip()
+				}
+				v, err := d.s.str()
+				if err == nil {
+					t.Ports = parsePortRanges(string(v))
+				}
+				return err
+			})
+		case is(key, "statuses"):
+			haveBest = false
+			return d.arrayOf("task statuses", func() error {
+				d.cur.reset()
+				if err := d.status(&d.cur); err != nil {
+					return err
+				}
+				// Statuses come in no guaranteed order: the latest
+				// running one, by timestamp, carries the addresses.
+				if d.cur.running && (!haveBest || d.cur.ts > d.best.ts) {
+					d.cur, d.best = d.best, d.cur
+					haveBest = true
+				}
+				return nil
+			})
+		case is(key, "discovery"):
+			ok, err := d.container('{', "task discovery")
+			if !ok || err != nil {
+				disc = nil
+				return err
+			}
+			disc = &Discovery{}
+			return d.discovery(disc)
+		}
+		return d.s.skip()
+	})
+	if err != nil || !running || d.typeErr {
+		return Task{}, running, err
+	}
+	t.Hash = taskHashBytes(d.idHash)
+	if disc != nil && disc.Name != "" {
+		t.Discovery = disc
+	}
+	if haveBest {
+		b := &d.best
+		t.Unhealthy = b.unhealthy
+		t.NetInfoIPs = cloneAddrs(b.netInfoIPs)
+		t.MesosIPs = cloneAddrs(b.mesosIPs)
+		t.DockerIPs = cloneAddrs(b.dockerIPs)
+	}
+	return t, true, nil
+}
+
+func cloneAddrs(a []netip.Addr) []netip.Addr {
+	if len(a) == 0 {
+		return nil
+	}
+	return append([]netip.Addr(nil), a...)
+}
+
+// status reads one task status.
+func (d *decoder) status(st *status) error {
+	return d.objectOf("task status", func(key []byte) error {
+		switch {
+		case is(key, "state"):
+			v, set, err := d.string("status state")
+			if set {
+				st.running = string(v) == "TASK_RUNNING"
+			}
+			return err
+		case is(key, "timestamp"):
+			v, set, err := d.number("status timestamp")
+			if set {
+				ts, perr := strconv.ParseFloat(string(v), 64)
+				if perr != nil {
+					d.typeErr = true
+				}
+				st.ts = ts
+			}
+			return err
+		case is(key, "healthy"):
+			switch d.s.kind() {
+			case 't', 'f', 'n':
+				c, err := d.s.literal()
+				st.unhealthy = c == 'f'
+				return err
+			}
+			return d.mismatch("status healthy")
+		case is(key, "labels"):
+			st.mesosIPs, st.dockerIPs = st.mesosIPs[:0], st.dockerIPs[:0]
+			return d.arrayOf("status labels", func() error { return d.statusLabel(st) })
+		case is(key, "container_status"):
+			return d.objectOf("container_status", func(key []byte) error {
+				if !is(key, "network_infos") {
+					return d.s.skip()
+				}
+				st.netInfoIPs = st.netInfoIPs[:0]
+				return d.arrayOf("network_infos", func() error { return d.networkInfo(st) })
+			})
+		}
+		return d.s.skip()
+	})
+}
+
+// statusLabel reads a {"key","value"} label, keeping container addresses.
+func (d *decoder) statusLabel(st *status) error {
+	var which int // 1: Mesos IP, 2: Docker IP
+	d.label = d.label[:0]
+	err := d.objectOf("status label", func(key []byte) error {
+		switch {
+		case is(key, "key"):
+			v, set, err := d.string("label key")
+			if set {
+				switch string(v) {
+				case mesosIPLabel:
+					which = 1
+				case dockerIPLabel:
+					which = 2
+				default:
+					which = 0
+				}
+			}
+			return err
+		case is(key, "value"):
+			v, set, err := d.string("label value")
+			if set {
+				d.label = append(d.label[:0], v...)
+			}
+			return err
+		}
+		return d.s.skip()
+	})
+	switch which {
+	case 1:
+		st.mesosIPs = appendIPBytes(st.mesosIPs, d.label)
+	case 2:
+		st.dockerIPs = appendIPBytes(st.dockerIPs, d.label)
+	}
+	return err
+}
+
+// networkInfo reads one network_infos element: its ip_addresses, or the
+// older single ip_address when that list is empty.
+func (d *decoder) networkInfo(st *status) error {
+	d.niIPs = d.niIPs[:0]
+	listed := 0
+	var single netip.Addr
+	err := d.objectOf("network_info", func(key []byte) error {
+		switch {
+		case is(key, "ip_addresses"):
+			d.niIPs, listed = d.niIPs[:0], 0
+			return d.arrayOf("ip_addresses", func() error {
+				listed++
+				return d.objectOf("ip_address", func(key []byte) error {
+					if !is(key, "ip_address") {
+						return d.s.skip()
+					}
+					v, set, err := d.string("ip_address")
+					if set {
+						d.niIPs = appendIPBytes(d.niIPs, v)
+					}
+					return err
+				})
+			})
+		case is(key, "ip_address"):
+			v, set, err := d.string("ip_address")
+			if set {
+				single = netip.Addr{}
+				if ips := appendIPBytes(nil, v); len(ips) > 0 {
+					single = ips[0]
+				}
+			}
+			return err
+		}
+		return d.s.skip()
+	})
+	if listed > 0 {
+		st.netInfoIPs = append(st.netInfoIPs, d.niIPs...)
+	} else if single.IsValid() {
+		st.netInfoIPs = append(st.netInfoIPs, single)
+	}
+	return err
+}
+
+// discovery reads a task's DiscoveryInfo.
+func (d *decoder) discovery(disc *Discovery) error {
+	return d.s.object(func(key []byte) error {
+		switch {
+		case is(key, "name"):
+			return d.stringTo(&disc.Name, "discovery name", false)
+		case is(key, "ports"):
+			return d.objectOf("discovery ports", func(key []byte) error {
+				if !is(key, "ports") {
+					return d.s.skip()
+				}
+				disc.Ports = nil
+				return d.arrayOf("discovery ports", func() error {
+					var p DiscoveryPort
+					err := d.objectOf("discovery port", func(key []byte) error {
+						switch {
+						case is(key, "number"):
+							return d.int(&p.Number, "port number")
+						case is(key, "protocol"):
+							return d.stringTo(&p.Protocol, "port protocol", true)
+						case is(key, "name"):
+							return d.stringTo(&p.Name, "port name", true)
+						}
+						return d.s.skip()
+					})
+					disc.Ports = append(disc.Ports, p)
+					return err
+				})
+			})
+		}
+		return d.s.skip()
+	})
+}
+
+// appendIPBytes is appendIP for a value still in the scanner's buffer.
+func appendIPBytes(ips []netip.Addr, b []byte) []netip.Addr {
+	if len(b) == 0 {
+		return ips
+	}
+	return appendIP(ips, string(b))
+}
+
+func appendIP(ips []netip.Addr, s string) []netip.Addr {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return append(ips, a.Unmap().WithZone(""))
+	}
+	return ips
+}
