@@ -3,6 +3,7 @@ package mesos
 import (
 	"bytes"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,20 @@ import (
 
 	"github.com/stretchr/testify/require"
 )
+
+// dupNamesState repeats names everywhere: the last one wins, as in
+// encoding/json (which a null does not change).
+var dupNamesState = `{"leader":"master@10.0.0.1:5050","leader":"master@10.0.0.2:5050","pid":"master@10.0.0.3:5050","pid":null,"a":{"b":1,"b":[]},
+	"frameworks":[{"name":"a","name":"b","id":"f","tasks":[{"id":"x","ID":"y","state":"TASK_KILLED","state":"TASK_RUNNING",
+	  "statuses":[{"state":"TASK_RUNNING","timestamp":1,"labels":[{"key":"MesosContainerizer.NetworkSettings.IPAddress","value":"10.0.0.5"}]}],
+	  "statuses":[{"state":"TASK_RUNNING","timestamp":2,"timestamp":3,"healthy":false,"healthy":true,
+	    "labels":[{"key":"MesosContainerizer.NetworkSettings.IPAddress","value":"10.0.0.7","value":"10.0.0.8"}]}]}]}],
+	"slaves":[{"id":"s","id":"t","hostname":"h","hostname":null}]}`
+
+// invalidUTF8State has invalid UTF-8 in skipped values and names, and in
+// a kept string, where it becomes U+FFFD.
+var invalidUTF8State = "{\"skipped\":{\"\xff\":\"\xfe\xc3(\",\"k\\u00e9\":[\"\xed\xa0\x80\",\"\\ud800\"]},\"frameworks\":[{\"name\":\"m\",\"extra\xc0\":\"\xff\",\"tasks\":[" +
+	"{\"id\":\"t\",\"name\":\"\xe2\x82\",\"state\":\"TASK_RUNNING\",\"labels\":[{\"key\":\"\xff\",\"value\":\"\xc0\xaf\"}],\"container\":{\"\xfe\":{\"\xfe\":null}}}]}]}"
 
 // decodeCases are states that exercise the decoder's corners: escapes,
 // non-ASCII and invalid UTF-8, key case, nulls, wrong JSON types, numbers.
@@ -33,6 +48,7 @@ var decodeCases = []string{
 	`{"frameworks":[{"name":"m","tasks":[{"id":"t","state":"TASK_RUNNING","resources":{"ports":"[1-3, 5-5]"},"statuses":[{"state":"TASK_RUNNING","timestamp":1e400}]}]}]}`,
 	`{"n":[-0,0.5e-3,1E+9,-12.25,true,false,null,"\ud83d\ude00 \u0000",{"a":{"b":[[],{}]}}],"slaves":null,"frameworks":null}`,
 	`  {"slaves":[null,{"id":"s","hostname":"h","pid":null}]}  `,
+	dupNamesState, invalidUTF8State,
 	// Malformed (but for the nesting within the limit): each must fail.
 	``, `null`, `[]`, `{"frameworks":`, `{"frameworks":[{"tasks":[{]}]}`, `{"leader":"x"} trailing`,
 	`{"frameworks":{"not":"an array"}}`, "\x00\x01garbage", `<html>502 Bad Gateway</html>`,
@@ -78,6 +94,30 @@ func TestDecodeStateMatchesEncodingJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDecodeStateDuplicateNamesAndInvalidUTF8 checks that such states
+// decode, as encoding/json decodes them.
+func TestDecodeStateDuplicateNamesAndInvalidUTF8(t *testing.T) {
+	st, err := DecodeState(strings.NewReader(dupNamesState))
+	require.NoError(t, err)
+	require.Equal(t, "10.0.0.2:5050", st.Leader)
+	require.Equal(t, "10.0.0.3:5050", st.PID)
+	require.Equal(t, []Slave{{ID: "t", Hostname: "h"}}, st.Slaves)
+	require.Len(t, st.Frameworks, 1)
+	fw := st.Frameworks[0]
+	require.Equal(t, "b", fw.Name)
+	require.Len(t, fw.Tasks, 1)
+	task := fw.Tasks[0]
+	require.Equal(t, "y", task.ID)
+	require.False(t, task.Unhealthy)
+	require.Equal(t, []netip.Addr{netip.MustParseAddr("10.0.0.8")}, task.MesosIPs)
+
+	st, err = DecodeState(strings.NewReader(invalidUTF8State))
+	require.NoError(t, err)
+	require.Len(t, st.Frameworks, 1)
+	require.Len(t, st.Frameworks[0].Tasks, 1)
+	require.Equal(t, "\uFFFD\uFFFD", st.Frameworks[0].Tasks[0].Name)
 }
 
 // chunkReader returns at most n bytes per Read.
