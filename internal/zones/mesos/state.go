@@ -1,7 +1,6 @@
 package mesos
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -81,23 +80,23 @@ const (
 // read one value at a time and only the fields naming needs are kept, so
 // memory stays proportional to the result, not to the JSON; skipped
 // values (completed tasks, resources, labels) are checked but never
-// materialized. Repeated strings (agent IDs, task names) are shared.
+// materialized, except that a value inside a task is held whole while it
+// is read. Repeated strings (agent IDs, task names) are shared.
 // Unknown fields are ignored; tasks that are not TASK_RUNNING are dropped.
 // Syntax errors fail the whole decode; a running task whose fields have
 // the wrong JSON types is skipped and counted. The typing rules are
 // encoding/json's for the fields read (null leaves a field unset, object
-// keys inside tasks and agents match case-insensitively).
+// keys inside tasks and agents match case-insensitively), and so is what
+// it accepts: duplicate names (the last one wins) and invalid UTF-8 (read
+// as U+FFFD). Nesting is limited to 10000 levels in all.
 func DecodeState(r io.Reader) (*State, error) {
-	d := &decoder{s: newScanner(r), intern: make(map[string]string)}
+	d := newDecoder(r)
 	st := &State{}
 	if err := d.state(st); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", d.fail(err))
 	}
-	if !d.s.atEnd() {
-		if d.s.rerr != nil {
-			return nil, fmt.Errorf("state: %w", d.s.syntax("reading"))
-		}
-		return nil, errors.New("state: trailing data after the state object")
+	if err := d.end(); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	return st, nil
 }
