@@ -2,35 +2,20 @@ package mesos
 
 import (
 	"bytes"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"slices"
 	"strconv"
-	"unicode/utf8"
-
-	"github.com/go-json-experiment/json/jsontext"
 )
 
-// decoder turns the token stream of a jsontext.Decoder into a State. The
-// jsontext decoder checks the syntax of everything it reads, including
-// the values skipped, and hands out strings and numbers as views into its
-// buffer, so nothing is materialized that is not kept.
+// decoder turns the scanner's values into a State.
 type decoder struct {
-	dec jsontext.Decoder
-	r   errReader
+	s *scanner
 	// lenient turns JSON type mismatches into typeErr instead of errors:
 	// inside a task they only disqualify that task.
 	lenient bool
 	typeErr bool
 	intern  map[string]string
-	// keys holds the names of the objects being read, innermost last:
-	// the decoder's buffer moves as it reads on.
-	keys []byte
-	// unq holds strings that needed unescaping.
-	unq []byte
 	// Scratch space reused from task to task.
 	cur, best status
 	niIPs     []netip.Addr
@@ -42,59 +27,6 @@ type decoder struct {
 	// are copied once, into a slice of the final size.
 	chunks [][]Task
 	used   int // chunks in use
-}
-
-// newDecoder reads from r. encoding/json accepts duplicate object names
-// (the last one wins) and invalid UTF-8 (replaced by U+FFFD), and so does
-// the decoder; jsontext rejects both unless told otherwise.
-func newDecoder(r io.Reader) *decoder {
-	d := &decoder{intern: make(map[string]string)}
-	d.r.r = r
-	d.dec.Reset(&d.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	return d
-}
-
-// errReader remembers its reader's error, to tell read errors from
-// syntax errors.
-type errReader struct {
-	r   io.Reader
-	err error
-}
-
-func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
-}
-
-// fail annotates an error that ends the decode.
-func (d *decoder) fail(err error) error {
-	switch {
-	case err == io.EOF:
-		// jsontext's word for no value at all.
-		return fmt.Errorf("unexpected end of input at offset %d", d.dec.InputOffset())
-	case d.r.err != nil:
-		return fmt.Errorf("reading the state at offset %d: %w", d.dec.InputOffset(), err)
-	}
-	return err
-}
-
-// end checks that only white space follows the state object.
-func (d *decoder) end() error {
-	if d.dec.PeekKind() != 0 {
-		return errors.New("trailing data after the state object")
-	}
-	_, err := d.dec.ReadToken() // the error PeekKind met
-	var serr *jsontext.SyntacticError
-	switch {
-	case err == io.EOF:
-		return nil
-	case err == nil, errors.As(err, &serr):
-		return errors.New("trailing data after the state object")
-	}
-	return d.fail(err)
 }
 
 // taskChunk is the number of tasks per chunk.
@@ -155,143 +87,10 @@ func (d *decoder) str(b []byte) string {
 	return s
 }
 
-// kind returns the kind of the next value: '"', '{', '[', 'n' (null),
-// 't'/'f' (true/false) or '0' (a number); or the syntax or read error met
-// looking for it. The error is taken from the jsontext decoder at once: a
-// later look would read on past a failed read.
-func (d *decoder) kind() (jsontext.Kind, error) {
-	if k := d.dec.PeekKind(); k != 0 {
-		return k, nil
-	}
-	_, err := d.dec.ReadToken()
-	if err == nil {
-		err = errors.New("jsontext: no token after a failed peek")
-	}
-	return 0, err
-}
-
-// valueOffset is the input offset of the next value, once kind has seen
-// it: past the previous token, white space and a ',' or ':'.
-func (d *decoder) valueOffset() int64 {
-	b := d.dec.UnreadBuffer()
-	return d.dec.InputOffset() + int64(len(b)-len(bytes.TrimLeft(b, " \t\r\n,:")))
-}
-
-// skip consumes one value of any kind, checking its syntax.
-func (d *decoder) skip() error {
-	if d.lenient {
-		_, err := d.dec.ReadValue()
-		return err
-	}
-	return d.dec.SkipValue()
-}
-
-// unquote returns the value of a quoted string that the jsontext decoder
-// has checked. Strings without escapes and with valid UTF-8 are returned
-// in place; others are decoded as encoding/json does: invalid UTF-8 and
-// unpaired surrogates become U+FFFD (jsontext reports those as errors,
-// which the decoder has agreed to ignore).
-func (d *decoder) unquote(v []byte) []byte {
-	s := v[1 : len(v)-1]
-	if plainASCII(s) || (bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s)) {
-		return s
-	}
-	d.unq, _ = jsontext.AppendUnquote(d.unq[:0], v)
-	return d.unq
-}
-
-// plainASCII reports whether s has neither a backslash nor a non-ASCII
-// byte, eight bytes at a time: most strings in a state are such.
-func plainASCII(s []byte) bool {
-	const (
-		high = 0x8080808080808080
-		ones = 0x0101010101010101
-		bs   = '\\' * ones
-	)
-	for len(s) >= 8 {
-		x := binary.LittleEndian.Uint64(s)
-		y := x ^ bs // a zero byte where s has a backslash
-		if (x|(y-ones)&^y)&high != 0 {
-			return false
-		}
-		s = s[8:]
-	}
-	for _, c := range s {
-		if c >= utf8.RuneSelf || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// object reads an object member by member: fn is called with each key and
-// must consume exactly one value.
-func (d *decoder) object(fn func(key []byte) error) error {
-	if err := d.open('{', "an object"); err != nil {
-		return err
-	}
-	for {
-		// A name or the end: jsontext allows nothing else here.
-		tok, err := d.dec.ReadToken()
-		if err != nil {
-			return err
-		}
-		if tok.Kind() == '}' {
-			return nil
-		}
-		// Copied out of the decoder's buffer, onto a stack shared by
-		// the nested objects. String unescapes as encoding/json does,
-		// and does not allocate for a name without escapes: the string
-		// does not outlive the append.
-		mark := len(d.keys)
-		d.keys = append(d.keys, tok.String()...)
-		err = fn(d.keys[mark:])
-		d.keys = d.keys[:mark]
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// array reads an array element by element: fn must consume exactly one
-// value.
-func (d *decoder) array(fn func() error) error {
-	if err := d.open('[', "an array"); err != nil {
-		return err
-	}
-	for {
-		k, err := d.kind()
-		if err != nil {
-			return err
-		}
-		if k == ']' {
-			_, err := d.dec.ReadToken()
-			return err
-		}
-		if err := fn(); err != nil {
-			return err
-		}
-	}
-}
-
-// open consumes the start of an object or array, or fails.
-func (d *decoder) open(want jsontext.Kind, what string) error {
-	k, err := d.kind()
-	if err != nil {
-		return err
-	}
-	if k != want {
-		return fmt.Errorf("expected %s at offset %d, got %v", what, d.valueOffset(), k)
-	}
-	_, err = d.dec.ReadToken()
-	return err
-}
-
-// mismatch consumes a value, which kind has seen, of the wrong JSON type
-// for what.
+// mismatch consumes a value of the wrong JSON type for what.
 func (d *decoder) mismatch(what string) error {
-	off := d.valueOffset()
-	if err := d.skip(); err != nil {
+	off := d.s.offset()
+	if err := d.s.skip(); err != nil {
 		return err
 	}
 	if d.lenient {
@@ -301,51 +100,18 @@ func (d *decoder) mismatch(what string) error {
 	return fmt.Errorf("%s: wrong JSON type at offset %d", what, off)
 }
 
-// scalar reads a value of kind want ('"', '0', or 't' for true and
-// false) and returns its text; set is false for null, which leaves a field
-// as it was. The text is valid until the next read.
-//
-// Inside a task (lenient) any value is read whole, without a look at its
-// kind first: a task is small, and a value of the wrong type only
-// disqualifies the task. Elsewhere an object or array of the wrong type
-// is skipped token by token, so that it is never held whole.
-func (d *decoder) scalar(want jsontext.Kind, what string) (v jsontext.Value, set bool, err error) {
-	if d.lenient {
-		if v, err = d.dec.ReadValue(); err != nil {
-			return nil, false, err
-		}
-		switch k := v.Kind(); {
-		case k == want, want == 't' && k == 'f':
-			return v, true, nil
-		case k == 'n':
-			return nil, false, nil
-		}
-		d.typeErr = true
-		return nil, false, nil
-	}
-	k, err := d.kind()
-	if err != nil {
-		return nil, false, err
-	}
-	switch {
-	case k == want, want == 't' && k == 'f':
-		v, err = d.dec.ReadValue()
+// string reads a string; set is false for null, which leaves a field as
+// it was. The value is valid until the next read.
+func (d *decoder) string(what string) (v []byte, set bool, err error) {
+	switch d.s.kind() {
+	case '"':
+		v, err = d.s.str()
 		return v, err == nil, err
-	case k == 'n':
-		_, err = d.dec.ReadValue()
+	case 'n':
+		_, err = d.s.literal()
 		return nil, false, err
 	}
 	return nil, false, d.mismatch(what)
-}
-
-// string reads a string; set is false for null. The value is valid until
-// the next read.
-func (d *decoder) string(what string) (v []byte, set bool, err error) {
-	v, set, err = d.scalar('"', what)
-	if set {
-		v = d.unquote(v)
-	}
-	return v, set, err
 }
 
 // stringTo reads a string into *dst, interned or not.
@@ -363,7 +129,15 @@ func (d *decoder) stringTo(dst *string, what string, intern bool) error {
 
 // number reads a number's text; set is false for null.
 func (d *decoder) number(what string) (v []byte, set bool, err error) {
-	return d.scalar('0', what)
+	switch d.s.kind() {
+	case '0':
+		v, err = d.s.number()
+		return v, err == nil, err
+	case 'n':
+		_, err = d.s.literal()
+		return nil, false, err
+	}
+	return nil, false, d.mismatch(what)
 }
 
 // int reads a number into an int, as encoding/json: a fraction or an
@@ -379,7 +153,7 @@ func (d *decoder) int(dst *int, what string) error {
 			d.typeErr = true
 			return nil
 		}
-		return fmt.Errorf("%s: %q at offset %d is not an integer", what, v, d.dec.InputOffset()-int64(len(v)))
+		return fmt.Errorf("%s: %q is not an integer", what, v)
 	}
 	*dst = int(n)
 	return nil
@@ -387,16 +161,12 @@ func (d *decoder) int(dst *int, what string) error {
 
 // container checks that an object or array (open, '{' or '[') comes next:
 // ok is false for null and for a mismatch, which are consumed.
-func (d *decoder) container(open jsontext.Kind, what string) (ok bool, err error) {
-	k, err := d.kind()
-	if err != nil {
-		return false, err
-	}
-	switch k {
+func (d *decoder) container(open byte, what string) (ok bool, err error) {
+	switch d.s.kind() {
 	case open:
 		return true, nil
 	case 'n':
-		_, err = d.dec.ReadValue()
+		_, err = d.s.literal()
 		return false, err
 	}
 	return false, d.mismatch(what)
@@ -408,7 +178,7 @@ func (d *decoder) objectOf(what string, fn func(key []byte) error) error {
 	if !ok || err != nil {
 		return err
 	}
-	return d.object(fn)
+	return d.s.object(fn)
 }
 
 // arrayOf reads an array (null is none) with fn, once per element.
@@ -417,7 +187,7 @@ func (d *decoder) arrayOf(what string, fn func() error) error {
 	if !ok || err != nil {
 		return err
 	}
-	return d.array(fn)
+	return d.s.array(fn)
 }
 
 // is matches a key inside a struct-shaped object as encoding/json does:
@@ -430,7 +200,7 @@ func is(key []byte, name string) bool {
 func (d *decoder) state(st *State) error {
 	var liPID, liIP string
 	var liPort, liAddrPort int
-	err := d.object(func(key []byte) error {
+	err := d.s.object(func(key []byte) error {
 		switch string(key) {
 		case "leader", "pid":
 			what := string(key)
@@ -459,10 +229,10 @@ func (d *decoder) state(st *State) error {
 						case is(key, "port"):
 							return d.int(&liAddrPort, "leader_info.address.port")
 						}
-						return d.skip()
+						return d.s.skip()
 					})
 				}
-				return d.skip()
+				return d.s.skip()
 			})
 		case "frameworks":
 			return d.arrayOf("frameworks", func() error {
@@ -485,7 +255,7 @@ func (d *decoder) state(st *State) error {
 					case is(key, "pid"):
 						return d.stringTo(&sl.PID, "slave pid", false)
 					}
-					return d.skip()
+					return d.s.skip()
 				})
 				if err != nil {
 					return fmt.Errorf("slaves: %w", err)
@@ -494,7 +264,7 @@ func (d *decoder) state(st *State) error {
 				return nil
 			})
 		}
-		return d.skip()
+		return d.s.skip()
 	})
 	if err != nil {
 		return err
@@ -508,14 +278,10 @@ func (d *decoder) state(st *State) error {
 // framework reads one framework object, streaming its task list.
 func (d *decoder) framework(st *State) (Framework, error) {
 	var fw Framework
-	k, err := d.kind()
-	if err != nil {
-		return fw, err
+	if d.s.kind() != '{' {
+		return fw, d.s.syntax("expected a framework object")
 	}
-	if k != '{' {
-		return fw, fmt.Errorf("expected a framework object at offset %d, got %v", d.valueOffset(), k)
-	}
-	err = d.object(func(key []byte) error {
+	err := d.s.object(func(key []byte) error {
 		switch string(key) {
 		case "id":
 			return d.stringTo(&fw.ID, "framework id", false)
@@ -547,7 +313,7 @@ func (d *decoder) framework(st *State) (Framework, error) {
 			fw.Tasks = d.takeTasks(fw.Tasks)
 			return nil
 		}
-		if err := d.skip(); err != nil {
+		if err := d.s.skip(); err != nil {
 			return fmt.Errorf("framework %q %s: %w", fw.ID, key, err)
 		}
 		return nil
@@ -587,18 +353,18 @@ func (d *decoder) task() (t Task, running bool, err error) {
 		case is(key, "resources"):
 			return d.objectOf("task resources", func(key []byte) error {
 				if !is(key, "ports") {
-					return d.skip()
+					return d.s.skip()
 				}
 				// Any JSON value is accepted; only a string is a range.
-				v, err := d.dec.ReadValue()
-				if err != nil {
-					return err
+				if d.s.kind() != '"' {
+					t.Ports = nil
+					return d.s.skip()
 				}
-				t.Ports = nil
-				if v.Kind() == '"' {
-					t.Ports = parsePortRanges(string(d.unquote(v)))
+				v, err := d.s.str()
+				if err == nil {
+					t.Ports = parsePortRanges(string(v))
 				}
-				return nil
+				return err
 			})
 		case is(key, "statuses"):
 			haveBest = false
@@ -624,7 +390,7 @@ func (d *decoder) task() (t Task, running bool, err error) {
 			disc = &Discovery{}
 			return d.discovery(disc)
 		}
-		return d.skip()
+		return d.s.skip()
 	})
 	if err != nil || !running || d.typeErr {
 		return Task{}, running, err
@@ -671,22 +437,26 @@ func (d *decoder) status(st *status) error {
 			}
 			return err
 		case is(key, "healthy"):
-			v, set, err := d.scalar('t', "status healthy")
-			st.unhealthy = set && v[0] == 'f'
-			return err
+			switch d.s.kind() {
+			case 't', 'f', 'n':
+				c, err := d.s.literal()
+				st.unhealthy = c == 'f'
+				return err
+			}
+			return d.mismatch("status healthy")
 		case is(key, "labels"):
 			st.mesosIPs, st.dockerIPs = st.mesosIPs[:0], st.dockerIPs[:0]
 			return d.arrayOf("status labels", func() error { return d.statusLabel(st) })
 		case is(key, "container_status"):
 			return d.objectOf("container_status", func(key []byte) error {
 				if !is(key, "network_infos") {
-					return d.skip()
+					return d.s.skip()
 				}
 				st.netInfoIPs = st.netInfoIPs[:0]
 				return d.arrayOf("network_infos", func() error { return d.networkInfo(st) })
 			})
 		}
-		return d.skip()
+		return d.s.skip()
 	})
 }
 
@@ -716,7 +486,7 @@ func (d *decoder) statusLabel(st *status) error {
 			}
 			return err
 		}
-		return d.skip()
+		return d.s.skip()
 	})
 	switch which {
 	case 1:
@@ -741,7 +511,7 @@ func (d *decoder) networkInfo(st *status) error {
 				listed++
 				return d.objectOf("ip_address", func(key []byte) error {
 					if !is(key, "ip_address") {
-						return d.skip()
+						return d.s.skip()
 					}
 					v, set, err := d.string("ip_address")
 					if set {
@@ -760,7 +530,7 @@ func (d *decoder) networkInfo(st *status) error {
 			}
 			return err
 		}
-		return d.skip()
+		return d.s.skip()
 	})
 	if listed > 0 {
 		st.netInfoIPs = append(st.netInfoIPs, d.niIPs...)
@@ -772,14 +542,14 @@ func (d *decoder) networkInfo(st *status) error {
 
 // discovery reads a task's DiscoveryInfo.
 func (d *decoder) discovery(disc *Discovery) error {
-	return d.object(func(key []byte) error {
+	return d.s.object(func(key []byte) error {
 		switch {
 		case is(key, "name"):
 			return d.stringTo(&disc.Name, "discovery name", false)
 		case is(key, "ports"):
 			return d.objectOf("discovery ports", func(key []byte) error {
 				if !is(key, "ports") {
-					return d.skip()
+					return d.s.skip()
 				}
 				disc.Ports = nil
 				return d.arrayOf("discovery ports", func() error {
@@ -793,18 +563,18 @@ func (d *decoder) discovery(disc *Discovery) error {
 						case is(key, "name"):
 							return d.stringTo(&p.Name, "port name", true)
 						}
-						return d.skip()
+						return d.s.skip()
 					})
 					disc.Ports = append(disc.Ports, p)
 					return err
 				})
 			})
 		}
-		return d.skip()
+		return d.s.skip()
 	})
 }
 
-// appendIPBytes is appendIP for a value still in the decoder's buffer.
+// appendIPBytes is appendIP for a value still in the scanner's buffer.
 func appendIPBytes(ips []netip.Addr, b []byte) []netip.Addr {
 	if len(b) == 0 {
 		return ips

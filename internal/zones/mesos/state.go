@@ -1,6 +1,7 @@
 package mesos
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -80,23 +81,23 @@ const (
 // read one value at a time and only the fields naming needs are kept, so
 // memory stays proportional to the result, not to the JSON; skipped
 // values (completed tasks, resources, labels) are checked but never
-// materialized, except that a value inside a task is held whole while it
-// is read. Repeated strings (agent IDs, task names) are shared.
+// materialized. Repeated strings (agent IDs, task names) are shared.
 // Unknown fields are ignored; tasks that are not TASK_RUNNING are dropped.
 // Syntax errors fail the whole decode; a running task whose fields have
 // the wrong JSON types is skipped and counted. The typing rules are
 // encoding/json's for the fields read (null leaves a field unset, object
-// keys inside tasks and agents match case-insensitively), and so is what
-// it accepts: duplicate names (the last one wins) and invalid UTF-8 (read
-// as U+FFFD). Nesting is limited to 10000 levels in all.
+// keys inside tasks and agents match case-insensitively).
 func DecodeState(r io.Reader) (*State, error) {
-	d := newDecoder(r)
+	d := &decoder{s: newScanner(r), intern: make(map[string]string)}
 	st := &State{}
 	if err := d.state(st); err != nil {
-		return nil, fmt.Errorf("state: %w", d.fail(err))
-	}
-	if err := d.end(); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
+	}
+	if !d.s.atEnd() {
+		if d.s.rerr != nil {
+			return nil, fmt.Errorf("state: %w", d.s.syntax("reading"))
+		}
+		return nil, errors.New("state: trailing data after the state object")
 	}
 	return st, nil
 }

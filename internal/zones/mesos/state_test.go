@@ -27,9 +27,6 @@ var dupNamesState = `{"leader":"master@10.0.0.1:5050","leader":"master@10.0.0.2:
 var invalidUTF8State = "{\"skipped\":{\"\xff\":\"\xfe\xc3(\",\"k\\u00e9\":[\"\xed\xa0\x80\",\"\\ud800\"]},\"frameworks\":[{\"name\":\"m\",\"extra\xc0\":\"\xff\",\"tasks\":[" +
 	"{\"id\":\"t\",\"name\":\"\xe2\x82\",\"state\":\"TASK_RUNNING\",\"labels\":[{\"key\":\"\xff\",\"value\":\"\xc0\xaf\"}],\"container\":{\"\xfe\":{\"\xfe\":null}}}]}]}"
 
-// maxDepth is the nesting jsontext allows.
-const maxDepth = 10000
-
 // decodeCases are states that exercise the decoder's corners: escapes,
 // non-ASCII and invalid UTF-8, key case, nulls, wrong JSON types, numbers.
 var decodeCases = []string{
@@ -121,22 +118,6 @@ func TestDecodeStateDuplicateNamesAndInvalidUTF8(t *testing.T) {
 	require.Len(t, st.Frameworks, 1)
 	require.Len(t, st.Frameworks[0].Tasks, 1)
 	require.Equal(t, "\uFFFD\uFFFD", st.Frameworks[0].Tasks[0].Name)
-}
-
-// TestPlainASCII checks the eight-bytes-at-a-time test against a byte at
-// a time, for every position of a backslash or a non-ASCII byte.
-func TestPlainASCII(t *testing.T) {
-	for n := range 20 {
-		b := bytes.Repeat([]byte{'a'}, n)
-		require.True(t, plainASCII(b))
-		for i := range n {
-			for _, c := range []byte{'\\', 0x80, 0xff, '\\' + 0x80, '[', '\\' - 1} {
-				b[i] = c
-				require.Equal(t, c < 0x80 && c != '\\', plainASCII(b), "%q", b)
-				b[i] = 'a'
-			}
-		}
-	}
 }
 
 // chunkReader returns at most n bytes per Read.
