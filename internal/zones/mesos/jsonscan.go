@@ -453,15 +453,6 @@ func (s *scanner) literal() (byte, error) {
 	return c, nil
 }
 
-// null consumes a null if one comes next and reports whether it did.
-func (s *scanner) null() (bool, error) {
-	if s.kind() != 'n' {
-		return false, nil
-	}
-	_, err := s.literal()
-	return err == nil, err
-}
-
 // skip consumes one value of any kind, checking its syntax.
 func (s *scanner) skip() error {
 	stack := s.stack[:0]
