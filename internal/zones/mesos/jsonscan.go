@@ -18,15 +18,16 @@ import (
 //
 // The token reader of github.com/go-json-experiment/json/jsontext
 // (v1.27.2), which needs no reflection either, was tried in its place and
-// lost. On the synthetic 100,000-task state (94 MB; BenchmarkDecodeState
-// and BenchmarkRegenerateHeap, -cpu 1, 16 runs of each build interleaved
-// on a shared 2-core machine) a decode took 610 ms against 399 ms
-// (medians; ranges 433-903 ms and 339-592 ms), +53%, and +20-26% in CPU
-// time when the two decoded the same input in turn in one process; both
-// allocated 45 MB in 750k allocations per decode and peaked at 184 MiB of
-// heap over a regeneration. The difference is jsontext's work per token
-// (its state machine, the names it tracks for error pointers). The port
-// is in this file's history.
+// lost. On the synthetic 100,000-task state (94 MB; BenchmarkDecodeState,
+// -cpu 1, pinned to one core, six runs of each build interleaved) a
+// decode took 461 ms against 379 ms (medians; ranges 438-525 ms and
+// 360-399 ms), 22% more; on a busier machine the gap was 20-53%. Both
+// allocated 45 MB in 750k allocations per decode, and a regeneration
+// peaked at 184 MiB of heap with either (BenchmarkRegenerateHeap). The
+// difference is jsontext's work on every token (its state machine and the
+// names it tracks for error pointers), not one hot spot. The port is in
+// the repository's history ("decode the state with jsontext"), reverted
+// in the commit after it.
 type scanner struct {
 	r    io.Reader
 	buf  []byte
