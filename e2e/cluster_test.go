@@ -25,6 +25,9 @@ import (
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
+// TestMain removes the binaries the tests build.
+func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
+
 // The topology: one Ethernet segment with every node on it. Addresses come
 // from the documentation ranges only; every one of them lives inside a
 // namespace this test creates.

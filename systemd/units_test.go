@@ -15,6 +15,9 @@ import (
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
+// TestMain removes the binaries the tests build.
+func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
+
 // units lists every unit file shipped in this directory.
 var units = []string{"spartan.service", "spartan.socket", "spartan-iface.service", "spartan-watchdog.service"}
 

@@ -17,6 +17,9 @@ import (
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
+// TestMain removes the binaries the tests build.
+func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
+
 const pkg = "github.com/spartan-dns/spartan/cmd/spartan"
 
 func writeFile(t *testing.T, name, content string) string {

@@ -7,8 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/stretchr/testify/require"
 )
+
+// TestMain removes the binaries the tests build.
+func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
 
 const original = "search example.com\nnameserver 192.0.2.1\n"
 

@@ -23,26 +23,55 @@ import (
 // builds caches one build per package per test process.
 var builds sync.Map // package path -> *build
 
+// binDir is the directory BuildBinary builds into, made on first use and
+// removed by Main when the tests are over.
+var binDir struct {
+	sync.Mutex
+	main bool // Main is running the tests
+	path string
+}
+
 type build struct {
 	once sync.Once
 	path string
 	err  error
 }
 
+// Main runs the tests of a package whose tests build binaries, then
+// removes the binaries, and returns the exit code for os.Exit:
+//
+//	func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
+//
+// BuildBinary refuses to build without it, so no test run leaves binaries
+// behind in the temporary directory.
+func Main(m *testing.M) int {
+	binDir.Lock()
+	binDir.main = true
+	binDir.Unlock()
+	code := m.Run()
+	binDir.Lock()
+	defer binDir.Unlock()
+	if binDir.path != "" {
+		if err := os.RemoveAll(binDir.path); err != nil {
+			fmt.Fprintln(os.Stderr, "testsupport: removing built binaries:", err)
+		}
+		binDir.path = ""
+	}
+	return code
+}
+
 // BuildBinary builds the main package pkg (an import path such as
 // "github.com/spartan-dns/spartan/cmd/spartan") once per test process and
-// returns the binary's path. The binary lives in a temporary directory of
-// its own; Go's build cache makes the build cheap after the first time.
+// returns the binary's path. The binaries live in a temporary directory
+// that Main removes once the tests are over; Go's build cache makes the
+// build cheap after the first time.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
+	dir, err := buildDir()
+	require.NoError(t, err)
 	v, _ := builds.LoadOrStore(pkg, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "spartan-test-bin-")
-		if err != nil {
-			b.err = err
-			return
-		}
 		b.path = filepath.Join(dir, path.Base(pkg))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -53,6 +82,23 @@ func BuildBinary(t testing.TB, pkg string) string {
 	})
 	require.NoError(t, b.err)
 	return b.path
+}
+
+// buildDir returns BuildBinary's directory, making it on first use.
+func buildDir() (string, error) {
+	binDir.Lock()
+	defer binDir.Unlock()
+	if !binDir.main {
+		return "", errors.New("testsupport: BuildBinary needs the package's TestMain to call testsupport.Main, which removes the binaries")
+	}
+	if binDir.path == "" {
+		dir, err := os.MkdirTemp("", "spartan-test-bin-")
+		if err != nil {
+			return "", err
+		}
+		binDir.path = dir
+	}
+	return binDir.path, nil
 }
 
 func goTool() string {

@@ -21,6 +21,9 @@ import (
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
+// TestMain removes the binaries the tests build.
+func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
+
 // readyHandler answers like spartan's local zone: ready.spartan A 127.0.0.1,
 // NXDOMAIN for anything else in spartan., REFUSED otherwise.
 func readyHandler(req *dns.Msg) *dns.Msg {
