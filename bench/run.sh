@@ -270,7 +270,7 @@ start_coredns() {
 		  forward . $*
 		}
 	CONF
-	bg "$SERVER_CPU" "$COREDNS" -conf "$W/Corefile" -quiet 2>>"$W/coredns.log"
+	bg "$SERVER_CPU" "$COREDNS" -conf "$W/Corefile" -quiet >>"$W/coredns.log" 2>&1
 	SPID=$BG
 }
 
