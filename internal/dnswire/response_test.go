@@ -12,10 +12,7 @@ import (
 
 func TestParseResponse(t *testing.T) {
 	query := testsupport.NewQuery("www.example.com.", dns.TypeA, testsupport.WithEDNS(1232, true))
-	qb, err := query.Pack()
-	require.NoError(t, err)
-	var q Query
-	require.NoError(t, q.Parse(qb))
+	_, q := packParse(t, query)
 	good := testsupport.PackReply(t, query, testsupport.ReplySpec{
 		Answer:  []dns.RR{testsupport.RR(t, "www.example.com. 300 IN CNAME web.example.com."), testsupport.RR(t, "web.example.com. 60 IN A 192.0.2.1")},
 		Ns:      []dns.RR{testsupport.RR(t, "example.com. 3600 IN NS ns1.example.com.")},
@@ -68,7 +65,7 @@ func TestParseResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := ParseResponse(&q, tt.reply)
+			r, err := ParseResponse(q, tt.reply)
 			if tt.wantErr {
 				require.Error(t, err)
 				return
@@ -81,7 +78,7 @@ func TestParseResponse(t *testing.T) {
 			require.Equal(t, 4, r.nttl)
 			require.Equal(t, uint32(60), r.minAnswer)
 			// Every recorded offset is a TTL field: rewrite them all.
-			out := r.appendReply(nil, &q, 65535, ttlMode{stale: true, value: 7})
+			out := r.appendReply(nil, q, 65535, ttlMode{stale: true, value: 7})
 			var m dns.Msg
 			require.NoError(t, m.Unpack(out))
 			require.Equal(t, []uint32{7, 7, 7, 7}, testsupport.TTLs(&m))
@@ -95,13 +92,10 @@ func TestParseResponse(t *testing.T) {
 // only its header and question are read: its records may be cut anywhere.
 func TestParseResponseTruncated(t *testing.T) {
 	query := testsupport.NewQuery("www.example.com.", dns.TypeA, testsupport.WithEDNS(1232, false))
-	qb, err := query.Pack()
-	require.NoError(t, err)
-	var q Query
-	require.NoError(t, q.Parse(qb))
+	_, q := packParse(t, query)
 	full := testsupport.PackReply(t, query, testsupport.ReplySpec{TC: true, Answer: testsupport.ARecords(t, "www.example.com.", 300, 3), OptSize: 1232})
 	for _, reply := range [][]byte{full, full[:len(full)-20]} {
-		r, err := ParseResponse(&q, reply)
+		r, err := ParseResponse(q, reply)
 		require.NoError(t, err)
 		require.True(t, r.Truncated())
 		var m dns.Msg
@@ -109,7 +103,7 @@ func TestParseResponseTruncated(t *testing.T) {
 		require.Len(t, m.Question, 1)
 		require.Empty(t, m.Answer)
 		require.Empty(t, m.Extra)
-		out := r.AppendReply(nil, &q, 65535)
+		out := r.AppendReply(nil, q, 65535)
 		require.NoError(t, m.Unpack(out))
 		require.True(t, m.Truncated)
 		require.Empty(t, m.Answer)
@@ -120,10 +114,7 @@ func TestParseResponseTruncated(t *testing.T) {
 // record data included, without allocating for a usual reply.
 func TestCheckReply(t *testing.T) {
 	query := testsupport.NewQuery("WWW.example.com.", dns.TypeA, testsupport.WithEDNS(1232, false))
-	qb, err := query.Pack()
-	require.NoError(t, err)
-	var q Query
-	require.NoError(t, q.Parse(qb))
+	qb, q := packParse(t, query)
 	question := qb[HeaderLen : HeaderLen+len(q.Name())+4] // as sent: mixed case
 	good := testsupport.PackReply(t, query, testsupport.ReplySpec{
 		Answer:  []dns.RR{testsupport.RR(t, "www.example.com. 300 IN CNAME web.example.com."), testsupport.RR(t, "web.example.com. 60 IN A 192.0.2.1")},
@@ -174,16 +165,7 @@ func TestCheckReply(t *testing.T) {
 		{"cut in a record", good[:len(good)-20], false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := CheckReply(question, tt.reply)
-			_, perr := ParseResponse(&q, tt.reply)
-			if tt.ok {
-				require.NoError(t, err)
-			} else {
-				require.ErrorIs(t, err, errResponse)
-			}
-			require.Equal(t, err == nil, perr == nil, "CheckReply and ParseResponse disagree: %v / %v", err, perr)
-		})
+		t.Run(tt.name, func(t *testing.T) { requireAccepted(t, q, question, tt.reply, tt.ok) })
 	}
 	require.Zero(t, testing.AllocsPerRun(100, func() {
 		if CheckReply(question, good) != nil {
@@ -199,10 +181,7 @@ func TestCheckReply(t *testing.T) {
 // one about HTTPS.
 func TestReplyQuestionMatch(t *testing.T) {
 	query := testsupport.NewQuery("svc.example.com.", dns.TypeHTTPS)
-	qb, err := query.Pack()
-	require.NoError(t, err)
-	var q Query
-	require.NoError(t, q.Parse(qb))
+	qb, q := packParse(t, query)
 	question := qb[HeaderLen : HeaderLen+len(q.Name())+4]
 	reply := func(name string, qtype, qclass uint16) []byte {
 		m := testsupport.NewQuery(name, qtype)
@@ -222,17 +201,7 @@ func TestReplyQuestionMatch(t *testing.T) {
 		{"other name", reply("svd.example.com.", dns.TypeHTTPS, dns.ClassINET), false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := CheckReply(question, tt.reply)
-			_, perr := ParseResponse(&q, tt.reply)
-			if tt.ok {
-				require.NoError(t, err)
-				require.NoError(t, perr)
-			} else {
-				require.ErrorIs(t, err, errResponse)
-				require.ErrorIs(t, perr, errResponse)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { requireAccepted(t, q, question, tt.reply, tt.ok) })
 	}
 }
 
@@ -259,10 +228,7 @@ func TestReplyFlags(t *testing.T) {
 			query.RecursionDesired = tt.rd
 			query.CheckingDisabled = tt.cd
 			query.AuthenticatedData = tt.adQ
-			qb, err := query.Pack()
-			require.NoError(t, err)
-			var q Query
-			require.NoError(t, q.Parse(qb))
+			_, q := packParse(t, query)
 
 			up := new(dns.Msg)
 			require.NoError(t, up.Unpack(testsupport.PackReply(t, query, testsupport.ReplySpec{
@@ -273,10 +239,10 @@ func TestReplyFlags(t *testing.T) {
 			ub, err := up.Pack()
 			require.NoError(t, err)
 
-			r, err := ParseResponse(&q, ub)
+			r, err := ParseResponse(q, ub)
 			require.NoError(t, err)
 			var m dns.Msg
-			require.NoError(t, m.Unpack(r.AppendReply(nil, &q, 512)))
+			require.NoError(t, m.Unpack(r.AppendReply(nil, q, 512)))
 			require.False(t, m.Authoritative, "AA")
 			require.True(t, m.RecursionAvailable, "RA")
 			require.Equal(t, tt.rd, m.RecursionDesired, "RD")
@@ -368,11 +334,8 @@ func TestAppendAuthoritative(t *testing.T) {
 			if tc.edns > 0 {
 				query.SetEdns0(tc.edns, true)
 			}
-			qb, err := query.Pack()
-			require.NoError(t, err)
-			var q Query
-			require.NoError(t, q.Parse(qb))
-			out, ok := r.AppendAuthoritative(make([]byte, 0, 64), &q, tc.limit)
+			_, q := packParse(t, query)
+			out, ok := r.AppendAuthoritative(make([]byte, 0, 64), q, tc.limit)
 			require.Equal(t, tc.fits, ok)
 			if !tc.fits {
 				require.Empty(t, out)
@@ -396,4 +359,28 @@ func TestAppendAuthoritative(t *testing.T) {
 			}
 		})
 	}
+}
+
+// packParse packs query and parses it as a client query.
+func packParse(t testing.TB, query *dns.Msg) ([]byte, *Query) {
+	t.Helper()
+	qb, err := query.Pack()
+	require.NoError(t, err)
+	q := new(Query)
+	require.NoError(t, q.Parse(qb))
+	return qb, q
+}
+
+// requireAccepted checks that CheckReply and ParseResponse both accept
+// reply as the reply to q (question) when ok, and both refuse it otherwise.
+func requireAccepted(t *testing.T, q *Query, question, reply []byte, ok bool) {
+	t.Helper()
+	err := CheckReply(question, reply)
+	_, perr := ParseResponse(q, reply)
+	if ok {
+		require.NoError(t, err)
+	} else {
+		require.ErrorIs(t, err, errResponse)
+	}
+	require.Equal(t, err == nil, perr == nil, "CheckReply and ParseResponse disagree: %v / %v", err, perr)
 }
