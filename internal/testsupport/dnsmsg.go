@@ -22,6 +22,34 @@ func WithCD() QueryOption { return func(m *dns.Msg) { m.CheckingDisabled = true 
 // WithID sets the message ID (NewQuery's default is 0x1234).
 func WithID(id uint16) QueryOption { return func(m *dns.Msg) { m.Id = id } }
 
+// WithPaddedSize pads the query with an EDNS(0) padding option (RFC 7830)
+// so that it packs to exactly size bytes, adding an OPT record (buffer
+// 1232) when it has none. It belongs after every other option and panics
+// when size is below the query's length with an empty padding option.
+func WithPaddedSize(size int) QueryOption {
+	return func(m *dns.Msg) {
+		opt := m.IsEdns0()
+		if opt == nil {
+			m.SetEdns0(1232, false)
+			opt = m.IsEdns0()
+		}
+		pad := &dns.EDNS0_PADDING{}
+		opt.Option = append(opt.Option, pad)
+		n := m.Len()
+		if size < n {
+			panic(fmt.Sprintf("testsupport: query cannot be padded to %d bytes, it needs %d", size, n))
+		}
+		pad.Padding = make([]byte, size-n)
+	}
+}
+
+// AppendTCPFrame appends msg to dst with the two-byte length prefix of
+// DNS over TCP (RFC 1035 4.2.2).
+func AppendTCPFrame(dst, msg []byte) []byte {
+	dst = append(dst, byte(len(msg)>>8), byte(len(msg)))
+	return append(dst, msg...)
+}
+
 // NewQuery returns a recursive query for name and qtype with ID 0x1234.
 func NewQuery(name string, qtype uint16, opts ...QueryOption) *dns.Msg {
 	m := new(dns.Msg)
