@@ -6,6 +6,13 @@
 // timeout, and a graceful shutdown. It knows nothing of DNS beyond
 // framing: a Handler answers each message in wire format, and a
 // FastHandler answers what needs no waiting on the read goroutine itself.
+//
+// The TCP idle timeout counts only while a connection is idle: nothing in
+// flight and no byte received for TCPIdleTimeout. A frame cut by a read
+// deadline is kept and completed by the next read, so a query pending
+// upstream never breaks the framing of the next one; each byte read
+// restarts the clock, and a partial frame that makes no progress for
+// TCPIdleTimeout with nothing in flight is closed like an idle connection.
 package server
 
 import (

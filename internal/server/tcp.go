@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -55,13 +56,17 @@ func (s *Server) acceptTCP(ln net.Listener) error {
 // its own goroutine, and serialized writes of whole length-prefixed
 // replies.
 type tcpConn struct {
-	s    *Server
-	conn net.Conn
-	sem  chan struct{} // queries in flight on this connection
-	wmu  sync.Mutex
-	wbuf []byte
-	dead bool // a write failed: stop writing
-	wg   sync.WaitGroup
+	s       *Server
+	conn    net.Conn
+	sem     chan struct{} // queries in flight on this connection
+	pending atomic.Int32  // queries with a handler goroutine
+	// lastReply is when a handler goroutine last finished (UnixNano):
+	// the idle clock starts there or at the last byte read.
+	lastReply atomic.Int64
+	wmu       sync.Mutex
+	wbuf      []byte
+	dead      atomic.Bool // a write failed: stop writing and reading
+	wg        sync.WaitGroup
 }
 
 func (c *tcpConn) serve() {
@@ -85,20 +90,12 @@ func (c *tcpConn) serve() {
 	fast, _ := s.Handler.(FastHandler)
 	var lenBuf [2]byte
 	for {
-		if s.stopping.Load() {
-			return
-		}
-		_ = c.conn.SetReadDeadline(time.Now().Add(s.TCPIdleTimeout))
-		if _, err := io.ReadFull(c.conn, lenBuf[:]); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !s.stopping.Load() && len(c.sem) > 0 {
-				continue // not idle: replies are still being worked on
-			}
+		if !c.read(lenBuf[:]) {
 			return
 		}
 		n := int(binary.BigEndian.Uint16(lenBuf[:]))
 		msg := make([]byte, n)
-		if _, err := io.ReadFull(c.conn, msg); err != nil {
+		if !c.read(msg) {
 			return
 		}
 		req := &Request{Msg: msg, Client: client, Local: local, TCP: true, Received: time.Now()}
@@ -109,13 +106,57 @@ func (c *tcpConn) serve() {
 			}
 		}
 		c.sem <- struct{}{}
+		c.pending.Add(1)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
 			defer func() { <-c.sem }()
 			c.write(s.Handler.ServeDNS(s.hctx, req, make([]byte, 0, 512)))
+			// Recorded before pending drops, so the reader never sees the
+			// connection idle without this reply's time.
+			c.lastReply.Store(time.Now().UnixNano())
+			c.pending.Add(-1)
 		}()
 	}
+}
+
+// read fills p from the connection. A read deadline does not lose what
+// was read before it: the connection is given up only when it is idle,
+// that is with no query in flight and neither a byte read nor a reply
+// finished for TCPIdleTimeout, or when the server stops reading, a write
+// failed or the read failed.
+func (c *tcpConn) read(p []byte) bool {
+	s := c.s
+	deadline := time.Now().Add(s.TCPIdleTimeout)
+	for off := 0; off < len(p); {
+		_ = c.conn.SetReadDeadline(deadline)
+		// Checked after setting the deadline: Serve and write flag first
+		// and then set a past deadline, which this one must not hide.
+		if s.stopping.Load() || c.dead.Load() {
+			return false
+		}
+		n, err := c.conn.Read(p[off:])
+		off += n
+		if n > 0 {
+			deadline = time.Now().Add(s.TCPIdleTimeout) // progress restarts the idle clock
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return false
+		}
+		if c.pending.Load() > 0 {
+			deadline = time.Now().Add(s.TCPIdleTimeout) // not idle: replies are being worked on
+			continue
+		}
+		if end := time.Unix(0, c.lastReply.Load()).Add(s.TCPIdleTimeout); end.After(time.Now()) {
+			deadline = end
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // write sends one reply with its length prefix in a single write, so
@@ -130,14 +171,14 @@ func (c *tcpConn) write(reply []byte) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.dead {
+	if c.dead.Load() {
 		return
 	}
 	c.wbuf = append(c.wbuf[:0], byte(len(reply)>>8), byte(len(reply)))
 	c.wbuf = append(c.wbuf, reply...)
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.s.TCPIdleTimeout))
 	if _, err := c.conn.Write(c.wbuf); err != nil {
-		c.dead = true
+		c.dead.Store(true)
 		// The reader notices the dead connection on its next read.
 		_ = c.conn.SetReadDeadline(time.Unix(1, 0))
 	}
