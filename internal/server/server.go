@@ -7,7 +7,25 @@
 // framing: a Handler answers each message in wire format, and a
 // FastHandler answers what needs no waiting on the read goroutine itself.
 //
-// The TCP idle timeout counts only while a connection is idle: nothing in
+// TCP holds a bounded amount of memory whatever clients send:
+//
+//   - A message longer than TCPMaxMessage (DefaultTCPMaxMessage, 4096
+//     bytes: a stub's query with one question and an OPT record needs a
+//     few hundred) is never buffered: the listener answers FORMERR itself
+//     (ID, opcode and RD copied from the header, RA clear; a response gets
+//     no reply), reads the rest of the frame into a small scratch buffer
+//     and goes on with the next frame on the same connection.
+//   - Each query is read into a buffer sized to its frame (frames up to 128
+//     bytes share pooled buffers of that size) and accounted, at that
+//     buffer's capacity, against a server-wide budget of TCPHeldBytes
+//     (DefaultTCPHeldBytes, 8 MiB) until its reply has been written. When
+//     the budget is spent, connections are not read until replies free it:
+//     back-pressure through TCP's own flow control, never a queue.
+//     HeldBytes reports the account.
+//   - TCPPipeline bounds the queries in flight on one connection, so one
+//     connection holds at most TCPPipeline × TCPMaxMessage bytes of queries.
+//
+// The idle timeout counts only while a connection is idle: nothing in
 // flight and no byte received for TCPIdleTimeout. A frame cut by a read
 // deadline is kept and completed by the next read, so a query pending
 // upstream never breaks the framing of the next one; each byte read
@@ -26,6 +44,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 )
 
 // Request is one DNS message received by a Server.
@@ -77,6 +96,17 @@ const (
 	// connection; beyond it the server stops reading that connection
 	// until one is answered (TCP back-pressure, no unbounded queue).
 	DefaultTCPPipeline = 64
+	// DefaultTCPMaxMessage is the largest message accepted over TCP, in
+	// bytes. A stub's query (one question, an OPT record, perhaps a
+	// cookie or padding to a 128-byte block) needs a few hundred; larger
+	// ones are answered FORMERR without being buffered.
+	DefaultTCPMaxMessage = 4096
+	// DefaultTCPHeldBytes is the server-wide budget of TCP query bytes
+	// held between read and reply. It bounds what large queries can pin
+	// (2048 queries at DefaultTCPMaxMessage) and never holds back small
+	// ones at the defaults: DefaultMaxTCPConns × DefaultTCPPipeline
+	// queries in 128-byte buffers take exactly this much.
+	DefaultTCPHeldBytes = 8 << 20
 )
 
 // bufSize is the capacity of pooled message buffers: larger than any sane
@@ -103,6 +133,15 @@ type Server struct {
 	// TCPPipeline caps queries in flight per TCP connection. Default
 	// DefaultTCPPipeline.
 	TCPPipeline int
+	// TCPMaxMessage is the largest TCP message handed to the Handler;
+	// longer ones are answered FORMERR and skipped. Default
+	// DefaultTCPMaxMessage.
+	TCPMaxMessage int
+	// TCPHeldBytes bounds the bytes of TCP queries held, across all
+	// connections, from read to reply; when it is spent, reading waits.
+	// Default DefaultTCPHeldBytes; raised to the largest buffer one
+	// query can take, so that any accepted query fits.
+	TCPHeldBytes int64
 	// ShutdownGrace is how long in-flight queries may take once Serve's
 	// context is done. Default DefaultShutdownGrace.
 	ShutdownGrace time.Duration
@@ -114,7 +153,10 @@ type Server struct {
 
 	tcpConns atomic.Int64
 	inflight sync.WaitGroup
-	hctx     context.Context // handlers' context, cancelled after the grace
+	rctx     context.Context     // readers' context, done when reading stops
+	hctx     context.Context     // handlers' context, cancelled after the grace
+	budget   *semaphore.Weighted // TCPHeldBytes
+	held     atomic.Int64        // bytes acquired from budget
 	stopping atomic.Bool
 	mu       sync.Mutex
 	conns    map[*tcpConn]struct{}
@@ -124,6 +166,10 @@ type Server struct {
 
 // TCPConns returns the number of open TCP connections.
 func (s *Server) TCPConns() int { return int(s.tcpConns.Load()) }
+
+// HeldBytes returns the bytes of TCP queries held between read and reply,
+// accounted against TCPHeldBytes.
+func (s *Server) HeldBytes() int64 { return s.held.Load() }
 
 // Serve serves on the given sockets until ctx is done, then stops reading,
 // lets in-flight queries finish within ShutdownGrace, and closes the
@@ -147,6 +193,15 @@ func (s *Server) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.List
 	if s.ShutdownGrace <= 0 {
 		s.ShutdownGrace = DefaultShutdownGrace
 	}
+	if s.TCPMaxMessage <= 0 {
+		s.TCPMaxMessage = DefaultTCPMaxMessage
+	}
+	if s.TCPHeldBytes <= 0 {
+		s.TCPHeldBytes = DefaultTCPHeldBytes
+	}
+	s.TCPHeldBytes = max(s.TCPHeldBytes, int64(s.TCPMaxMessage), smallMsg)
+	s.budget = semaphore.NewWeighted(s.TCPHeldBytes)
+	s.rctx = ctx
 	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
 	s.hctx = hctx

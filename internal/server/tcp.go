@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/spartan-dns/spartan/internal/dnswire"
 )
 
 func (s *Server) acceptTCP(ln net.Listener) error {
@@ -58,7 +60,9 @@ func (s *Server) acceptTCP(ln net.Listener) error {
 type tcpConn struct {
 	s       *Server
 	conn    net.Conn
-	sem     chan struct{} // queries in flight on this connection
+	client  netip.AddrPort
+	local   netip.AddrPort
+	sem     chan struct{} // pipeline slots: queries between read and reply
 	pending atomic.Int32  // queries with a handler goroutine
 	// lastReply is when a handler goroutine last finished (UnixNano):
 	// the idle clock starts there or at the last byte read.
@@ -68,6 +72,30 @@ type tcpConn struct {
 	dead      atomic.Bool // a write failed: stop writing and reading
 	wg        sync.WaitGroup
 }
+
+// smallMsg is the size of the pooled TCP query buffers: a stub's query
+// (header, a name of typical length, OPT, perhaps padded to a 128-byte
+// block as RFC 8467 recommends) fits; a larger frame gets a buffer of its
+// own size.
+const smallMsg = 128
+
+// replyBuf is the initial capacity of a TCP query's reply buffer; the
+// handler grows it when needed.
+const replyBuf = 512
+
+// tcpQuery is one TCP query from read to reply. Pooled with its buffers,
+// so a query answered on the fast path costs the listener no allocation.
+type tcpQuery struct {
+	c     *tcpConn
+	req   Request
+	small [smallMsg]byte
+	held  int64 // bytes of the server's budget this query holds
+	reply []byte
+}
+
+var tcpQueries = sync.Pool{New: func() any {
+	return &tcpQuery{reply: make([]byte, 0, replyBuf)}
+}}
 
 func (c *tcpConn) serve() {
 	s := c.s
@@ -80,44 +108,124 @@ func (c *tcpConn) serve() {
 		s.mu.Unlock()
 		s.tcpConns.Add(-1)
 	}()
-	var client, local netip.AddrPort
 	if a, ok := c.conn.RemoteAddr().(*net.TCPAddr); ok {
-		client = a.AddrPort()
+		c.client = a.AddrPort()
 	}
 	if a, ok := c.conn.LocalAddr().(*net.TCPAddr); ok {
-		local = a.AddrPort()
+		c.local = a.AddrPort()
 	}
 	fast, _ := s.Handler.(FastHandler)
-	var lenBuf [2]byte
+	var prefix [2]byte
 	for {
-		if !c.read(lenBuf[:]) {
+		if !c.read(prefix[:]) {
 			return
 		}
-		n := int(binary.BigEndian.Uint16(lenBuf[:]))
-		msg := make([]byte, n)
-		if !c.read(msg) {
+		n := int(binary.BigEndian.Uint16(prefix[:]))
+		if n > s.TCPMaxMessage {
+			if !c.skip(n) {
+				return
+			}
+			continue
+		}
+		q, ok := c.hold(n)
+		if !ok {
 			return
 		}
-		req := &Request{Msg: msg, Client: client, Local: local, TCP: true, Received: time.Now()}
+		if !c.read(q.req.Msg) {
+			q.release(nil)
+			return
+		}
+		q.req.Received = time.Now()
 		if fast != nil {
-			if reply, ok := fast.ServeFast(req, make([]byte, 0, 512)); ok {
+			if reply, ok := fast.ServeFast(&q.req, q.reply[:0]); ok {
 				c.write(reply)
+				q.release(reply)
 				continue
 			}
 		}
-		c.sem <- struct{}{}
 		c.pending.Add(1)
 		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			defer func() { <-c.sem }()
-			c.write(s.Handler.ServeDNS(s.hctx, req, make([]byte, 0, 512)))
-			// Recorded before pending drops, so the reader never sees the
-			// connection idle without this reply's time.
-			c.lastReply.Store(time.Now().UnixNano())
-			c.pending.Add(-1)
-		}()
+		go q.serve()
 	}
+}
+
+// hold waits for a pipeline slot and then for n bytes of the server's
+// budget, and returns a query whose Msg is an n-byte buffer. Waiting here
+// is the back-pressure: the connection is not read meanwhile. ok is false
+// when the server stops reading first.
+func (c *tcpConn) hold(n int) (q *tcpQuery, ok bool) {
+	s := c.s
+	select {
+	case c.sem <- struct{}{}:
+	case <-s.rctx.Done():
+		return nil, false
+	}
+	size := int64(max(n, smallMsg))
+	if err := s.budget.Acquire(s.rctx, size); err != nil {
+		<-c.sem
+		return nil, false
+	}
+	s.held.Add(size)
+	q = tcpQueries.Get().(*tcpQuery)
+	q.c, q.held = c, size
+	var msg []byte
+	if n <= smallMsg {
+		msg = q.small[:n]
+	} else {
+		msg = make([]byte, n)
+	}
+	q.req = Request{Msg: msg, Client: c.client, Local: c.local, TCP: true}
+	return q, true
+}
+
+func (q *tcpQuery) serve() {
+	c := q.c
+	defer c.wg.Done()
+	reply := c.s.Handler.ServeDNS(c.s.hctx, &q.req, q.reply[:0])
+	c.write(reply)
+	// Recorded before pending drops, so the reader never sees the
+	// connection idle without this reply's time.
+	c.lastReply.Store(time.Now().UnixNano())
+	c.pending.Add(-1)
+	q.release(reply)
+}
+
+// release gives back what hold took, once reply has been written; the
+// reply buffer is kept for the next query if it stayed reasonable.
+func (q *tcpQuery) release(reply []byte) {
+	c := q.c
+	c.s.held.Add(-q.held)
+	c.s.budget.Release(q.held)
+	<-c.sem
+	if cap(reply) >= replyBuf && cap(reply) <= 4*bufSize {
+		q.reply = reply[:0]
+	}
+	q.c, q.req, q.held = nil, Request{}, 0
+	tcpQueries.Put(q)
+}
+
+// skip answers an n-byte frame over TCPMaxMessage without holding it:
+// FORMERR built from its header (nothing when it is a response), then the
+// rest of the frame is read and dropped. It returns false when the
+// connection is done.
+func (c *tcpConn) skip(n int) bool {
+	q := tcpQueries.Get().(*tcpQuery)
+	defer tcpQueries.Put(q)
+	hdr := q.small[:min(n, dnswire.HeaderLen)]
+	if !c.read(hdr) {
+		return false
+	}
+	c.s.Logger.Debug("tcp message over the size cap skipped", "client", c.client, "size", n, "cap", c.s.TCPMaxMessage)
+	c.write(dnswire.AppendFormErr(q.reply[:0], hdr, false))
+	scratch := q.reply[:cap(q.reply)] // the reply is written: reuse its buffer
+	for rest := n - len(hdr); rest > 0; {
+		chunk := scratch[:min(rest, len(scratch))]
+		if !c.read(chunk) {
+			return false
+		}
+		rest -= len(chunk)
+	}
+	return true
 }
 
 // read fills p from the connection. A read deadline does not lose what
