@@ -6,12 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
@@ -166,6 +168,55 @@ func TestServiceContract(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(iface), "StopWhenUnneeded=yes")
 	require.Contains(t, string(iface), "RemainAfterExit=yes")
+}
+
+// unitValues returns the values of key in a unit file, in order.
+func unitValues(unit, key string) []string {
+	var out []string
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// parseSize reads a size the way systemd (K, M, G: powers of 1024) or the
+// Go runtime (KiB, MiB, GiB) write it.
+func parseSize(t *testing.T, v string) int64 {
+	t.Helper()
+	units := map[string]int64{"K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MiB": 1 << 20, "G": 1 << 30, "GiB": 1 << 30}
+	num := strings.TrimRight(v, "KMGiB")
+	n, err := strconv.ParseInt(num, 10, 64)
+	require.NoError(t, err, "size %q", v)
+	mult, ok := units[v[len(num):]]
+	require.True(t, ok, "size %q", v)
+	return n * mult
+}
+
+// TestServiceMemoryMax: spartan.service caps its memory with room for
+// everything the process bounds, so the cap only ever ends a leak, and
+// tells the Go runtime a limit below the cap so the collector gives way
+// before the kernel kills.
+func TestServiceMemoryMax(t *testing.T) {
+	data, err := os.ReadFile("spartan.service")
+	require.NoError(t, err)
+	unit := string(data)
+	values := unitValues(unit, "MemoryMax")
+	require.Len(t, values, 1, "one MemoryMax=")
+	memoryMax := parseSize(t, values[0])
+	var goLimit int64
+	for _, env := range unitValues(unit, "Environment") {
+		if v, ok := strings.CutPrefix(env, "GOMEMLIMIT="); ok {
+			goLimit = parseSize(t, v)
+		}
+	}
+	// Bounded memory: the cache, master mode's reply memo (32 MiB), and
+	// the TCP queries held by the proxy's and master mode's servers.
+	bounded := config.Default().Cache.MaxBytes + 32<<20 + 2*server.DefaultTCPHeldBytes
+	require.GreaterOrEqual(t, memoryMax, 2*bounded, "MemoryMax= leaves the runtime less than the bounded memory again")
+	require.Greater(t, goLimit, bounded, "GOMEMLIMIT below the bounded memory")
+	require.Less(t, goLimit, memoryMax, "GOMEMLIMIT must sit under MemoryMax=")
 }
 
 // TestWatchdogServiceWritablePaths checks that the watchdog's sandbox
