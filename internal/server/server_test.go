@@ -28,7 +28,7 @@ type running struct {
 
 // serve binds addr for UDP and TCP and serves s on it until the test ends
 // (or stop is called).
-func serve(t *testing.T, s *Server, addr string) *running {
+func serve(t testing.TB, s *Server, addr string) *running {
 	t.Helper()
 	pc, ln, err := Listen(t.Context(), addr)
 	require.NoError(t, err)
@@ -43,7 +43,7 @@ func serve(t *testing.T, s *Server, addr string) *running {
 }
 
 // stop ends Serve and checks it returned nil; a second call is a no-op.
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	r.cancel()
 	if r.done == nil {
 		return

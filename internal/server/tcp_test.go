@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -316,16 +315,8 @@ func (echoFast) ServeDNS(_ context.Context, req *Request, dst []byte) []byte {
 // BenchmarkTCPFast sends queries one at a time on one TCP connection to a
 // FastHandler; the listener's share of allocs/op should be zero.
 func BenchmarkTCPFast(b *testing.B) {
-	s := &Server{Handler: echoFast{}}
-	pc, ln, err := Listen(b.Context(), "127.0.0.1:0")
-	require.NoError(b, err)
-	s.Logger = slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, []net.PacketConn{pc}, []net.Listener{ln}) }()
-	defer func() { cancel(); require.NoError(b, <-done) }()
-
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	r := serve(b, &Server{Handler: echoFast{}}, "127.0.0.1:0")
+	conn, err := net.Dial("tcp", r.addr)
 	require.NoError(b, err)
 	defer conn.Close()
 	query := testsupport.AppendTCPFrame(nil, testsupport.PackQuery(b, "bench.example.", dns.TypeA))
