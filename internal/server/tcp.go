@@ -149,8 +149,9 @@ func (c *tcpConn) serve() {
 	}
 }
 
-// hold waits for a pipeline slot and then for n bytes of the server's
-// budget, and returns a query whose Msg is an n-byte buffer. Waiting here
+// hold waits for a pipeline slot and then for the server's budget to
+// cover the buffer of an n-byte message (smallMsg at least), and returns a
+// query whose Msg is that n-byte buffer. Waiting here
 // is the back-pressure: the connection is not read meanwhile. ok is false
 // when the server stops reading first.
 func (c *tcpConn) hold(n int) (q *tcpQuery, ok bool) {
