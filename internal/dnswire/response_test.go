@@ -3,6 +3,7 @@ package dnswire
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -174,6 +175,96 @@ func TestCheckReply(t *testing.T) {
 	}))
 }
 
+// TestRecordData: the record types a stub resolver parses must have
+// exactly their layout, or the whole reply is refused (by CheckReply and
+// ParseResponse alike): relayed or cached, it would reach clients as a
+// message they cannot read. Each type has its well-formed form and its
+// malformed ones. The record is in the answer section (SOA in authority)
+// of a reply to www.example.com A; c00c is a pointer to the question's
+// name.
+func TestRecordData(t *testing.T) {
+	query := testsupport.NewQuery("www.example.com.", dns.TypeA)
+	qb, q := packParse(t, query)
+	question := qb[HeaderLen : HeaderLen+len(q.Name())+4]
+	reply := func(rrtype uint16, rdata string) []byte {
+		r := &dns.RFC3597{Hdr: dns.RR_Header{Name: "www.example.com.", Rrtype: rrtype, Class: dns.ClassINET, Ttl: 60}, Rdata: rdata}
+		if rrtype == dns.TypeSOA {
+			return testsupport.PackReply(t, query, testsupport.ReplySpec{Ns: []dns.RR{r}})
+		}
+		return testsupport.PackReply(t, query, testsupport.ReplySpec{Answer: []dns.RR{r}})
+	}
+	serials := strings.Repeat("00000001", 5) // serial, refresh, retry, expire, minimum
+	tests := []struct {
+		name   string
+		rrtype uint16
+		rdata  string
+		ok     bool
+	}{
+		{"A", dns.TypeA, "c0000201", true},
+		{"A of 3 bytes", dns.TypeA, "c00002", false},
+		{"A of 5 bytes", dns.TypeA, "c000020101", false},
+		{"A empty", dns.TypeA, "", false},
+		{"AAAA", dns.TypeAAAA, "20010db8000000000000000000000001", true},
+		{"AAAA of 3 bytes", dns.TypeAAAA, "200100", false},
+		{"AAAA of 17 bytes", dns.TypeAAAA, "20010db800000000000000000000000101", false},
+		{"CNAME", dns.TypeCNAME, "03776562c00c", true},
+		{"CNAME pointer only", dns.TypeCNAME, "c00c", true},
+		{"CNAME with a trailing byte", dns.TypeCNAME, "c00c00", false},
+		{"CNAME empty", dns.TypeCNAME, "", false},
+		{"CNAME name overruns", dns.TypeCNAME, "0377", false},
+		{"NS", dns.TypeNS, "026e73c00c", true},
+		{"NS with a trailing byte", dns.TypeNS, "026e73c00c00", false},
+		{"PTR", dns.TypePTR, "00", true},
+		{"PTR with trailing bytes", dns.TypePTR, "000000", false},
+		{"DNAME", dns.TypeDNAME, "076578616d706c65036e657400", true},
+		{"DNAME with a trailing byte", dns.TypeDNAME, "076578616d706c65036e65740001", false},
+		{"MX", dns.TypeMX, "000ac00c", true},
+		{"MX with a trailing byte", dns.TypeMX, "000ac00c00", false},
+		{"MX without a name", dns.TypeMX, "000a", false},
+		{"MX of 1 byte", dns.TypeMX, "00", false},
+		{"SRV", dns.TypeSRV, "0001000201bbc00c", true},
+		{"SRV without a port", dns.TypeSRV, "00010002c00c", false},
+		{"SRV with a trailing byte", dns.TypeSRV, "0001000201bbc00c00", false},
+		{"TXT", dns.TypeTXT, "0568656c6c6f", true},
+		{"TXT of two strings, one empty", dns.TypeTXT, "0568656c6c6f00", true},
+		{"TXT of one empty string", dns.TypeTXT, "00", true},
+		{"TXT empty", dns.TypeTXT, "", false},
+		{"TXT string overruns", dns.TypeTXT, "0568656c6c", false},
+		{"TXT second string overruns", dns.TypeTXT, "0568656c6c6f0168656c", false},
+		{"SOA", dns.TypeSOA, "c00cc00c" + serials, true},
+		{"SOA of 19 bytes after its names", dns.TypeSOA, "c00cc00c" + serials[2:], false},
+		{"SOA of 21 bytes after its names", dns.TypeSOA, "c00cc00c" + serials + "00", false},
+		{"SOA of 2 bytes", dns.TypeSOA, "0000", false},
+		{"SOA with one name", dns.TypeSOA, "c00c" + serials, false},
+		{"CAA", dns.TypeCAA, "000569737375656c657473656e63727970742e6f7267", true},
+		{"CAA with an empty value", dns.TypeCAA, "00056973737565", true},
+		{"CAA with an empty tag", dns.TypeCAA, "0000", false},
+		{"CAA tag overruns", dns.TypeCAA, "000569737375", false},
+		{"CAA of 1 byte", dns.TypeCAA, "00", false},
+		{"HTTPS", dns.TypeHTTPS, "000100" + "00010003026832", true},
+		{"HTTPS alias mode", dns.TypeHTTPS, "0000c00c", true},
+		{"HTTPS without a target", dns.TypeHTTPS, "0001", false},
+		{"HTTPS target overruns", dns.TypeHTTPS, "000103777777", false},
+		{"HTTPS parameter header cut", dns.TypeHTTPS, "000100000100", false},
+		{"HTTPS parameter value overruns", dns.TypeHTTPS, "000100" + "000100050268", false},
+		{"SVCB", dns.TypeSVCB, "0001c00c" + "00030002" + "01bb", true},
+		{"SVCB parameter value short", dns.TypeSVCB, "0001c00c" + "00030002" + "01", false},
+		{"NAPTR", dns.TypeNAPTR, "000a0064" + "0155" + "074532552b736970" + "00" + "c00c", true},
+		{"NAPTR with a trailing byte", dns.TypeNAPTR, "000a0064" + "0155" + "074532552b736970" + "00" + "c00c00", false},
+		{"unknown type: opaque", 65280, "010203", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := reply(tt.rrtype, tt.rdata)
+			requireAccepted(t, q, question, b, tt.ok)
+			if tt.ok { // what is accepted, a client can read
+				var m dns.Msg
+				require.NoError(t, m.Unpack(b))
+			}
+		})
+	}
+}
+
 // TestReplyQuestionMatch: a reply's question must be the query's, the
 // name compared without regard to ASCII case (RFC 4343) and the type and
 // class byte for byte. Type HTTPS (65, 0x0041) holds the byte of an "A":
@@ -264,6 +355,16 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(testsupport.PackReply(f, query, testsupport.ReplySpec{Answer: []dns.RR{testsupport.RR(f, "www.example.com. 5 IN CNAME x.example.net.")},
 		Extra: []dns.RR{testsupport.RR(f, "x.example.net. 5 IN AAAA 2001:db8::1")}, OptSize: 4096}))
 	f.Add(testsupport.PackReply(f, query, testsupport.ReplySpec{TC: true, Answer: testsupport.ARecords(f, "www.example.com.", 300, 3)})[:50])
+	// Record types whose data layout the walk checks.
+	f.Add(testsupport.PackReply(f, query, testsupport.ReplySpec{Answer: []dns.RR{
+		testsupport.RR(f, `www.example.com. 60 IN TXT "v=spf1 -all" ""`),
+		testsupport.RR(f, "www.example.com. 60 IN MX 10 mail.example.com."),
+		testsupport.RR(f, "www.example.com. 60 IN SRV 1 2 443 web.example.com."),
+		testsupport.RR(f, `www.example.com. 60 IN CAA 0 issue "letsencrypt.org"`),
+		testsupport.RR(f, `www.example.com. 60 IN HTTPS 1 . alpn="h2,h3" port=443`),
+		testsupport.RR(f, "www.example.com. 60 IN AAAA 2001:db8::1"),
+		testsupport.RR(f, "www.example.com. 60 IN PTR ptr.example.com."),
+	}, OptSize: 1232}))
 	qb, err := testsupport.NewQuery("WWW.example.com.", dns.TypeA, testsupport.WithEDNS(600, true)).Pack()
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, reply []byte) {

@@ -16,7 +16,8 @@ func newStarts(msg []byte) []uint64 { return make([]uint64, len(msg)/64+1) }
 // When r is not nil it records there the TTL offsets (in r.buf, as
 // big-endian uint16s) and the policy inputs. It returns the extent of the
 // OPT record (-1, -1 when there is none) and the end of the last record.
-// A truncated reply ends after its question: its records are not read.
+// Every record's data must fit its type (walker.rdata). A truncated reply
+// ends after its question: its records are not read.
 func walkResponse(qs, reply []byte, starts []uint64, r *Response) (optStart, optEnd, end int, err error) {
 	optStart, optEnd = -1, -1
 	if len(reply) < HeaderLen {
@@ -63,7 +64,6 @@ func walkResponse(qs, reply []byte, starts []uint64, r *Response) (optStart, opt
 	if r != nil {
 		offs = make([]byte, 0, 2*(an+ns+ar))
 	}
-	hasSOA := false
 	off := qend
 	for i := 0; i < an+ns+ar; i++ {
 		rec := off
@@ -81,7 +81,7 @@ func walkResponse(qs, reply []byte, starts []uint64, r *Response) (optStart, opt
 		if off > len(reply) {
 			return -1, -1, 0, respErr("record %d data overruns the message", i)
 		}
-		if err := w.rdataNames(rtype, start+10, off); err != nil {
+		if err := w.rdata(rtype, start+10, off); err != nil {
 			return -1, -1, 0, err
 		}
 		if ttl > math.MaxInt32 { // RFC 2181 8: treat as zero
@@ -96,12 +96,6 @@ func walkResponse(qs, reply []byte, starts []uint64, r *Response) (optStart, opt
 		}
 		if start+4 > math.MaxUint16 {
 			return -1, -1, 0, respErr("TTL offset %d beyond 64 KiB", start+4)
-		}
-		if i >= an && i < an+ns && rtype == typeSOA && !hasSOA {
-			if rdlen < 22 {
-				return -1, -1, 0, respErr("SOA data of %d bytes", rdlen)
-			}
-			hasSOA = true
 		}
 		if r == nil {
 			continue
@@ -177,54 +171,113 @@ func (w *walker) name(off int) (int, error) {
 	}
 }
 
-// rdataNames walks the domain names inside the RDATA at [off, end) of the
-// types whose names may be compressed (RFC 1035 and those miekg/dns
-// decompresses), so that pointers to them are accepted and pointers in
-// them are checked.
-func (w *walker) rdataNames(rtype uint16, off, end int) error {
-	var skip, names int
+// rdata checks the RDATA at [off, end) of a record of type rtype. The
+// types a stub resolver parses must have exactly their layout, or the
+// reply is refused: relayed and cached, a 3-byte A record or a TXT string
+// that overruns its record would reach every client as a message it cannot
+// read. The domain names inside the RDATA of the types whose names may be
+// compressed (RFC 1035 and those miekg/dns decompresses) are walked, so
+// that pointers to them are accepted and pointers in them are checked.
+// Other types' data is opaque here.
+func (w *walker) rdata(rtype uint16, off, end int) error {
 	switch rtype {
+	case 1: // A
+		if end-off != 4 {
+			return respErr("A data of %d bytes", end-off)
+		}
+	case 28: // AAAA
+		if end-off != 16 {
+			return respErr("AAAA data of %d bytes", end-off)
+		}
 	case 2, 3, 4, 5, 7, 8, 9, 12, 39: // NS MD MF CNAME MB MG MR PTR DNAME
-		names = 1
-	case 6, 14, 17: // SOA MINFO RP
-		names = 2
-	case 15, 18, 21, 36: // MX AFSDB RT KX
-		skip, names = 2, 1
-	case 26: // PX
-		skip, names = 2, 2
-	case 33: // SRV
-		skip, names = 6, 1
-	case 46: // RRSIG signer
-		skip, names = 18, 1
-	case 47: // NSEC next name
-		names = 1
-	case 35: // NAPTR: order, preference, three character-strings, name
-		skip = 4
+		_, err := w.names(rtype, off, end, 0, 1, 0, true)
+		return err
+	case 6: // SOA: MNAME, RNAME, then serial, refresh, retry, expire, minimum
+		_, err := w.names(rtype, off, end, 0, 2, 20, true)
+		return err
+	case 14, 17: // MINFO RP
+		_, err := w.names(rtype, off, end, 0, 2, 0, true)
+		return err
+	case 15, 18, 21, 36: // MX AFSDB RT KX: preference, name
+		_, err := w.names(rtype, off, end, 2, 1, 0, true)
+		return err
+	case 26: // PX: preference, two names
+		_, err := w.names(rtype, off, end, 2, 2, 0, true)
+		return err
+	case 33: // SRV: priority, weight, port, target
+		_, err := w.names(rtype, off, end, 6, 1, 0, true)
+		return err
+	case 35: // NAPTR: order, preference, three character-strings, replacement
+		p := off + 4
 		for range 3 {
-			if off+skip >= end {
+			if p >= end {
 				return respErr("NAPTR data truncated at offset %d", off)
 			}
-			skip += 1 + int(w.msg[off+skip])
+			p += 1 + int(w.msg[p])
 		}
-		names = 1
-	default:
-		return nil
-	}
-	off += skip
-	for range names {
-		if off >= end {
-			return respErr("record data truncated before a name at offset %d", off)
+		_, err := w.names(rtype, p, end, 0, 1, 0, true)
+		return err
+	case 46: // RRSIG: 18 bytes, the signer's name, the signature
+		_, err := w.names(rtype, off, end, 18, 1, 0, false)
+		return err
+	case 47: // NSEC: the next name, the type bit maps
+		_, err := w.names(rtype, off, end, 0, 1, 0, false)
+		return err
+	case 16, 99: // TXT SPF: one or more character-strings
+		if off == end {
+			return respErr("type %d data empty", rtype)
 		}
-		next, err := w.name(off)
+		for off < end {
+			off += 1 + int(w.msg[off])
+		}
+		if off != end {
+			return respErr("type %d character-string overruns its record data", rtype)
+		}
+	case 257: // CAA: flags, tag length (at least 1), tag, value
+		if end-off < 2 || w.msg[off+1] == 0 || off+2+int(w.msg[off+1]) > end {
+			return respErr("CAA data of %d bytes with a bad tag", end-off)
+		}
+	case 64, 65: // SVCB HTTPS: priority, target, then SvcParams as key, length, value
+		p, err := w.names(rtype, off, end, 2, 1, 0, false)
 		if err != nil {
 			return err
 		}
+		for p < end {
+			if p+4 > end {
+				return respErr("type %d parameter truncated at offset %d", rtype, p)
+			}
+			p += 4 + int(binary.BigEndian.Uint16(w.msg[p+2:]))
+		}
+		if p != end {
+			return respErr("type %d parameter overruns its record data", rtype)
+		}
+	}
+	return nil
+}
+
+// names checks RDATA of type rtype at [off, end) made of pre fixed bytes,
+// n domain names and post fixed bytes, and with exact nothing after them
+// (otherwise anything may follow: a signature, type bit maps). It returns
+// the offset just past the names.
+func (w *walker) names(rtype uint16, off, end, pre, n, post int, exact bool) (int, error) {
+	off += pre
+	for range n {
+		if off >= end {
+			return 0, respErr("type %d data truncated before a name at offset %d", rtype, off)
+		}
+		next, err := w.name(off)
+		if err != nil {
+			return 0, err
+		}
 		if next > end {
-			return respErr("name at offset %d overruns its record data", off)
+			return 0, respErr("type %d name at offset %d overruns its record data", rtype, off)
 		}
 		off = next
 	}
-	return nil
+	if rest := end - off; rest < post || exact && rest != post {
+		return 0, respErr("type %d data has %d bytes after its names, want %d", rtype, rest, post)
+	}
+	return off, nil
 }
 
 // repack re-encodes reply with miekg/dns, without its OPT record.

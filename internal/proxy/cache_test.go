@@ -465,3 +465,30 @@ func TestShutdownGraceEndsCachedRaces(t *testing.T) {
 		require.Equal(t, dns.RcodeServerFailure, r.Rcode)
 	}
 }
+
+// TestMalformedRecordDataNeverWinsOrCached: a fast upstream answering A
+// with 3 bytes of record data loses to a slower one's correct answer
+// (the malformed reply is held like SERVFAIL), the client gets the correct
+// answer, and the entry the cache keeps, served to the next client, is the
+// correct one.
+func TestMalformedRecordDataNeverWinsOrCached(t *testing.T) {
+	bad := testsupport.StartUpstream(t, testsupport.WithHandler(func(req *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Answer = []dns.RR{&dns.RFC3597{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 3600},
+			Rdata: "cb0071"}}
+		return m
+	}))
+	good := testsupport.StartUpstream(t, testsupport.WithLatency(50*time.Millisecond))
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{bad, good}, nil)
+
+	for i, network := range []string{"udp", "tcp"} {
+		r := ask(t, n.addr, network, msg("www.example.", dns.TypeA))
+		require.Equal(t, dns.RcodeSuccess, r.Rcode)
+		require.Len(t, r.Answer, 1)
+		require.Equal(t, testsupport.DefaultIP.String(), firstA(r), "query %d", i)
+	}
+	require.Equal(t, 1, bad.Queries())
+	require.Equal(t, 1, good.Queries(), "the second query is a cache hit")
+	require.Equal(t, uint64(1), n.Cache.Stats().Hits)
+}

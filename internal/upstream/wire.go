@@ -52,9 +52,10 @@ const (
 // A reply that match finds to be a NOERROR or NXDOMAIN reply to the leg is
 // an answer (or truncated, with TC) only when dnswire.CheckReply accepts it:
 // the reply parser's own structural check (opcode, every name including
-// those in record data, record bounds, OPT placement, SOA data), so a reply
-// that wins a race always parses. One it refuses is a failure, held while
-// other legs are pending.
+// those in record data, record bounds, the data layout of the record types
+// a stub resolver parses, OPT placement), so a reply that wins a race
+// always parses and a client can always read it. One it refuses is a
+// failure, held while other legs are pending.
 func check(reply []byte, id uint16, question []byte) verdict {
 	v := match(reply, id, question)
 	if v != answer {
