@@ -492,3 +492,39 @@ func TestMalformedRecordDataNeverWinsOrCached(t *testing.T) {
 	require.Equal(t, 1, good.Queries(), "the second query is a cache hit")
 	require.Equal(t, uint64(1), n.Cache.Stats().Hits)
 }
+
+// TestOutOfBailiwickAnswerNotCached: records in a reply are cached only
+// as the answer to its question. A reply to www.example.com A that
+// carries, after a CNAME to cdn.example.net, an A record for an unrelated
+// victim.example.org makes no entry for victim.example.org: asking for it
+// goes upstream and gets the upstream's own answer.
+func TestOutOfBailiwickAnswerNotCached(t *testing.T) {
+	u := testsupport.StartUpstream(t, testsupport.WithHandler(func(req *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		switch dns.CanonicalName(q.Name) {
+		case "www.example.com.":
+			m.Answer = []dns.RR{
+				&dns.CNAME{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 300}, Target: "cdn.example.net."},
+				&dns.A{Hdr: dns.RR_Header{Name: "cdn.example.net.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.IPv4(192, 0, 2, 10)},
+				&dns.A{Hdr: dns.RR_Header{Name: "victim.example.org.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 3600}, A: testsupport.ForgedIP.AsSlice()},
+			}
+		case "victim.example.org.":
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 20)}}
+		}
+		return m
+	}))
+	n := startCachedNode(t, testsupport.NewClock(), []*testsupport.Upstream{u}, nil)
+
+	r := ask(t, n.addr, "udp", msg("www.example.com.", dns.TypeA))
+	require.Len(t, r.Answer, 3, "the reply is relayed whole")
+	require.Equal(t, 1, u.Queries())
+
+	r = ask(t, n.addr, "udp", msg("victim.example.org.", dns.TypeA))
+	require.Equal(t, 2, u.Queries(), "not a cache hit: asked upstream")
+	require.Len(t, r.Answer, 1)
+	require.Equal(t, "192.0.2.20", firstA(r))
+	require.Zero(t, n.Cache.Stats().Hits)
+	require.Equal(t, 2, n.Cache.Stats().Entries)
+}
