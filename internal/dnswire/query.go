@@ -3,6 +3,7 @@ package dnswire
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 )
 
 // Errors returned by Query.Parse. They are preallocated so that rejecting a
@@ -14,7 +15,26 @@ var (
 	// handle (a response, more than one question, records other than one
 	// OPT, EDNS version above 0); the caller takes the general path.
 	ErrUnsupported = errors.New("dnswire: query not handled by the wire fast path")
+	// ErrBadOPT reports a query whose OPT record is malformed: a second
+	// OPT record, an OPT outside the additional section or owned by a
+	// name other than the root (RFC 6891 6.1.1), options whose framing
+	// does not exactly fill its data, or more than MaxQueryOPTData bytes
+	// of options. It wraps ErrMalformed. Parse leaves the header and the
+	// question in the Query, with EDNS set and DO clear, so that
+	// AppendError answers FORMERR with the question and an OPT record:
+	// RFC 6891 7 wants an OPT in the reply to a query whose OPT record is
+	// at fault, so the client can tell a format error within EDNS from a
+	// server without EDNS.
+	ErrBadOPT = fmt.Errorf("%w: bad OPT record", ErrMalformed)
 )
+
+// MaxQueryOPTData is the most option data a query's OPT record may carry;
+// a query with more gets FORMERR (ErrBadOPT) at the cost of reading its
+// record headers, whatever the size of the message. Queries are small:
+// a cookie option takes 12 to 44 bytes, padding to RFC 8467's 128-byte
+// blocks at most 131, and a client subnet option at most 24; 512 leaves
+// room for all of them at once and for a few more.
+const MaxQueryOPTData = 512
 
 // Bits of the key's last byte (Query.KeyFlags).
 const (
@@ -72,29 +92,25 @@ func (q *Query) KeyFlags() byte { return q.key[q.keyLen-1] }
 // Parse reads a client query. It accepts exactly one question whose name
 // has no compression pointers, no answer or authority records, and at most
 // one additional record, which must be an EDNS(0) OPT with a root owner.
-// Anything else is ErrMalformed or ErrUnsupported; nothing is allocated.
+// Anything else is ErrMalformed (ErrBadOPT for a malformed OPT record) or
+// ErrUnsupported; nothing is allocated.
 func (q *Query) Parse(msg []byte) error {
 	if len(msg) < HeaderLen {
 		return ErrMalformed
 	}
 	flags := binary.BigEndian.Uint16(msg[2:])
-	if flags&flagQR != 0 {
+	if flags&flagQR != 0 || binary.BigEndian.Uint16(msg[4:]) != 1 {
 		return ErrUnsupported
 	}
-	if binary.BigEndian.Uint16(msg[4:]) != 1 ||
-		binary.BigEndian.Uint16(msg[6:]) != 0 ||
-		binary.BigEndian.Uint16(msg[8:]) != 0 {
-		return ErrUnsupported
-	}
-	arcount := binary.BigEndian.Uint16(msg[10:])
-	if arcount > 1 {
-		return ErrUnsupported
-	}
+	an := int(binary.BigEndian.Uint16(msg[6:]))
+	ns := int(binary.BigEndian.Uint16(msg[8:]))
+	ar := int(binary.BigEndian.Uint16(msg[10:]))
 	q.ID = binary.BigEndian.Uint16(msg)
 	q.Opcode = uint8(flags>>11) & 0xF
 	q.RD = flags&flagRD != 0
 	q.AD = flags&flagAD != 0
 	q.CD = flags&flagCD != 0
+	q.EDNS, q.UDPSize, q.DO = false, 0, false
 
 	off := HeaderLen
 	n := 0
@@ -139,16 +155,28 @@ func (q *Query) Parse(msg []byte) error {
 	q.Qclass = binary.BigEndian.Uint16(msg[off+2:])
 	copy(q.key[n:], msg[off:off+4])
 	off += 4
+	// The key without DO and CD, so that the question is readable whatever
+	// the outcome (AppendError uses it).
+	q.key[n+4] = 0
+	q.keyLen = n + 5
 
-	q.EDNS, q.UDPSize, q.DO = false, 0, false
-	if arcount == 1 {
+	if an != 0 || ns != 0 || ar > 1 || ar == 1 &&
+		(off+3 > len(msg) || msg[off] != 0 || binary.BigEndian.Uint16(msg[off+1:]) != typeOPT) {
+		return q.otherRecords(msg, off, an, ns, ar)
+	}
+	if ar == 1 {
 		// OPT: root owner (one zero byte), TYPE, CLASS = UDP size,
 		// TTL = extended RCODE, version, DO and Z, RDLENGTH, options.
 		if off+optRRLen > len(msg) {
 			return ErrMalformed
 		}
-		if msg[off] != 0 || binary.BigEndian.Uint16(msg[off+1:]) != typeOPT {
-			return ErrUnsupported
+		rdlen := int(binary.BigEndian.Uint16(msg[off+9:]))
+		data := off + optRRLen
+		if data+rdlen > len(msg) {
+			return ErrMalformed
+		}
+		if !optionsOK(msg[data : data+rdlen]) {
+			return q.badOPT()
 		}
 		if msg[off+6] != 0 { // EDNS version: BADVERS is the general path's job
 			return ErrUnsupported
@@ -156,22 +184,7 @@ func (q *Query) Parse(msg []byte) error {
 		q.EDNS = true
 		q.UDPSize = binary.BigEndian.Uint16(msg[off+3:])
 		q.DO = binary.BigEndian.Uint16(msg[off+7:])&ednsDO != 0
-		rdlen := int(binary.BigEndian.Uint16(msg[off+9:]))
-		off += optRRLen
-		if off+rdlen > len(msg) {
-			return ErrMalformed
-		}
-		// Options are ignored, but they must be well-formed TLVs.
-		end := off + rdlen
-		for off < end {
-			if off+4 > end {
-				return ErrMalformed
-			}
-			off += 4 + int(binary.BigEndian.Uint16(msg[off+2:]))
-		}
-		if off != end {
-			return ErrMalformed
-		}
+		off = data + rdlen
 	}
 	if off != len(msg) {
 		return ErrMalformed
@@ -184,8 +197,78 @@ func (q *Query) Parse(msg []byte) error {
 		kf |= keyCD
 	}
 	q.key[n+4] = kf
-	q.keyLen = n + 5
 	return nil
+}
+
+// otherRecords reads the records after the question, at off, of a query
+// the fast path does not take (answer or authority records, several
+// additional records, one that is not an OPT), looking for what makes its
+// OPT record malformed: ErrBadOPT then. Records it cannot read (one that
+// runs off the end, a name that is not one or a forward pointer, which
+// RFC 1035 4.1.4 does not allow) make it ErrMalformed; anything else is
+// ErrUnsupported, for the caller's general path.
+func (q *Query) otherRecords(msg []byte, off, an, ns, ar int) error {
+	opts := 0
+	for i := range an + ns + ar {
+		owner := off
+		end, ok := SkipName(msg, off, true)
+		if !ok || end+10 > len(msg) {
+			return ErrMalformed
+		}
+		rtype := binary.BigEndian.Uint16(msg[end:])
+		data := end + 10
+		off = data + int(binary.BigEndian.Uint16(msg[end+8:]))
+		if off > len(msg) {
+			return ErrMalformed
+		}
+		if rtype != typeOPT {
+			continue
+		}
+		opts++
+		if opts > 1 || i < an+ns || !isRoot(msg, owner) || !optionsOK(msg[data:off]) {
+			return q.badOPT()
+		}
+	}
+	return ErrUnsupported
+}
+
+// badOPT marks q as a query with an OPT record (its reply carries one) and
+// returns ErrBadOPT.
+func (q *Query) badOPT() error {
+	q.EDNS = true
+	return ErrBadOPT
+}
+
+// optionsOK reports whether the data of a query's OPT record is at most
+// MaxQueryOPTData bytes of options whose code, length and value exactly
+// fill it. Their contents are ignored.
+func optionsOK(data []byte) bool {
+	if len(data) > MaxQueryOPTData {
+		return false
+	}
+	off := 0
+	for off < len(data) {
+		if off+4 > len(data) {
+			return false
+		}
+		off += 4 + int(binary.BigEndian.Uint16(data[off+2:]))
+	}
+	return off == len(data)
+}
+
+// isRoot reports whether the name at off in msg, which SkipName has
+// accepted, is the root: a zero byte, or pointers leading to one.
+func isRoot(msg []byte, off int) bool {
+	for {
+		switch l := msg[off]; {
+		case l == 0:
+			return true
+		case l&0xC0 == 0xC0:
+			off = int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF)
+		default:
+			return false
+		}
+	}
 }
 
 // Cacheable reports whether answers to q may be cached: a standard query

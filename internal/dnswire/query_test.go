@@ -2,6 +2,8 @@ package dnswire
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"strings"
 	"testing"
 
@@ -87,9 +89,9 @@ func TestParseQueryRejects(t *testing.T) {
 		{"response", patch(valid, func(b []byte) []byte { b[2] |= 0x80; return b }), ErrUnsupported},
 		{"two questions", patch(valid, func(b []byte) []byte { b[5] = 2; return b }), ErrUnsupported},
 		{"zero questions", patch(valid, func(b []byte) []byte { b[5] = 0; return b }), ErrUnsupported},
-		{"answer count", patch(valid, func(b []byte) []byte { b[7] = 1; return b }), ErrUnsupported},
-		{"authority count", patch(valid, func(b []byte) []byte { b[9] = 1; return b }), ErrUnsupported},
-		{"two additional", patch(withOPT, func(b []byte) []byte { b[11] = 2; return b }), ErrUnsupported},
+		{"answer count without the record", patch(valid, func(b []byte) []byte { b[7] = 1; return b }), ErrMalformed},
+		{"authority count without the record", patch(valid, func(b []byte) []byte { b[9] = 1; return b }), ErrMalformed},
+		{"two additional, one there", patch(withOPT, func(b []byte) []byte { b[11] = 2; return b }), ErrMalformed},
 		{"additional missing", patch(valid, func(b []byte) []byte { b[11] = 1; return b }), ErrMalformed},
 		{"compression pointer", append(append([]byte{}, valid[:12]...), 0xC0, 0x0C, 0, 1, 0, 1), ErrMalformed},
 		{"extended label", append(append([]byte{}, valid[:12]...), 0x41, 'a', 0, 0, 1, 0, 1), ErrMalformed},
@@ -104,10 +106,9 @@ func TestParseQueryRejects(t *testing.T) {
 		}(), ErrMalformed},
 		{"OPT version 1", patch(withOPT, func(b []byte) []byte { b[len(b)-5] = 1; return b }), ErrUnsupported},
 		{"additional not OPT", patch(withOPT, func(b []byte) []byte { b[len(b)-9] = 16; return b }), ErrUnsupported},
-		{"OPT non-root owner", patch(withOPT, func(b []byte) []byte { b[len(b)-11] = 1; return b }), ErrUnsupported},
 		{"OPT rdata overrun", patch(withOPT, func(b []byte) []byte { b[len(b)-1] = 4; return b }), ErrMalformed},
-		{"OPT option overrun", append(patch(withOPT, func(b []byte) []byte { b[len(b)-1] = 4; return b }), 0, 10, 0, 9), ErrMalformed},
-		{"OPT option short", append(patch(withOPT, func(b []byte) []byte { b[len(b)-1] = 3; return b }), 0, 10, 0), ErrMalformed},
+		{"OPT option overrun", append(patch(withOPT, func(b []byte) []byte { b[len(b)-1] = 4; return b }), 0, 10, 0, 9), ErrBadOPT},
+		{"OPT option short", append(patch(withOPT, func(b []byte) []byte { b[len(b)-1] = 3; return b }), 0, 10, 0), ErrBadOPT},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,12 +116,93 @@ func TestParseQueryRejects(t *testing.T) {
 			require.ErrorIs(t, q.Parse(tt.msg), tt.want)
 		})
 	}
+	t.Run("ErrBadOPT is malformed", func(t *testing.T) { require.ErrorIs(t, ErrBadOPT, ErrMalformed) })
 	t.Run("name of 255 bytes accepted", func(t *testing.T) {
 		name := strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("b", 61) + "."
 		var q Query
 		require.NoError(t, q.Parse(testsupport.PackQuery(t, name, dns.TypeA)))
 		require.Len(t, q.Name(), 255)
 	})
+}
+
+// TestParseQueryRecords: a query with records the fast path does not take
+// is left to the general path (ErrUnsupported), unless its OPT record is
+// at fault, which RFC 6891 makes a format error (ErrBadOPT): a second OPT,
+// an OPT in the answer or authority section, an OPT not owned by the
+// root, or options that do not fit. After ErrBadOPT the question is
+// readable and EDNS set, so that the FORMERR reply carries both.
+func TestParseQueryRecords(t *testing.T) {
+	base := testsupport.PackQuery(t, "Example.com.", dns.TypeA, testsupport.WithID(0x4321))
+	// opt is an OPT record with owner and data (options).
+	opt := func(owner []byte, data []byte) []byte {
+		b := append(bytes.Clone(owner), 0, 41, 0x04, 0xd0, 0, 0, 0, 0, byte(len(data)>>8), byte(len(data)))
+		return append(b, data...)
+	}
+	root := []byte{0}
+	plainOPT := opt(root, nil)
+	// aRecord is an A record owned by the question's name (a pointer).
+	aRecord := []byte{0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1}
+	tsig := []byte{0xc0, 12, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0} // a stand-in: type TSIG, no data
+	build := func(an, ns, ar [][]byte) []byte {
+		b := bytes.Clone(base)
+		binary.BigEndian.PutUint16(b[6:], uint16(len(an)))
+		binary.BigEndian.PutUint16(b[8:], uint16(len(ns)))
+		binary.BigEndian.PutUint16(b[10:], uint16(len(ar)))
+		for _, sec := range [][][]byte{an, ns, ar} {
+			for _, r := range sec {
+				b = append(b, r...)
+			}
+		}
+		return b
+	}
+	padding := func(n int) []byte { return append([]byte{0, 12, byte(n >> 8), byte(n)}, make([]byte, n)...) }
+	tests := []struct {
+		name string
+		msg  []byte
+		want error
+	}{
+		{"one OPT", build(nil, nil, [][]byte{plainOPT}), nil},
+		{"OPT with 512 bytes of options", build(nil, nil, [][]byte{opt(root, padding(508))}), nil},
+		{"answer record", build([][]byte{aRecord}, nil, nil), ErrUnsupported},
+		{"additional record not an OPT", build(nil, nil, [][]byte{aRecord}), ErrUnsupported},
+		{"OPT then TSIG", build(nil, nil, [][]byte{plainOPT, tsig}), ErrUnsupported},
+		{"A then OPT", build(nil, nil, [][]byte{aRecord, plainOPT}), ErrUnsupported},
+		{"OPT owned by a pointer to the root", build(nil, nil, [][]byte{opt([]byte{0xc0, byte(len(base) - 5)}, nil)}), ErrUnsupported},
+		{"two OPTs", build(nil, nil, [][]byte{plainOPT, plainOPT}), ErrBadOPT},
+		{"two OPTs around a TSIG", build(nil, nil, [][]byte{plainOPT, tsig, plainOPT}), ErrBadOPT},
+		{"OPT in the answer section", build([][]byte{plainOPT}, nil, nil), ErrBadOPT},
+		{"OPT in the authority section", build(nil, [][]byte{plainOPT}, nil), ErrBadOPT},
+		{"OPT owned by a.", build(nil, nil, [][]byte{opt([]byte{1, 'a', 0}, nil)}), ErrBadOPT},
+		{"OPT owned by the question's name", build(nil, nil, [][]byte{opt([]byte{0xc0, 12}, nil)}), ErrBadOPT},
+		{"OPT with 513 bytes of options", build(nil, nil, [][]byte{opt(root, padding(509))}), ErrBadOPT},
+		{"OPT padded to 65000 bytes", build(nil, nil, [][]byte{opt(root, padding(65000))}), ErrBadOPT},
+		{"OPT padded to 600 bytes, then TSIG", build(nil, nil, [][]byte{opt(root, padding(600)), tsig}), ErrBadOPT},
+		{"OPT with a cut option, then TSIG", build(nil, nil, [][]byte{opt(root, []byte{0, 10, 0, 8, 1}), tsig}), ErrBadOPT},
+		{"forward pointer in an owner", build(nil, nil, [][]byte{{0xc0, byte(len(base) + 2), 0, 1, 0, 1, 0, 0, 0, 0, 0, 0}}), ErrMalformed},
+		{"record cut", build(nil, nil, [][]byte{plainOPT, aRecord[:10]}), ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var q Query
+			err := q.Parse(tt.msg)
+			if tt.want == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, tt.want)
+			if !errors.Is(err, ErrBadOPT) {
+				return
+			}
+			// The FORMERR reply: ID, question as sent, and an OPT record.
+			var m dns.Msg
+			require.NoError(t, m.Unpack(AppendError(nil, &q, dns.RcodeFormatError)))
+			require.Equal(t, uint16(0x4321), m.Id)
+			require.Equal(t, dns.RcodeFormatError, m.Rcode)
+			require.Equal(t, "Example.com.", m.Question[0].Name)
+			require.NotNil(t, m.IsEdns0())
+			require.Empty(t, m.IsEdns0().Option)
+		})
+	}
 }
 
 func TestCacheable(t *testing.T) {
@@ -174,12 +256,17 @@ func FuzzParseQuery(f *testing.F) {
 		testsupport.PackQuery(f, "leader.mesos.", dns.TypeSRV, testsupport.WithEDNS(1232, false)),
 		{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1},
 		{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 41, 4, 0, 0, 0, 0x80, 0, 0, 0},
+		// Two OPT records; an OPT in the answer section; an OPT owned by a.
+		{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 1, 0, 1, 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0},
+		{0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0},
+		{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 1, 'a', 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0},
 	} {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var q Query
 		if err := q.Parse(b); err != nil {
+			checkOPTVerdict(t, b, err)
 			return
 		}
 		var m dns.Msg
@@ -213,6 +300,29 @@ func FuzzParseQuery(f *testing.F) {
 			require.Equal(t, opt.Do(), q.DO)
 		}
 	})
+}
+
+// checkOPTVerdict checks, for a query Parse refused with err, that a query
+// miekg/dns reads is ErrBadOPT exactly when its OPT records are at fault
+// (RFC 6891 6.1.1): a second one, one outside the additional section, one
+// not owned by the root, more than MaxQueryOPTData bytes of options. (Any
+// other fault in the options makes miekg/dns refuse the message.)
+func checkOPTVerdict(t *testing.T, b []byte, err error) {
+	var m dns.Msg
+	if m.Unpack(b) != nil || m.Response || len(m.Question) != 1 || errors.Is(err, ErrMalformed) && !errors.Is(err, ErrBadOPT) {
+		return
+	}
+	bad, opts := false, 0
+	for i, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			if h := rr.Header(); h.Rrtype == dns.TypeOPT {
+				opts++
+				bad = bad || i < 2 || h.Name != "." || h.Rdlength > MaxQueryOPTData
+			}
+		}
+	}
+	bad = bad || opts > 1
+	require.Equal(t, bad, errors.Is(err, ErrBadOPT), "Parse: %v; miekg/dns reads %d OPT records: %v", err, opts, &m)
 }
 
 func asciiLower(b []byte) []byte {

@@ -40,10 +40,11 @@ func (f *Forwarder) local(req *server.Request, qs *query, dst []byte) []byte {
 }
 
 // normalize handles a well-formed query the wire parser does not take
-// (several additional records such as TSIG, an OPT out of place, EDNS
-// version above 0, other sections filled in): answered here when it must
-// be refused, otherwise rewritten as a plain query and parsed again. It
-// returns ok true when qs.q is ready for the normal path.
+// (several additional records such as TSIG, an OPT before another
+// additional record, EDNS version above 0, other sections filled in; a
+// malformed OPT record never gets here, see dnswire.ErrBadOPT): answered
+// here when it must be refused, otherwise rewritten as a plain query and
+// parsed again. It returns ok true when qs.q is ready for the normal path.
 func (f *Forwarder) normalize(req *server.Request, qs *query, dst []byte) ([]byte, bool) {
 	m := new(dns.Msg)
 	if err := m.Unpack(req.Msg); err != nil {

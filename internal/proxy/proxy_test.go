@@ -531,6 +531,69 @@ func TestClientACLAndOpcode(t *testing.T) {
 	require.Zero(t, u.Queries())
 }
 
+// TestMalformedOPT: a query with two OPT records, an OPT outside the
+// additional section, an OPT not owned by the root (RFC 6891 6.1.1) or
+// more than 512 bytes of options gets FORMERR carrying its question and an
+// OPT record (RFC 6891 7: the client can tell a format error in its EDNS
+// from a server without EDNS), over UDP and TCP; it is counted as
+// malformed and never reaches an upstream. A query that is odd but valid,
+// an OPT before another additional record, is still answered.
+func TestMalformedOPT(t *testing.T) {
+	u := testsupport.StartUpstream(t)
+	n := startNode(t, func(c *config.Config) { c.Upstreams = []string{u.Addr()} })
+	opt := func(owner string, padding int) *dns.OPT {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(1232)
+		if padding > 0 {
+			o.Option = []dns.EDNS0{&dns.EDNS0_PADDING{Padding: make([]byte, padding)}}
+		}
+		return o
+	}
+	query := func(edit func(m *dns.Msg)) *dns.Msg {
+		m := msg("WWW.Example.", dns.TypeA)
+		edit(m)
+		return m
+	}
+	tests := []struct {
+		name     string
+		q        *dns.Msg
+		networks []string
+	}{
+		{"two OPT records", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 0), opt(".", 0)} }), []string{"udp", "tcp"}},
+		{"OPT in the answer section", query(func(m *dns.Msg) { m.Answer = []dns.RR{opt(".", 0)} }), []string{"udp", "tcp"}},
+		{"OPT in the authority section", query(func(m *dns.Msg) { m.Ns = []dns.RR{opt(".", 0)} }), []string{"udp", "tcp"}},
+		{"OPT owned by a name", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt("example.", 0)} }), []string{"udp", "tcp"}},
+		{"600 bytes of padding", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 600)} }), []string{"udp", "tcp"}},
+		{"65000 bytes of padding", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 65000)} }), []string{"tcp"}},
+	}
+	for _, tc := range tests {
+		for _, network := range tc.networks {
+			t.Run(tc.name+"/"+network, func(t *testing.T) {
+				before := n.Forwarder.Stats().Malformed
+				r := ask(t, n.addr, network, tc.q)
+				require.Equal(t, dns.RcodeFormatError, r.Rcode)
+				require.Equal(t, tc.q.Id, r.Id)
+				require.Len(t, r.Question, 1)
+				require.Equal(t, "WWW.Example.", r.Question[0].Name)
+				require.Empty(t, r.Answer)
+				require.NotNil(t, r.IsEdns0(), "FORMERR carries an OPT record")
+				require.Len(t, r.Extra, 1)
+				require.Equal(t, before+1, n.Forwarder.Stats().Malformed)
+			})
+		}
+	}
+	require.Zero(t, u.Queries())
+
+	valid := query(func(m *dns.Msg) {
+		m.Extra = []dns.RR{opt(".", 0), &dns.A{Hdr: dns.RR_Header{Name: "x.example.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 9)}}
+	})
+	for _, network := range []string{"udp", "tcp"} {
+		r := ask(t, n.addr, network, valid)
+		require.Equal(t, dns.RcodeSuccess, r.Rcode)
+		require.Equal(t, testsupport.DefaultIP.String(), firstA(r))
+	}
+}
+
 func TestMaxInFlight(t *testing.T) {
 	u := testsupport.StartUpstream(t, testsupport.WithBehavior(testsupport.Blackhole))
 	n := startNode(t, func(c *config.Config) {

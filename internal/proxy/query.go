@@ -21,7 +21,8 @@ import (
 //  1. parse the query from the wire (dnswire.Query: no dns.Msg, no
 //     allocation); odd but valid queries are normalized through dns.Msg
 //     first, malformed ones are counted and get FORMERR when the header is
-//     readable (nothing otherwise), responses are dropped;
+//     readable (nothing otherwise; with the question and an OPT record
+//     when the query's OPT record is at fault), responses are dropped;
 //  2. client ACL: a client outside AllowNets gets REFUSED;
 //  3. opcode other than QUERY: NOTIMP;
 //  4. the local zone "spartan." is answered here, whatever the upstreams do;
@@ -97,14 +98,21 @@ func (f *Forwarder) ServeDNS(ctx context.Context, req *server.Request, dst []byt
 // It sets qs.answer when reply is final.
 func (f *Forwarder) prepare(req *server.Request, qs *query, dst []byte, hit bool) []byte {
 	qs.answer = true
-	err := qs.q.Parse(req.Msg)
-	if errors.Is(err, dnswire.ErrUnsupported) {
+	switch err := qs.q.Parse(req.Msg); {
+	case err == nil:
+	case errors.Is(err, dnswire.ErrUnsupported):
 		var reply []byte
 		var ok bool
 		if reply, ok = f.normalize(req, qs, dst); !ok {
 			return reply
 		}
-	} else if err != nil {
+	case errors.Is(err, dnswire.ErrBadOPT):
+		// Two OPT records, one out of place or with a non-root owner, or
+		// options that do not fit (RFC 6891 6.1.1): FORMERR, with the
+		// question and an OPT record (RFC 6891 7), before any other work.
+		f.malformed.Add(1)
+		return dnswire.AppendError(dst, &qs.q, dns.RcodeFormatError)
+	default:
 		f.malformed.Add(1)
 		return dnswire.AppendFormErr(dst, req.Msg, true)
 	}
