@@ -26,6 +26,7 @@ var (
 	dWins     = desc("upstream", "wins_total", "Races won by an upstream: its reply went to the client.", "group", "upstream")
 	dTimeouts = desc("upstream", "timeouts_total", "Legs that got no reply from an upstream before the race deadline.", "group", "upstream")
 	dErrors   = desc("upstream", "errors_total", "Legs that failed: SERVFAIL, REFUSED, NOTIMP, FORMERR, garbage or network error.", "group", "upstream")
+	dFallback = desc("upstream", "0x20_fallbacks_total", "Times an upstream was seen to normalise the case of the question, after which its replies no longer have to echo DNS 0x20's randomized case.", "group", "upstream")
 	dRaces    = desc("upstream", "races_total", "Upstream races by outcome.", "group", "outcome")
 	dHealthy  = desc("upstream", "healthy", "1 when the passive health check considers the upstream healthy.", "group", "upstream")
 	dEWMA     = desc("upstream", "latency_ewma_seconds", "Smoothed reply latency of an upstream.", "group", "upstream")
@@ -58,7 +59,7 @@ type collector Metrics
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		dRequests, dResponses, dMalformed, dDenied, dOverload, dUnrouted, dInFlight, dWaiting, dLegs, dWins, dTimeouts, dErrors, dRaces, dHealthy, dEWMA,
+		dRequests, dResponses, dMalformed, dDenied, dOverload, dUnrouted, dInFlight, dWaiting, dLegs, dWins, dTimeouts, dErrors, dFallback, dRaces, dHealthy, dEWMA,
 		dCacheEntries, dCacheAnswers, dCacheBytes, dCacheHits, dCacheMisses, dCacheEvictions, dCacheStale,
 		dCachePrefetch, dCacheCoalesced, dZoneRecords, dZoneSerial, dPolls, dPollFailures, dPollLast, dPollLastOK,
 		dReloads, dReloadLastOK,
@@ -105,6 +106,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- counter(dWins, u.wins.Load(), group, addr)
 		ch <- counter(dTimeouts, u.timeouts.Load(), group, addr)
 		ch <- counter(dErrors, u.errors.Load(), group, addr)
+		ch <- counter(dFallback, u.caseFallbacks.Load(), group, addr)
 	})
 	m.races.each(func(group string, r *raceCounters) {
 		for o := range numOutcomes {

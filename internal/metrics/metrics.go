@@ -5,8 +5,9 @@
 // them. Two ways in:
 //
 //   - Event hooks for the query path (ObserveQuery, ObserveLeg,
-//     ObserveRace, ObservePoll, ObserveReload): atomic adds into counters
-//     resolved once per label set, no lock and no allocation per call.
+//     ObserveRace, ObserveCaseFallback, ObservePoll, ObserveReload):
+//     atomic adds into counters resolved once per label set, no lock and
+//     no allocation per call.
 //   - Snapshot sources read at scrape time (SetCache, SetProxy,
 //     SetUpstreams, SetZones, SetReady): plain functions returning plain structs, so
 //     counters the other packages keep anyway cost the query path nothing

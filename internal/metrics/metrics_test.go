@@ -69,6 +69,7 @@ func TestScrapeAfterKnownEvents(t *testing.T) {
 	m.ObserveRace(".", metrics.RaceAnswered)
 	m.ObserveRace(".", metrics.RaceAnswered)
 	m.ObserveRace(".", metrics.RaceTimeout)
+	m.ObserveCaseFallback(".", "127.0.0.3:53")
 	m.ObservePoll(20*time.Millisecond, nil)
 	m.ObservePoll(time.Second, errors.New("master unreachable"))
 	m.ObserveReload(nil)
@@ -114,6 +115,8 @@ func TestScrapeAfterKnownEvents(t *testing.T) {
 		{"spartan_upstream_wins_total", []string{"upstream", "127.0.0.3:53"}, 0},
 		{"spartan_upstream_timeouts_total", []string{"upstream", "127.0.0.3:53"}, 1},
 		{"spartan_upstream_errors_total", []string{"upstream", "127.0.0.2:53"}, 1},
+		{"spartan_upstream_0x20_fallbacks_total", []string{"group", ".", "upstream", "127.0.0.3:53"}, 1},
+		{"spartan_upstream_0x20_fallbacks_total", []string{"group", ".", "upstream", "127.0.0.2:53"}, 0},
 		{"spartan_upstream_leg_duration_seconds", []string{"group", ".", "upstream", "127.0.0.2:53"}, 2},
 		{"spartan_upstream_leg_duration_seconds", []string{"group", ".", "upstream", "127.0.0.3:53"}, 1},
 		{"spartan_upstream_races_total", []string{"group", ".", "outcome", "answered"}, 2},

@@ -28,6 +28,7 @@ const (
 // upstreamCounters are the counters of one upstream in one group.
 type upstreamCounters struct {
 	legs, wins, timeouts, errors atomic.Uint64
+	caseFallbacks                atomic.Uint64
 	latency                      prometheus.Observer
 }
 
@@ -53,6 +54,17 @@ func (m *Metrics) ObserveLeg(group, addr string, r LegResult, d time.Duration) {
 	if r == LegWon || r == LegLost || (r == LegError && d > 0) {
 		c.latency.Observe(d.Seconds())
 	}
+}
+
+// ObserveCaseFallback records that upstream addr of group was seen to
+// normalise the case of the question it was asked, so that its replies
+// are no longer required to echo the randomized case of DNS 0x20
+// (spartan_upstream_0x20_fallbacks_total).
+func (m *Metrics) ObserveCaseFallback(group, addr string) {
+	if m == nil {
+		return
+	}
+	m.legs.get(group, addr).caseFallbacks.Add(1)
 }
 
 // RaceOutcome is how a whole upstream race ended.

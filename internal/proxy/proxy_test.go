@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -299,6 +300,50 @@ func TestSpoofedRepliesIgnored(t *testing.T) {
 			require.Equal(t, upstream.Outcomes{Timeout: 1}, n.group(".").Outcomes())
 		})
 	}
+}
+
+// TestClientCasingWith0x20: the upstream gets the question name in a case
+// of the leg's own (DNS 0x20) and echoes it; the client gets its own
+// casing back, from a race and from the cache alike.
+func TestClientCasingWith0x20(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	u := testsupport.StartUpstream(t, testsupport.WithHandler(func(req *dns.Msg) *dns.Msg {
+		mu.Lock()
+		seen = append(seen, req.Question[0].Name)
+		mu.Unlock()
+		m := new(dns.Msg)
+		m.SetReply(req) // the question as sent
+		m.Compress = true
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A: testsupport.DefaultIP.AsSlice()}}
+		return m
+	}))
+	uncached := startNode(t, func(c *config.Config) { c.Upstreams = []string{u.Addr()} })
+	cached := runNode(t, testsupport.NewClock().Now, func(c *config.Config) { c.Upstreams = []string{u.Addr()} })
+	const name = "WwW.ExAmPlE.CoM."
+	for i := range 20 {
+		for _, n := range []*node{uncached, cached} {
+			for _, network := range []string{"udp", "tcp"} {
+				r := ask(t, n.addr, network, msg(name, dns.TypeA))
+				require.Equal(t, name, r.Question[0].Name, "query %d over %s", i, network)
+				require.Equal(t, testsupport.DefaultIP.String(), firstA(r))
+				// The answer's owner is compressed to the question.
+				require.Equal(t, name, r.Answer[0].Header().Name)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, seen, 2*20+1, "every uncached query and the cached node's one miss")
+	other := 0
+	for _, s := range seen {
+		require.True(t, strings.EqualFold(name, s), "%q", s)
+		if s != name {
+			other++
+		}
+	}
+	require.Greater(t, other, 30, "the upstream sees other casings than the client's: %v", seen)
 }
 
 // bigHandler answers with 60 A records: about 1 KB, more than 512.

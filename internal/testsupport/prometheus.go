@@ -34,6 +34,21 @@ func Scrape(t testing.TB, url string) Metrics {
 	return fams
 }
 
+// Gather collects the metrics of a registry (a prometheus.Gatherer) as
+// Scrape would read them from its endpoint.
+func Gather(t testing.TB, g interface {
+	Gather() ([]*dto.MetricFamily, error)
+}) Metrics {
+	t.Helper()
+	fams, err := g.Gather()
+	require.NoError(t, err)
+	m := Metrics{}
+	for _, f := range fams {
+		m[f.GetName()] = f
+	}
+	return m
+}
+
 // Value returns the value of the counter, gauge or untyped series name
 // whose labels include every pair in labels ("k", "v", ...), summed over
 // all matching series; for a histogram it returns the sample count. ok is

@@ -58,11 +58,17 @@ const (
 	// WrongSourceOnly sends only the forged reply of WrongSource (UDP);
 	// over TCP it never replies.
 	WrongSourceOnly
+	// WrongCase first sends over UDP a forged reply (answer ForgedIP)
+	// with the right ID and question but every letter of the name in the
+	// other case, as a spoofer who guessed ID and port but not the DNS
+	// 0x20 casing would, then the real one. Over TCP, which a blind
+	// spoofer cannot reach, it behaves like Answer.
+	WrongCase
 )
 
 var behaviorNames = [...]string{"Answer", "Blackhole", "ServFail", "Refused", "NotImp", "FormErr",
 	"Garbage", "Truncate", "WrongID", "WrongQuestion", "WrongSource", "WrongIDOnly",
-	"WrongQuestionOnly", "WrongSourceOnly"}
+	"WrongQuestionOnly", "WrongSourceOnly", "WrongCase"}
 
 // String returns the constant's name.
 func (b Behavior) String() string {
@@ -457,12 +463,29 @@ func (u *Upstream) replies(req *dns.Msg, raw []byte, tcp bool, b Behavior) (forg
 		if !tcp {
 			forged = pack(u.forge(req), true)
 		}
+	case WrongCase:
+		if !tcp {
+			f := u.forge(req)
+			f.Question[0].Name = swapCase(req.Question[0].Name)
+			forged = pack(f, false)
+		}
 	}
 	switch b {
 	case WrongIDOnly, WrongQuestionOnly, WrongSourceOnly:
 		return forged, nil
 	}
 	return forged, func() []reply { return pack(u.handler(req), false) }
+}
+
+// swapCase returns s with every ASCII letter in the other case.
+func swapCase(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if l := c | 0x20; 'a' <= l && l <= 'z' {
+			b[i] = c ^ 0x20
+		}
+	}
+	return string(b)
 }
 
 // forge builds a reply to req whose answer is ForgedIP.

@@ -100,6 +100,14 @@ func TestUpstreamBehaviors(t *testing.T) {
 			require.Len(t, got, 1)
 			require.Equal(t, "from.other.port.", got[0].Extra[0].Header().Name)
 		}},
+		{WrongCase, "wWw.Example-1.", func(t *testing.T, q *dns.Msg, got []*dns.Msg) {
+			require.Len(t, got, 2)
+			require.Equal(t, q.Id, got[0].Id)
+			require.Equal(t, "WwW.eXAMPLE-1.", got[0].Question[0].Name)
+			require.Equal(t, ForgedIP.String(), got[0].Answer[0].(*dns.A).A.String())
+			require.Equal(t, "wWw.Example-1.", got[1].Question[0].Name)
+			require.Equal(t, DefaultIP.String(), got[1].Answer[0].(*dns.A).A.String())
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.b.String()+"/"+tc.name, func(t *testing.T) {

@@ -48,6 +48,9 @@ var (
 type Observer interface {
 	ObserveLeg(group, addr string, r metrics.LegResult, d time.Duration)
 	ObserveRace(group string, o metrics.RaceOutcome)
+	// ObserveCaseFallback is called once per upstream seen to normalise
+	// the case of the question (DNS 0x20 is then off for it).
+	ObserveCaseFallback(group, addr string)
 }
 
 // Outcomes counts how a Group's races ended.
@@ -461,6 +464,16 @@ func (r *race) exchangeUDP(l *leg) ([]byte, verdict, error) {
 	id := newID()
 	n := copy(buf, r.query)
 	binary.BigEndian.PutUint16(buf, id)
+	// Each leg has its own casing (DNS 0x20), as it has its own ID and
+	// port: a reply forged for one leg fits no other. The question as sent
+	// is kept aside, buf being reused for reading.
+	question, exact := r.question, l.u.CaseRandomized()
+	var sent [dnswire.MaxNameLen + 4]byte
+	if exact {
+		q := buf[headerLen : headerLen+len(r.question)]
+		randomizeCase(q)
+		question = sent[:copy(sent[:], q)]
+	}
 	if _, err := syscall.Write(fd, buf[:n]); err != nil {
 		return nil, failure, r.netErr(l, "udp write", os.NewSyscallError("write", err))
 	}
@@ -493,8 +506,8 @@ func (r *race) exchangeUDP(l *leg) ([]byte, verdict, error) {
 			}
 			var v verdict
 			if n < len(buf) {
-				v = check(buf[:n], id, r.question)
-			} else if v = match(buf[:n], id, r.question); v == answer {
+				v = check(buf[:n], id, question, exact)
+			} else if v = match(buf[:n], id, question, exact); v == answer {
 				// Possibly cut by our buffer, so its records are not
 				// checked: only TCP gets it whole.
 				v = truncated
@@ -502,16 +515,43 @@ func (r *race) exchangeUDP(l *leg) ([]byte, verdict, error) {
 					return r.exchangeTCP(l)
 				}
 			}
-			if v == mismatch {
+			switch v {
+			case mismatch:
 				continue
+			case caseMismatch:
+				return r.confirmCase(l)
 			}
 			return append([]byte(nil), buf[:n]...), v, nil
 		}
 	}
 }
 
+// confirmCase is a UDP leg's response to a caseMismatch reply: one that
+// matches the leg in everything but the case of its question's letters.
+// It comes either from an upstream that normalises case (it then never
+// echoes 0x20) or from a spoofer who guessed the leg's ID and port but not
+// its casing. Taking it as proof of the former would let such a spoofer
+// turn 0x20 off for the upstream with one lucky guess and poison the cache
+// with the next; failing the leg would fail every leg to an upstream that
+// normalises. So the leg asks again over TCP, which an off-path spoofer
+// cannot answer (it would have to guess the connection's sequence
+// numbers): a TCP reply in another case proves that the upstream
+// normalises, and only then is 0x20 turned off for it (exchangeTCP); a TCP
+// reply in our case means the UDP one was forged, and the TCP answer is
+// used.
+//
+// The tradeoff: a spoofer who matches ID and port now costs the leg a TCP
+// exchange instead of poisoning the cache, which is no more than it could
+// do before (a forged SERVFAIL fails the leg); an upstream that
+// normalises case and serves no TCP (RFC 7766 requires it to) fails such
+// legs and ends up unhealthy. An on-path attacker sees the query and its
+// casing, and is beyond the reach of 0x20.
+func (r *race) confirmCase(l *leg) ([]byte, verdict, error) { return r.exchangeTCP(l) }
+
 // exchangeTCP sends the query over a new TCP connection to the leg's
-// upstream and reads replies until one passes check.
+// upstream and reads replies until one passes check. A reply that differs
+// from the question sent only in case turns 0x20 off for the upstream and
+// is then taken.
 func (r *race) exchangeTCP(l *leg) ([]byte, verdict, error) {
 	// Cancellation unblocks the connection through its deadline.
 	defer context.AfterFunc(r.ctx, l.cancel)()
@@ -533,6 +573,10 @@ func (r *race) exchangeTCP(l *leg) ([]byte, verdict, error) {
 	binary.BigEndian.PutUint16(out, uint16(len(r.query)))
 	copy(out[2:], r.query)
 	binary.BigEndian.PutUint16(out[2:], id)
+	question, exact := out[2+headerLen:2+headerLen+len(r.question)], l.u.CaseRandomized()
+	if exact {
+		randomizeCase(question)
+	}
 	if _, err := c.Write(out); err != nil {
 		return nil, failure, r.netErr(l, "tcp write", err)
 	}
@@ -545,7 +589,15 @@ func (r *race) exchangeTCP(l *leg) ([]byte, verdict, error) {
 		if _, err := io.ReadFull(c, msg); err != nil {
 			return nil, failure, r.netErr(l, "tcp read", err)
 		}
-		switch v := check(msg, id, r.question); v {
+		v := check(msg, id, question, exact)
+		if v == caseMismatch {
+			// A blind spoofer cannot answer over TCP: the upstream itself
+			// normalises case.
+			l.u.caseFallback(r.g.obs)
+			exact = false
+			v = check(msg, id, question, exact)
+		}
+		switch v {
 		case mismatch:
 			continue
 		case truncated:

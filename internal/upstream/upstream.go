@@ -5,9 +5,13 @@
 //
 // A race sends the query at once to every upstream of one group, each leg
 // on a fresh connected UDP socket (so a kernel-chosen random source port)
-// with a fresh random ID. A reply is accepted only from the leg's server
-// (the connected socket filters the source), with the leg's ID and the same
-// question; anything else is ignored and the leg keeps reading. NOERROR
+// with a fresh random ID and the letters of the question name in a case of
+// its own (DNS 0x20). A reply is accepted only from the leg's server (the
+// connected socket filters the source), with the leg's ID and the same
+// question, letters' case included; anything else is ignored and the leg
+// keeps reading. An upstream seen to normalise case (over TCP, where no
+// blind spoofer can answer) has 0x20 turned off: its replies then match
+// ignoring case. NOERROR
 // (including NODATA) and NXDOMAIN end the race; SERVFAIL, REFUSED, NOTIMP,
 // FORMERR and unparseable replies are held as failures while other legs are
 // pending. When every leg has failed, or the context's deadline passes, the
@@ -78,6 +82,13 @@ type Upstream struct {
 	replies   atomic.Uint64
 	failures  atomic.Uint64
 	lastReply atomic.Int64 // unix nanoseconds; creation time before any
+	// caseFold is set once the upstream has been seen to normalise the
+	// case of the question it was asked (see race.confirmCase): from then
+	// on its legs accept a reply whose question matches ignoring case, and
+	// send the name as the client cased it, since a random case would buy
+	// nothing that is checked. It is not reset: a reload builds new
+	// upstreams, which find out again.
+	caseFold atomic.Bool
 
 	mu      sync.Mutex
 	score   float64
@@ -153,6 +164,30 @@ func (u *Upstream) FailureScore() float64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.decayLocked(u.now())
+}
+
+// CaseRandomized reports whether legs to the upstream randomize the case
+// of the question's letters and accept only a reply that echoes it (DNS
+// 0x20): true until the upstream is seen to normalise case.
+func (u *Upstream) CaseRandomized() bool { return !u.caseFold.Load() }
+
+// caseFallback turns DNS 0x20 off for the upstream, which was seen to
+// normalise the case of the question over TCP, where a blind spoofer cannot
+// answer. The first call logs at warn and counts it; later ones do
+// nothing.
+func (u *Upstream) caseFallback(obs Observer) {
+	if !u.caseFold.CompareAndSwap(false, true) {
+		return
+	}
+	l := u.logger
+	if l == nil {
+		l = slog.Default()
+	}
+	l.Warn("upstream does not preserve the case of the question: 0x20 case randomization turned off for it",
+		"upstream", u.str, "zone", u.zone)
+	if obs != nil {
+		obs.ObserveCaseFallback(u.zone, u.str)
+	}
 }
 
 // Sent, Replies and Failures return how many legs were sent to the

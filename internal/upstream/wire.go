@@ -3,6 +3,7 @@ package upstream
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/spartan-dns/spartan/internal/dnswire"
 )
@@ -44,10 +45,18 @@ const (
 	truncated
 	// failure: the reply to this leg, but an error rcode or unparseable.
 	failure
+	// caseMismatch: the reply to this leg in every respect (ID, source,
+	// question ignoring case) but the case of its question's letters,
+	// while the leg wants them exactly as sent (DNS 0x20): either a spoof
+	// that guessed the ID and the port but not the casing, or an upstream
+	// that normalises case. The leg asks again over TCP to tell which.
+	caseMismatch
 )
 
 // check classifies reply for a leg that sent ID id and question question
-// (the query's bytes from offset 12 to the end of its question).
+// (the query's bytes from offset 12 to the end of its question); exact
+// says the reply's question must be the one sent byte for byte, letters'
+// case included (DNS 0x20), rather than ignoring case.
 //
 // A reply that match finds to be a NOERROR or NXDOMAIN reply to the leg is
 // an answer (or truncated, with TC) only when dnswire.CheckReply accepts it:
@@ -56,8 +65,8 @@ const (
 // a stub resolver parses, OPT placement), so a reply that wins a race
 // always parses and a client can always read it. One it refuses is a
 // failure, held while other legs are pending.
-func check(reply []byte, id uint16, question []byte) verdict {
-	v := match(reply, id, question)
+func check(reply []byte, id uint16, question []byte, exact bool) verdict {
+	v := match(reply, id, question, exact)
 	if v != answer {
 		return v
 	}
@@ -78,13 +87,15 @@ func check(reply []byte, id uint16, question []byte) verdict {
 //
 // The ID, the QR bit and the question (name compared case-insensitively,
 // type and class) must match, otherwise the datagram is a mismatch: a
-// spoof or a stale reply. Two exceptions make a leg fail rather than wait:
+// spoof or a stale reply. With exact, a reply whose question differs from
+// the one sent only in the case of its letters is a caseMismatch,
+// whatever its rcode. Two exceptions make a leg fail rather than wait:
 // a reply with the right ID whose question cannot even be parsed (our
 // server sent garbage), and an error reply with no question section, which
 // some servers send with FORMERR or NOTIMP. Neither can make a bad answer
 // win; at worst a spoofer who guessed ID and port turns a leg into a
 // failure, which it could do by dropping packets too.
-func match(reply []byte, id uint16, question []byte) verdict {
+func match(reply []byte, id uint16, question []byte, exact bool) verdict {
 	if len(reply) < headerLen || binary.BigEndian.Uint16(reply) != id {
 		return mismatch
 	}
@@ -109,8 +120,32 @@ func match(reply []byte, id uint16, question []byte) verdict {
 		}
 		return mismatch
 	}
+	if exact && string(reply[headerLen:qend]) != string(question) {
+		return caseMismatch
+	}
 	if rcode != rcodeNoError && rcode != rcodeNXDomain {
 		return failure
 	}
 	return answer
+}
+
+// randomizeCase gives each ASCII letter of the name in question (an
+// uncompressed wire name followed by type and class) a random case, the
+// DNS 0x20 of draft-vixie-dnsext-dns0x20: a reply must echo it to be
+// accepted, so a blind spoofer must guess one bit per letter on top of
+// the ID and the port. Label lengths are below 64, never letters.
+func randomizeCase(question []byte) {
+	var bits uint64
+	left := 0
+	for i, c := range question[:len(question)-4] {
+		if l := c | 0x20; l < 'a' || l > 'z' {
+			continue
+		}
+		if left == 0 {
+			bits, left = rand.Uint64(), 64
+		}
+		question[i] = c&^0x20 | byte(bits&1)<<5
+		bits >>= 1
+		left--
+	}
 }

@@ -40,6 +40,64 @@ func packedReply(t testing.TB, name string, qtype uint16, answer, ns, extra []st
 	return query, reply
 }
 
+// TestMatchCase: with exact (0x20 on), a reply whose question differs from
+// the one sent only in the case of its letters is a caseMismatch, whatever
+// its rcode; without, it matches. Another name is a mismatch either way.
+func TestMatchCase(t *testing.T) {
+	query, reply := packedReply(t, "wWw.ExamPle.", dns.TypeA, []string{"www.example. 60 IN A 192.0.2.1"}, nil, nil)
+	qend, err := questionEnd(query)
+	require.NoError(t, err)
+	question := query[headerLen:qend]
+	// withName is reply with its question's name bytes replaced by name
+	// (same length) and rcode set.
+	withName := func(name string, rcode byte) []byte {
+		b := append([]byte(nil), reply...)
+		copy(b[headerLen:], name)
+		b[3] = b[3]&0xF0 | rcode
+		return b
+	}
+	tests := []struct {
+		name         string
+		reply        []byte
+		exact, loose verdict
+	}{
+		{"as sent", withName("\x03wWw\x07ExamPle", 0), answer, answer},
+		{"lower-cased", withName("\x03www\x07example", 0), caseMismatch, answer},
+		{"lower-cased SERVFAIL", withName("\x03www\x07example", 2), caseMismatch, failure},
+		{"other name", withName("\x03wWx\x07ExamPle", 0), mismatch, mismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.exact, check(tt.reply, 0x1234, question, true), "exact")
+			require.Equal(t, tt.loose, check(tt.reply, 0x1234, question, false), "ignoring case")
+		})
+	}
+}
+
+// TestRandomizeCase: only the name's ASCII letters change, each to either
+// case; label lengths, other bytes, type and class (HTTPS is 0x0041, an
+// "A") are left alone.
+func TestRandomizeCase(t *testing.T) {
+	orig := []byte("\x07a-Z.0@[\x03xn9\x00\x00\x41\x00\x01")
+	upper, lower := make([]bool, len(orig)), make([]bool, len(orig))
+	for range 200 {
+		q := append([]byte(nil), orig...)
+		randomizeCase(q)
+		for i, c := range q {
+			if l := orig[i] | 0x20; i < len(orig)-4 && 'a' <= l && l <= 'z' {
+				require.Equal(t, l, c|0x20, "byte %d", i)
+				upper[i] = upper[i] || c == l-0x20
+				lower[i] = lower[i] || c == l
+				continue
+			}
+			require.Equal(t, orig[i], c, "byte %d", i)
+		}
+	}
+	for _, i := range []int{1, 3, 9, 10} { // a, Z, x, n
+		require.True(t, upper[i] && lower[i], "byte %d always in one case", i)
+	}
+}
+
 // BenchmarkCheck is a leg's acceptance check of the reply it waited for.
 func BenchmarkCheck(b *testing.B) {
 	many := make([]string, 20)
@@ -65,12 +123,12 @@ func BenchmarkCheck(b *testing.B) {
 			qend, err := questionEnd(query)
 			require.NoError(b, err)
 			question := query[headerLen:qend]
-			require.NotEqual(b, mismatch, check(reply, 0x1234, question))
+			require.Equal(b, answer, check(reply, 0x1234, question, true))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				if check(reply, 0x1234, question) == mismatch {
-					b.Fatal("mismatch")
+				if check(reply, 0x1234, question, true) != answer {
+					b.Fatal("not an answer")
 				}
 			}
 		})
@@ -78,7 +136,8 @@ func BenchmarkCheck(b *testing.B) {
 }
 
 // FuzzCheck: every reply a leg accepts (answer or truncated) parses, so
-// a reply that wins a race never turns into SERVFAIL after it.
+// a reply that wins a race never turns into SERVFAIL after it, whether
+// the leg matches the question's case exactly (0x20) or not.
 func FuzzCheck(f *testing.F) {
 	query, reply := packedReply(f, "WWW.example.com.", dns.TypeA,
 		[]string{"www.example.com. 300 IN CNAME web.example.com.", "web.example.com. 60 IN A 192.0.2.1"},
@@ -97,10 +156,12 @@ func FuzzCheck(f *testing.F) {
 		if len(reply) >= 2 {
 			reply[0], reply[1] = query[0], query[1] // the leg's ID
 		}
-		switch check(reply, 0x1234, query[headerLen:qend]) {
-		case answer, truncated:
-			_, err := dnswire.ParseResponse(&q, reply)
-			require.NoError(t, err)
+		for _, exact := range []bool{true, false} {
+			switch check(reply, 0x1234, query[headerLen:qend], exact) {
+			case answer, truncated:
+				_, err := dnswire.ParseResponse(&q, reply)
+				require.NoError(t, err)
+			}
 		}
 	})
 }
