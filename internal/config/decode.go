@@ -2,13 +2,18 @@ package config
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
+	"reflect"
 	"strings"
+
+	stdjson "encoding/json"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Load reads, decodes and validates the file at path. Errors name the file,
@@ -25,8 +30,8 @@ func Load(path string) (Config, error) {
 	return cfg, nil
 }
 
-// Parse decodes data over the defaults, strictly (unknown fields are errors),
-// and validates the result.
+// Parse decodes data over the defaults, strictly (see DecodeStrict), and
+// validates the result.
 func Parse(data []byte) (Config, error) {
 	cfg := Default()
 	if err := DecodeStrict(data, &cfg); err != nil {
@@ -38,49 +43,172 @@ func Parse(data []byte) (Config, error) {
 	return cfg, nil
 }
 
-// DecodeStrict decodes one JSON object from data into v, which holds the
-// defaults: unknown fields, wrong types and trailing data are errors, and a
-// field's error is a *FieldError naming it. Other configuration files (the
-// watchdog's) use it too, so every file fails the same way.
+// DecodeStrict decodes one JSON object from data into v, a pointer to a
+// struct that holds the defaults: members are merged into it, so a field
+// the object leaves out keeps its default. Field names match the `json`
+// tags exactly, case included (only master mode's object, whose names
+// come from Mesos-DNS, matches them in any case: see Master). Unknown or
+// repeated fields, wrong types, null values and trailing data are errors;
+// a field's error is a *FieldError naming its dotted path
+// ("cache.maxEntries", `zones["mesos."][0]`). Other configuration files
+// (the watchdog's) use it too, so every file fails the same way.
 func DecodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var fieldErr *FieldError
-		var typeErr *json.UnmarshalTypeError
-		var syntaxErr *json.SyntaxError
-		switch {
-		case errors.As(err, &fieldErr):
-			return fieldErr
-		case errors.As(err, &typeErr) && typeErr.Type == durationType:
-			return &FieldError{Field: typeErr.Field, Reason: fmt.Sprintf("not a duration: %s (want e.g. \"2s\", \"500ms\" or a number of seconds)", typeErr.Value)}
-		case errors.As(err, &typeErr):
-			return &FieldError{Field: typeErr.Field, Reason: fmt.Sprintf("expected %s, got JSON %s", typeErr.Type, typeErr.Value)}
-		case errors.As(err, &syntaxErr):
-			return fmt.Errorf("invalid JSON at byte %d: %w", syntaxErr.Offset, err)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-			return &FieldError{Field: name, Reason: "unknown field"}
-		}
-		return fmt.Errorf("invalid JSON: %w", err)
+	root := reflect.TypeOf(v)
+	// Checked first: a null would reset a whole object (its defaults
+	// included) to the zero value, which no field means.
+	if err := rejectNull(data, root); err != nil {
+		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	if k := dec.PeekKind(); k != '{' {
+		if _, err := dec.ReadToken(); err != nil {
+			return decodeError(root, err)
+		}
+		return fmt.Errorf("invalid JSON: the configuration must be an object, got JSON %s", kindName(k))
+	}
+	if err := json.UnmarshalDecode(dec, v, json.RejectUnknownMembers(true)); err != nil {
+		return decodeError(root, err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return errors.New("invalid JSON: trailing data after the configuration object")
 	}
 	return nil
 }
 
-// UnmarshalJSON decodes a master object over DefaultMaster, strictly, so a
-// partial object keeps the defaults for the fields it leaves out.
-func (m *Master) UnmarshalJSON(b []byte) error {
+// rejectNull returns a *FieldError for the first null value in data. It
+// says nothing of syntax errors: the decoder reports those.
+func rejectNull(data []byte, root reflect.Type) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil
+		}
+		if tok.Kind() == 'n' {
+			return &FieldError{Field: fieldPath(root, dec.StackPointer()), Reason: "null is not a value (leave the field out for its default)"}
+		}
+	}
+}
+
+// decodeError turns an error of the JSON decoder into one that names the
+// field by its dotted path, as Validate does.
+func decodeError(root reflect.Type, err error) error {
+	var semErr *json.SemanticError
+	var synErr *jsontext.SyntacticError
+	var durErr *stdjson.UnmarshalTypeError // from Duration.UnmarshalJSON
+	switch {
+	case errors.As(err, &semErr):
+		field := fieldPath(root, semErr.JSONPointer)
+		switch {
+		case errors.Is(semErr.Err, json.ErrUnknownName):
+			return &FieldError{Field: field, Reason: "unknown field"}
+		case errors.As(err, &durErr) && durErr.Type == durationType:
+			return &FieldError{Field: field, Reason: fmt.Sprintf("not a duration: %s (want e.g. \"2s\", \"500ms\" or a number of seconds)", durErr.Value)}
+		case semErr.GoType != nil && semErr.JSONKind != 0:
+			reason := fmt.Sprintf("expected %s, got JSON %s", semErr.GoType, kindName(semErr.JSONKind))
+			if len(semErr.JSONValue) > 0 && semErr.JSONKind == '0' {
+				reason += " " + string(semErr.JSONValue)
+			}
+			return &FieldError{Field: field, Reason: reason}
+		}
+		return &FieldError{Field: field, Reason: semErr.Error()}
+	case errors.As(err, &synErr) && errors.Is(synErr.Err, jsontext.ErrDuplicateName):
+		return &FieldError{Field: fieldPath(root, synErr.JSONPointer), Reason: "given twice"}
+	case errors.As(err, &synErr):
+		return fmt.Errorf("invalid JSON at byte %d: %w", synErr.ByteOffset, synErr.Err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("invalid JSON: unexpected end of input")
+	}
+	return fmt.Errorf("invalid JSON: %w", err)
+}
+
+// kindName names a JSON kind as a user knows it.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return k.String()
+}
+
+// fieldPath renders a JSON Pointer into the decoded value of type root as
+// the dotted path Validate uses: struct members joined by dots, map keys
+// and array indices in brackets (`zones["mesos."][0]`). Member names are
+// the ones the input used.
+func fieldPath(root reflect.Type, p jsontext.Pointer) string {
+	var b strings.Builder
+	t := root
+	for tok := range p.Tokens() {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch {
+		case t != nil && t.Kind() == reflect.Map:
+			fmt.Fprintf(&b, "[%q]", tok)
+			t = t.Elem()
+		case t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
+			fmt.Fprintf(&b, "[%s]", tok)
+			t = t.Elem()
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(tok)
+			t = memberType(t, tok)
+		}
+	}
+	return b.String()
+}
+
+// memberType returns the type of the member name of struct type t (by its
+// JSON name, in any case), or nil when there is none.
+func memberType(t reflect.Type, name string) reflect.Type {
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var folded reflect.Type
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name {
+			return f.Type
+		}
+		if folded == nil && strings.EqualFold(tag, name) {
+			folded = f.Type
+		}
+	}
+	return folded
+}
+
+// UnmarshalJSONFrom decodes a master object over DefaultMaster, so a
+// partial object keeps the defaults for the fields it leaves out. Its
+// field names match in any case (as strings.EqualFold does), unlike the
+// rest of the configuration: they come from Mesos-DNS's config.json
+// (IPSources, EnforceRFC952, SOAMname, ...), whose decoder ignored case,
+// and a Mesos-DNS file's master settings must keep working when copied
+// here. Unknown fields stay errors.
+func (m *Master) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	type plain Master // without this method, to avoid recursion
 	p := plain(DefaultMaster())
-	if err := DecodeStrict(b, &p); err != nil {
-		var fe *FieldError
-		if errors.As(err, &fe) {
-			return &FieldError{Field: "master." + fe.Field, Reason: fe.Reason}
-		}
-		return fmt.Errorf("master: %w", err)
+	if err := json.UnmarshalDecode(dec, &p,
+		json.MatchCaseInsensitiveNames(true), jsonv1.MatchCaseSensitiveDelimiter(true)); err != nil {
+		return err
 	}
 	*m = Master(p)
 	return nil
@@ -88,6 +216,8 @@ func (m *Master) UnmarshalJSON(b []byte) error {
 
 // FieldError says which field of a configuration is wrong and why.
 type FieldError struct {
+	// Field is the dotted path of the field: "listen[0]",
+	// "cache.maxEntries", `zones["mesos."]`.
 	Field  string
 	Reason string
 }
