@@ -28,7 +28,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -91,8 +90,15 @@ func parseCommandLine(args []string, stderr io.Writer) (*config.Config, bool, er
 	fs := flag.NewFlagSet("spartan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "JSON configuration `file`")
-	listen := fs.String("listen", "", "comma-separated `host:port` list to serve (overrides the file)")
-	ups := fs.String("upstreams", "", "comma-separated upstream `addresses` for \".\" (overrides the file)")
+	var listen, ups []string
+	fs.Func("listen", "comma-separated `host:port` list to serve (overrides the file)", func(s string) (err error) {
+		listen, err = config.SplitList(s)
+		return err
+	})
+	fs.Func("upstreams", "comma-separated upstream `addresses` for \".\" (overrides the file)", func(s string) (err error) {
+		ups, err = config.SplitList(s)
+		return err
+	})
 	level := fs.String("log-level", "", "debug, info, warn or error (overrides the file)")
 	demo := fs.Bool("demo", false, "demo: serve 127.0.0.1:5353, \".\" from /etc/resolv.conf, \"mesos.\" from an embedded sample cluster on 127.0.0.1:61053")
 	master := fs.Bool("master", false, "master mode: with the file's \"master\" object, or the master-mode defaults when it has none")
@@ -118,11 +124,11 @@ func parseCommandLine(args []string, stderr io.Writer) (*config.Config, bool, er
 	default:
 		cfg = config.Default()
 	}
-	if *listen != "" {
-		cfg.Listen = splitList(*listen)
+	if listen != nil {
+		cfg.Listen = listen
 	}
-	if *ups != "" {
-		cfg.Upstreams = splitList(*ups)
+	if ups != nil {
+		cfg.Upstreams = ups
 	}
 	if *level != "" {
 		cfg.Log.Level = *level
@@ -138,16 +144,6 @@ func parseCommandLine(args []string, stderr io.Writer) (*config.Config, bool, er
 		return nil, false, fmt.Errorf("config: %w", err)
 	}
 	return &cfg, *demo, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // serve runs the proxy, master mode when configured, the metrics endpoint,

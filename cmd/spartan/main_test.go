@@ -157,9 +157,41 @@ func TestFlagsOverrideFile(t *testing.T) {
 	require.Equal(t, "/etc/resolv.conf", cfg.UpstreamsFile)
 	require.Empty(t, cfg.Upstreams)
 
+	cfg, err = loadConfig([]string{"-config", path, "-upstreams", " 192.0.2.9 "}, &stderr)
+	require.NoError(t, err)
+	require.Equal(t, []string{"127.0.0.1:5353"}, cfg.Listen, "the file's")
+	require.Equal(t, []string{"192.0.2.9:53"}, cfg.Upstreams)
+
 	_, err = loadConfig([]string{"-demo", "-config", path}, &stderr)
 	require.ErrorContains(t, err, "exclusive")
 	_, err = loadConfig([]string{"extra"}, &stderr)
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "unexpected arguments"))
+}
+
+// TestEmptyListFlagElements checks that an empty element in a list flag is
+// a usage error naming the flag, never silently dropped: "-upstreams ,,"
+// used to leave the file's upstreams in place without a word.
+func TestEmptyListFlagElements(t *testing.T) {
+	path := writeFile(t, "spartan.json", `{"listen": ["127.0.0.1:5353"], "upstreams": ["192.0.2.1"], "metrics": ""}`)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-upstreams", ",,"}, `invalid value ",," for flag -upstreams: element 1 of 3 is empty`},
+		{[]string{"-upstreams", "192.0.2.7,,192.0.2.8"}, `for flag -upstreams: element 2 of 3 is empty`},
+		{[]string{"-upstreams", ""}, `invalid value "" for flag -upstreams: empty list`},
+		{[]string{"-listen", ","}, `invalid value "," for flag -listen: element 1 of 2 is empty`},
+		{[]string{"-listen", "127.0.0.1:5400, "}, `for flag -listen: element 2 of 2 is empty`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			// Bounded: a flag wrongly accepted would start serving.
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			var stderr bytes.Buffer
+			code := run(ctx, append([]string{"-config", path}, tc.args...), &stderr)
+			require.Equal(t, 2, code, stderr.String())
+			require.Contains(t, stderr.String(), tc.want)
+		})
+	}
 }

@@ -67,8 +67,6 @@ func runErr(ctx context.Context, args []string, stderr io.Writer) error {
 	var (
 		configFile   = fs.String("config", "", "JSON configuration `file`; flags override it")
 		resolvConf   = fs.String("resolv-conf", def.ResolvConf, "managed resolv.conf `path`")
-		proxy        = fs.String("proxy", strings.Join(def.Proxy, ","), "proxy `addresses`, comma-separated IP[:port] (port 53 when absent)")
-		upstreams    = fs.String("upstreams", "", "upstream resolvers used while the proxy is down, comma-separated IP[:port] (default: the original resolv.conf's)")
 		interval     = fs.Duration("interval", def.Interval.D(), "time between health checks")
 		timeout      = fs.Duration("timeout", def.Timeout.D(), "timeout of one health-check query")
 		failAfter    = fs.Int("fail-after", def.FailAfter, "consecutive failed checks before switching to the upstreams")
@@ -79,6 +77,17 @@ func runErr(ctx context.Context, args []string, stderr io.Writer) error {
 		once         = fs.Bool("once", false, "check once, write the file and exit")
 		restore      = fs.Bool("restore", false, "put the saved original resolv.conf back and exit")
 	)
+	var proxy, upstreams []string // set only when given
+	fs.Func("proxy", "proxy `addresses`, comma-separated IP[:port] (port 53 when absent; default "+strings.Join(def.Proxy, ",")+")",
+		func(s string) (err error) {
+			proxy, err = config.SplitList(s)
+			return err
+		})
+	fs.Func("upstreams", "upstream resolvers used while the proxy is down, comma-separated IP[:port] (default: the original resolv.conf's)",
+		func(s string) (err error) {
+			upstreams, err = config.SplitList(s)
+			return err
+		})
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nKeeps resolv.conf pointing at the spartan proxy while it answers, and at the upstream resolvers while it does not.\n\n", name)
 		fs.PrintDefaults()
@@ -105,9 +114,9 @@ func runErr(ctx context.Context, args []string, stderr io.Writer) error {
 		case "resolv-conf":
 			cfg.ResolvConf = *resolvConf
 		case "proxy":
-			cfg.Proxy = splitList(*proxy)
+			cfg.Proxy = proxy
 		case "upstreams":
-			cfg.Upstreams = splitList(*upstreams)
+			cfg.Upstreams = upstreams
 		case "interval":
 			cfg.Interval = config.Duration(*interval)
 		case "timeout":
@@ -167,15 +176,4 @@ func runErr(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	return wd.Run(ctx)
-}
-
-// splitList splits a comma-separated flag value, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
 }

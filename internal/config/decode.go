@@ -227,3 +227,24 @@ func (e *FieldError) Error() string { return fmt.Sprintf("field %s: %s", e.Field
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
+
+// SplitList splits the value of a comma-separated list flag ("-listen
+// A,B"), trimming spaces around each element. An empty element (",,", a
+// trailing comma, an empty value) is an error rather than skipped: it is
+// a typo or an unset variable, and skipping it could leave a list empty
+// and so fall back to a default the operator did not ask for.
+func SplitList(s string) ([]string, error) {
+	parts := strings.Split(s, ",")
+	out := make([]string, 0, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			if len(parts) == 1 {
+				return nil, errors.New("empty list")
+			}
+			return nil, fmt.Errorf("element %d of %d is empty", i+1, len(parts))
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
