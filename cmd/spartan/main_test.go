@@ -86,6 +86,7 @@ func TestEndToEnd(t *testing.T) {
 
 func TestBadConfig(t *testing.T) {
 	bin := testsupport.BuildBinary(t, pkg)
+	stubResolvConf := writeFile(t, "resolv.conf", "nameserver 127.0.0.53\n")
 	tests := []struct {
 		name   string
 		config string // file content; "" means a missing file
@@ -104,9 +105,9 @@ func TestBadConfig(t *testing.T) {
 			want: []string{"field raceTimeout", "not a duration"}},
 		{name: "not JSON", config: `{"listen": `, want: []string{"spartan.json", "invalid JSON"}},
 		{name: "missing file", want: []string{"spartan.json", "no such file"}},
-		{name: "only a loopback stub upstream while serving a link-local address",
-			config: `{"listen": ["169.254.20.10:53"], "upstreams": ["127.0.0.53"], "metrics": ""}`,
-			want:   []string{"no usable upstream", "127.0.0.53"}},
+		{name: "only a loopback stub in the upstreams file while serving a link-local address",
+			config: fmt.Sprintf(`{"listen": ["169.254.20.10:53"], "upstreamsFile": %q, "metrics": ""}`, stubResolvConf),
+			want:   []string{"field upstreamsFile", "no usable upstream", "127.0.0.53"}},
 		{name: "only our own address as upstream",
 			config: `{"listen": ["127.0.0.1:5399"], "upstreams": ["127.0.0.1:5399"], "metrics": ""}`,
 			want:   []string{"no usable upstream"}},

@@ -19,22 +19,29 @@ import (
 // any address that would send queries back to this proxy:
 //
 //   - one of our own listen addresses (or, for a wildcard listen address,
-//     any address of this host on the same port);
-//   - a loopback address (127.0.0.0/8, ::1) when none of our listen
-//     addresses is on loopback: on a node that is the host's stub resolver
-//     (systemd-resolved's 127.0.0.53, a local dnsmasq), which forwards
-//     to the resolv.conf that lists us: a loop. When we listen on loopback
-//     ourselves (a demo, tests), loopback upstreams on other addresses
-//     are kept.
+//     any address of this host on the same port), wherever it was given;
+//   - an address read from UpstreamsFile on loopback (127.0.0.0/8, ::1)
+//     when none of our listen addresses is on loopback: in a resolv.conf
+//     that is the host's stub resolver (systemd-resolved's 127.0.0.53, a
+//     local dnsmasq), which forwards to the resolv.conf that lists us: a
+//     loop. When we listen on loopback ourselves (a demo, tests), loopback
+//     nameservers on other addresses are kept.
+//
+// A loopback address written in cfg.Upstreams is kept: the operator named
+// it (a local unbound on 127.0.0.2:53, say), so it is logged as a warning
+// instead, in case it is such a stub after all.
 //
 // Each dropped address is logged as a warning. An empty result is an
-// error: a proxy with no root upstream cannot do its job.
+// error, a *config.FieldError: a proxy with no root upstream cannot do
+// its job.
 func RootUpstreams(cfg *config.Config, logger *slog.Logger) ([]string, error) {
-	addrs, source := cfg.Upstreams, "upstreams"
-	if len(addrs) == 0 {
+	addrs, source, field := cfg.Upstreams, "upstreams", "upstreams"
+	fromFile := len(addrs) == 0
+	if fromFile {
+		field = "upstreamsFile"
 		data, err := os.ReadFile(cfg.UpstreamsFile)
 		if err != nil {
-			return nil, fmt.Errorf("upstreamsFile: %w", err)
+			return nil, &config.FieldError{Field: field, Reason: err.Error()}
 		}
 		f := resolvconf.Parse(data)
 		for _, w := range f.Warnings() {
@@ -54,25 +61,41 @@ func RootUpstreams(cfg *config.Config, logger *slog.Logger) ([]string, error) {
 	for _, s := range addrs {
 		ap, err := netip.ParseAddrPort(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s: upstream %q: %w", source, s, err)
+			return nil, &config.FieldError{Field: field, Reason: fmt.Sprintf("upstream %q: %v", s, err)}
 		}
+		stub := ap.Addr().Unmap().IsLoopback() && !onLoopback
 		switch {
 		case isSelf(ap, listen):
 			logger.Warn("upstream dropped: it is this proxy's own address", "upstream", s, "source", source)
-		case ap.Addr().Unmap().IsLoopback() && !onLoopback:
+		case stub && fromFile:
 			logger.Warn("upstream dropped: a loopback resolver is the host's stub and would forward back to this proxy",
 				"upstream", s, "source", source)
+		case stub:
+			warnLoopbackKept(logger, s, "source", source)
+			kept = append(kept, ap.String())
 		default:
 			kept = append(kept, ap.String())
 		}
 	}
 	if len(kept) == 0 {
 		if len(addrs) == 0 {
-			return nil, fmt.Errorf("%s: no nameserver for the root zone", source)
+			return nil, &config.FieldError{Field: field, Reason: fmt.Sprintf("%s: no nameserver for the root zone", source)}
 		}
-		return nil, fmt.Errorf("%s: no usable upstream for the root zone: every one of %v was dropped (own or loopback stub address)", source, addrs)
+		why := "this proxy's own address"
+		if fromFile {
+			why = "this proxy's own address or a loopback stub"
+		}
+		return nil, &config.FieldError{Field: field, Reason: fmt.Sprintf("%s: no usable upstream for the root zone: every one of %v was dropped (%s)", source, addrs, why)}
 	}
 	return kept, nil
+}
+
+// warnLoopbackKept logs that an explicitly configured loopback upstream is
+// kept although a proxy that does not listen on loopback itself would drop
+// one read from a resolv.conf.
+func warnLoopbackKept(logger *slog.Logger, upstream string, attrs ...any) {
+	logger.Warn("upstream on loopback kept because it was configured explicitly; if it is a stub resolver forwarding to this proxy, queries will loop",
+		append([]any{"upstream", upstream}, attrs...)...)
 }
 
 func parseAddrPorts(addrs []string) ([]netip.AddrPort, error) {
@@ -123,7 +146,10 @@ func hostAddr(a netip.Addr) bool {
 // the group of the generated zone (master.domain) also gets this node's own
 // authoritative server when none of its addresses reaches it (see
 // ownMaster); the group is created for it when the configuration has none.
-// Our own proxy listen addresses are dropped from every group. obs may be
+// Our own proxy listen addresses are dropped from every group (a loop);
+// other addresses written in zones or masters are kept, a loopback one
+// with a warning when the proxy does not itself listen on loopback (see
+// RootUpstreams). A group left empty is a *config.FieldError. obs may be
 // nil. Without masters or a zones entry for the cluster domain (or one
 // above it) the table has no group serving it (ClusterServed is false);
 // the Forwarder then answers cluster names SERVFAIL instead of sending
@@ -136,6 +162,11 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 	listen, err := parseAddrPorts(cfg.Listen)
 	if err != nil {
 		return nil, err
+	}
+	onLoopback := slices.ContainsFunc(listen, func(a netip.AddrPort) bool { return a.Addr().IsLoopback() })
+	var masterListen []netip.AddrPort
+	if cfg.Master != nil {
+		masterListen, _ = parseAddrPorts(cfg.Master.Listen) // validated
 	}
 	zoneAddrs := map[string][]string{}
 	for z, addrs := range cfg.Zones {
@@ -165,16 +196,21 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 		for _, s := range zoneAddrs[z] {
 			ap, err := netip.ParseAddrPort(s)
 			if err != nil {
-				return nil, fmt.Errorf("zone %s: upstream %q: %w", z, s, err)
+				return nil, &config.FieldError{Field: zoneField(cfg, z), Reason: fmt.Sprintf("upstream %q: %v", s, err)}
 			}
 			if isSelf(ap, listen) {
 				logger.Warn("upstream dropped: it is this proxy's own address", "upstream", s, "zone", z)
 				continue
 			}
+			// This node's own authoritative server is on loopback by
+			// design: no warning for it.
+			if ap.Addr().Unmap().IsLoopback() && !onLoopback && !isSelf(ap, masterListen) {
+				warnLoopbackKept(logger, s, "zone", z)
+			}
 			kept = append(kept, s)
 		}
 		if len(kept) == 0 {
-			return nil, fmt.Errorf("zone %s: no usable upstream (every one is this proxy's own address)", z)
+			return nil, &config.FieldError{Field: zoneField(cfg, z), Reason: fmt.Sprintf("zone %s: no usable upstream (every one is this proxy's own address)", z)}
 		}
 		g, err := upstream.NewGroup(z, kept, obs, upstream.WithLogger(logger))
 		if err != nil {
@@ -183,6 +219,17 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 		groups = append(groups, g)
 	}
 	return upstream.NewTable(groups...)
+}
+
+// zoneField names the configuration field a zone's group comes from.
+func zoneField(cfg *config.Config, zone string) string {
+	if _, ok := cfg.Zones[zone]; ok {
+		return fmt.Sprintf("zones[%q]", zone)
+	}
+	if zone == cfg.ClusterDomain && len(cfg.Masters) > 0 {
+		return "masters"
+	}
+	return "master.listen"
 }
 
 // ownMaster returns the address at which the proxy reaches its own node's

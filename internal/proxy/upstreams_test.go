@@ -139,3 +139,97 @@ options edns0 trust-ad
 		})
 	}
 }
+
+// TestExplicitLoopbackUpstreamsKept checks that a loopback upstream the
+// operator wrote in upstreams, zones or masters (a local unbound on
+// 127.0.0.2:53) is kept with a warning by a proxy listening elsewhere,
+// unlike one read from a resolv.conf, while the proxy's own listen
+// addresses are dropped wherever they are written.
+func TestExplicitLoopbackUpstreamsKept(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		config  string // spliced into the configuration object
+		want    map[string][]string
+		kept    []string // warned about: loopback, kept
+		dropped []string // warned about: own address, dropped
+	}{
+		{"the only root upstream, on loopback",
+			`"listen": ["169.254.20.10:53"], "upstreams": ["127.0.0.2"]`,
+			map[string][]string{".": {"127.0.0.2:53"}}, []string{"127.0.0.2:53"}, nil},
+		{"IPv6 loopback beside our own address",
+			`"listen": ["169.254.20.10:53"], "upstreams": ["[::1]:5300", "169.254.20.10", "192.0.2.1"]`,
+			map[string][]string{".": {"[::1]:5300", "192.0.2.1:53"}}, []string{"[::1]:5300"}, []string{"169.254.20.10:53"}},
+		{"zones and masters on loopback",
+			`"listen": ["169.254.20.10:53"], "upstreams": ["192.0.2.1"], "zones": {"corp.": ["127.0.0.2", "169.254.20.10:53"]}, "masters": ["127.0.0.3"]`,
+			map[string][]string{".": {"192.0.2.1:53"}, "corp.": {"127.0.0.2:53"}, "mesos.": {"127.0.0.3:61053"}},
+			[]string{"127.0.0.2:53", "127.0.0.3:61053"}, []string{"169.254.20.10:53"}},
+		{"this node's own authoritative server is no warning",
+			`"listen": ["169.254.20.10:53"], "upstreams": ["192.0.2.1"], "master": {"listen": ["0.0.0.0:61053"]}`,
+			map[string][]string{".": {"192.0.2.1:53"}, "mesos.": {"127.0.0.1:61053"}}, nil, nil},
+		{"a proxy on loopback: no warning",
+			`"listen": ["127.0.0.1:53"], "upstreams": ["127.0.0.2", "127.0.0.1"]`,
+			map[string][]string{".": {"127.0.0.2:53"}}, nil, []string{"127.0.0.1:53"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(`{"metrics": "", ` + tc.config + `}`))
+			require.NoError(t, err)
+			var logs logBuffer
+			table, err := BuildTable(&cfg, logs.logger(), nil)
+			require.NoError(t, err, logs.String())
+			defer table.Close()
+			got := map[string][]string{}
+			for _, g := range table.Groups() {
+				for _, u := range g.Upstreams() {
+					got[g.Zone()] = append(got[g.Zone()], u.String())
+				}
+			}
+			require.Equal(t, tc.want, got)
+
+			var kept, dropped []string
+			for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				_, addr, ok := strings.Cut(l, "upstream=")
+				if !ok {
+					continue
+				}
+				addr, _, _ = strings.Cut(addr, " ")
+				switch {
+				case strings.Contains(l, "upstream on loopback kept"):
+					kept = append(kept, addr)
+				case strings.Contains(l, "upstream dropped"):
+					dropped = append(dropped, addr)
+				}
+			}
+			require.ElementsMatch(t, tc.kept, kept, logs.String())
+			require.ElementsMatch(t, tc.dropped, dropped, logs.String())
+		})
+	}
+}
+
+// TestNoUsableUpstreamIsAConfigError checks that a group left empty by the
+// dropping rules is reported as a *config.FieldError (a configuration
+// error: exit status 2), naming the field it came from.
+func TestNoUsableUpstreamIsAConfigError(t *testing.T) {
+	stub := filepath.Join(t.TempDir(), "resolv.conf")
+	require.NoError(t, os.WriteFile(stub, []byte("nameserver 127.0.0.53\n"), 0o644))
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"own address only", `"listen": ["169.254.20.10:53"], "upstreams": ["169.254.20.10"]`,
+			"field upstreams: upstreams: no usable upstream for the root zone"},
+		{"stub only, from a file", fmt.Sprintf(`"listen": ["169.254.20.10:53"], "upstreamsFile": %q`, stub),
+			"field upstreamsFile: " + stub + ": no usable upstream for the root zone: every one of [127.0.0.53:53] was dropped"},
+		{"missing file", `"listen": ["169.254.20.10:53"], "upstreamsFile": "/nonexistent/resolv.conf"`,
+			"field upstreamsFile: open /nonexistent/resolv.conf"},
+		{"zone of own addresses", `"listen": ["169.254.20.10:53"], "upstreams": ["192.0.2.1"], "zones": {"corp.": ["169.254.20.10"]}`,
+			`field zones["corp."]: zone corp.: no usable upstream`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(`{"metrics": "", ` + tc.config + `}`))
+			require.NoError(t, err)
+			_, err = BuildTable(&cfg, slog.New(slog.DiscardHandler), nil)
+			var fe *config.FieldError
+			require.ErrorAs(t, err, &fe)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
