@@ -46,9 +46,6 @@ func main() {
 	os.Exit(code)
 }
 
-// errUsage marks configuration and usage errors (exit status 2).
-var errUsage = errors.New("usage")
-
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, demo, err := parseCommandLine(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -68,8 +65,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		state = mesos.DemoState
 	}
 	if err := serve(ctx, cfg, args, state, logger); err != nil {
-		logger.Error("spartan stopped", "err", err)
-		if errors.Is(err, errUsage) {
+		// What failed, on a line of its own like a configuration error.
+		// A *config.FieldError is one that only showed once the
+		// configuration met the host (no usable upstream in the
+		// upstreams file); anything else (a port in use) is a runtime
+		// error.
+		fmt.Fprintf(stderr, "spartan: %v\n", err)
+		if errors.As(err, new(*config.FieldError)) {
 			return 2
 		}
 		return 1
@@ -166,7 +168,7 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 	})
 	if err != nil {
 		sockets.Close()
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return err
 	}
 	// READY=1 and every WATCHDOG=1 need ready.spartan answered on every
 	// listener, UDP and TCP.

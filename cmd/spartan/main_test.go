@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,6 +140,46 @@ func TestBadConfig(t *testing.T) {
 			for _, w := range tc.want {
 				require.Contains(t, p.Stderr(), w)
 			}
+		})
+	}
+}
+
+// TestRuntimeErrorAtStart runs the binary on a port that is taken: it
+// says what failed (not "usage:") and exits with status 1, a runtime
+// error, where a configuration error exits with 2 (TestBadConfig).
+func TestRuntimeErrorAtStart(t *testing.T) {
+	bin := testsupport.BuildBinary(t, pkg)
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer udp.Close()
+	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer tcp.Close()
+	free := func() string { return fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t, "127.0.0.1")) }
+	for _, tc := range []struct {
+		name, config, taken string
+	}{
+		{"UDP port of the proxy taken", fmt.Sprintf(`"listen": [%q]`, udp.LocalAddr()), udp.LocalAddr().String()},
+		{"TCP port of the proxy taken", fmt.Sprintf(`"listen": [%q]`, tcp.Addr()), tcp.Addr().String()},
+		{"master mode's port taken", fmt.Sprintf(`"listen": [%q], "master": {"listen": [%q], "stateFile": "/nonexistent", "http": ""}`, free(), udp.LocalAddr()),
+			udp.LocalAddr().String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, "spartan.json", `{"upstreams": ["192.0.2.1"], "metrics": "", `+tc.config+`}`)
+			p := testsupport.StartProcess(t, bin, "-config", path)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code, err := p.Wait(ctx)
+			require.NoError(t, err)
+			require.Equal(t, 1, code, p.Output())
+			require.NotContains(t, p.Stderr(), "usage")
+			var last string
+			for l := range strings.Lines(p.Stderr()) {
+				last = strings.TrimSpace(l)
+			}
+			require.True(t, strings.HasPrefix(last, "spartan: "), "last line %q", last)
+			require.Contains(t, last, tc.taken)
+			require.Contains(t, last, "bind: address already in use")
 		})
 	}
 }
