@@ -5,8 +5,19 @@
 # strict mode (SPARTAN_TEST_STRICT=1): a test that would skip because a tool
 # is missing or a namespace cannot be created fails instead. As an ordinary
 # user the tests that need root or a missing tool skip and say why.
+#
+# Before the tests: gofmt, "go mod tidy -diff" (go.mod and go.sum must
+# be tidy), go vet and staticcheck (the pinned version below, installed
+# with "go install" when missing). After them every Go fuzz target
+# (func FuzzXxx(f *testing.F) in a _test.go file, found by grep so a new
+# one is picked up) is fuzzed for FUZZTIME (default 20s) on its own.
+# Arguments are passed to "go test" of the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# staticcheck 2026.2.2; a newer Go may need a newer one.
+STATICCHECK_VERSION=v0.8.2
+FUZZTIME=${FUZZTIME:-20s}
 
 need=()
 command -v dig >/dev/null || need+=(dnsutils)
@@ -28,5 +39,32 @@ if [ "$(id -u)" = 0 ]; then
 	export SPARTAN_TEST_STRICT="${SPARTAN_TEST_STRICT:-1}"
 fi
 
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt: not formatted:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+if ! go mod tidy -diff; then
+	echo 'go.mod or go.sum is not tidy: run "go mod tidy"' >&2
+	exit 1
+fi
 go vet ./...
+gobin=$(go env GOBIN)
+gobin=${gobin:-$(go env GOPATH | cut -d: -f1)/bin}
+if ! "$gobin/staticcheck" -version 2>/dev/null | grep -qF "(${STATICCHECK_VERSION#v})"; then
+	echo "installing staticcheck $STATICCHECK_VERSION"
+	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+"$gobin/staticcheck" ./...
+
 go test -race -count=1 -timeout 15m ./... "$@"
+
+# Each fuzz target alone: go test fuzzes one target of one package at a
+# time. A failure writes the input under the package's testdata/fuzz.
+grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . |
+	sed -E 's#^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*).*#\1 \2#' | sort |
+	while read -r dir name; do
+		echo "fuzzing $name in $dir for $FUZZTIME"
+		go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$dir" </dev/null
+	done

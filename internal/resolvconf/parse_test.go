@@ -249,14 +249,16 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = p.Warnings()
 		_ = p.Search()
-		_ = p.Options()
+		// parse(render(parse(x))) is parse(x), line for line.
+		require.Equal(t, p, Parse(p.Bytes()), "parsed, rendered and parsed again")
 		// What Parse understood renders to something meaning the same.
 		g := &File{}
 		for _, a := range p.Nameservers() {
 			g.AddNameserver(a)
 		}
-		if got := Parse(g.Bytes()).Nameservers(); len(got) != len(p.Nameservers()) {
-			t.Fatalf("nameservers %v rendered and parsed back as %v", p.Nameservers(), got)
-		}
+		g.AddOptions(p.Options()...)
+		back := Parse(g.Bytes())
+		require.Equal(t, p.Nameservers(), back.Nameservers(), "nameservers rendered and parsed back")
+		require.Equal(t, p.Options(), back.Options(), "options rendered and parsed back")
 	})
 }
