@@ -16,7 +16,11 @@
 # (no DESTDIR) /etc/spartan/upstreams.conf is seeded from the nameservers
 # of the current /etc/resolv.conf, loopback stubs left out (from
 # /run/systemd/resolve/resolv.conf when only systemd-resolved's stub is
-# there).
+# there). Under DESTDIR (a package's staging tree, for other machines) it
+# is the commented sample: the build host's resolvers mean nothing on the
+# nodes, so it names none, and spartan does not start until it does.
+#
+# Nothing is enabled or started: the last lines say how.
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,8 +84,10 @@ if [ ! -e "$ups" ]; then
 		chmod 0644 "$ups"
 	else
 		conf "$here/systemd/upstreams.conf" upstreams.conf
+		echo "install.sh: $ups is the sample and names no resolver:" \
+			"list the nodes' resolvers there (nameserver lines), or spartan will not start" >&2
 	fi
 fi
 
-echo "installed spartan under ${DESTDIR:-/} (prefix $PREFIX); next:"
+echo "installed spartan under ${DESTDIR:-/} (prefix $PREFIX); nothing is enabled yet. Next, on the node:"
 echo "  systemctl daemon-reload && systemctl enable --now spartan.socket spartan.service spartan-watchdog.service"

@@ -1,6 +1,14 @@
 package main
 
-import "github.com/spartan-dns/spartan/internal/config"
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/spartan-dns/spartan/internal/config"
+)
 
 // Demo settings: a proxy any machine can run without a cluster.
 const (
@@ -31,4 +39,26 @@ func applyDemo(cfg *config.Config) {
 	m.Masters = []string{demoMesosMaster}
 	m.HTTP = ""
 	cfg.Master = &m
+}
+
+// startPPID is the parent's process ID as the process started.
+var startPPID = os.Getppid()
+
+// stopWithParent asks the kernel to send this process SIGTERM when its
+// parent exits (Linux's PR_SET_PDEATHSIG), which takes the usual graceful
+// shutdown. "go run ./cmd/spartan -demo" runs the demo as a child of the
+// go command: killing go run (kill PID, an editor's stop button, a closed
+// terminal that signals only the go command) must not leave the demo
+// holding its ports. Go's runtime does not end the thread that started a
+// child, so the signal comes when the parent process exits, not earlier.
+func stopWithParent() error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0); err != nil {
+		return fmt.Errorf("demo: prctl(PR_SET_PDEATHSIG): %w", err)
+	}
+	// A parent gone before the call sends no signal: the process was
+	// already handed to another one.
+	if os.Getppid() != startPPID {
+		return errors.New("demo: the parent process exited before the demo started")
+	}
+	return nil
 }

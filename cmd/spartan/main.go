@@ -63,6 +63,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	var state []byte
 	if demo {
 		state = mesos.DemoState
+		if err := stopWithParent(); err != nil {
+			fmt.Fprintf(stderr, "spartan: %v\n", err)
+			return 1
+		}
 	}
 	if err := serve(ctx, cfg, args, state, logger); err != nil {
 		// What failed, on a line of its own like a configuration error.
