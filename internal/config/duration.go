@@ -22,8 +22,8 @@ var durationType = reflect.TypeOf(Duration(0))
 
 // UnmarshalJSON accepts a duration string or a number of seconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	// A *json.UnmarshalTypeError gets the field's path filled in by the
-	// decoder, so the message can name it.
+	// DecodeStrict recognizes this *json.UnmarshalTypeError and names
+	// the field by its path in the message.
 	bad := &json.UnmarshalTypeError{Value: string(b), Type: durationType}
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
