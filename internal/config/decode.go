@@ -47,19 +47,22 @@ func Parse(data []byte) (Config, error) {
 // struct that holds the defaults: members are merged into it, so a field
 // the object leaves out keeps its default. Field names match the `json`
 // tags exactly, case included (only master mode's object, whose names
-// come from Mesos-DNS, matches them in any case: see Master). Unknown or
-// repeated fields, wrong types, null values and trailing data are errors;
+// come from Mesos-DNS, matches them in any case: see Master). Unknown
+// fields, wrong types, trailing data and a null where encoding/json would
+// have kept the default (see rejectNull) are errors (a field given twice
+// takes its last value);
 // a field's error is a *FieldError naming its dotted path
 // ("cache.maxEntries", `zones["mesos."][0]`). Other configuration files
 // (the watchdog's) use it too, so every file fails the same way.
 func DecodeStrict(data []byte, v any) error {
 	root := reflect.TypeOf(v)
-	// Checked first: a null would reset a whole object (its defaults
-	// included) to the zero value, which no field means.
+	// Checked first: a null must not silently reset a default.
 	if err := rejectNull(data, root); err != nil {
 		return err
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	// A field given twice takes its last value, as encoding/json did:
+	// test and generated files append overrides that way.
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
 	if k := dec.PeekKind(); k != '{' {
 		if _, err := dec.ReadToken(); err != nil {
 			return decodeError(root, err)
@@ -75,18 +78,31 @@ func DecodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// rejectNull returns a *FieldError for the first null value in data. It
-// says nothing of syntax errors: the decoder reports those.
+// rejectNull returns a *FieldError for the first null value in data that
+// would not mean what encoding/json made of it. A null list, map or
+// optional object (master) is empty or absent, as before; but a null
+// object or scalar used to leave the default in place, where the decoder
+// would now set the zero value (a null "cache" would zero every cache
+// bound, a null "metrics" turn metrics off), so it is refused. Unknown
+// fields and syntax errors are left to the decoder.
 func rejectNull(data []byte, root reflect.Type) error {
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
 	for {
 		tok, err := dec.ReadToken()
 		if err != nil {
 			return nil
 		}
-		if tok.Kind() == 'n' {
-			return &FieldError{Field: fieldPath(root, dec.StackPointer()), Reason: "null is not a value (leave the field out for its default)"}
+		if tok.Kind() != 'n' {
+			continue
 		}
+		path, t := walkPointer(root, dec.StackPointer())
+		switch {
+		case t == nil, t.Kind() == reflect.Slice, t.Kind() == reflect.Map, t.Kind() == reflect.Pointer, t.Kind() == reflect.Interface:
+			continue
+		case t == durationType:
+			continue // Duration reports it as not a duration
+		}
+		return &FieldError{Field: path, Reason: "null is not a value here (leave the field out for its default)"}
 	}
 }
 
@@ -112,8 +128,6 @@ func decodeError(root reflect.Type, err error) error {
 			return &FieldError{Field: field, Reason: reason}
 		}
 		return &FieldError{Field: field, Reason: semErr.Error()}
-	case errors.As(err, &synErr) && errors.Is(synErr.Err, jsontext.ErrDuplicateName):
-		return &FieldError{Field: fieldPath(root, synErr.JSONPointer), Reason: "given twice"}
 	case errors.As(err, &synErr):
 		return fmt.Errorf("invalid JSON at byte %d: %w", synErr.ByteOffset, synErr.Err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -146,8 +160,18 @@ func kindName(k jsontext.Kind) string {
 // and array indices in brackets (`zones["mesos."][0]`). Member names are
 // the ones the input used.
 func fieldPath(root reflect.Type, p jsontext.Pointer) string {
+	path, _ := walkPointer(root, p)
+	return path
+}
+
+// walkPointer returns the dotted path of p (see fieldPath) and the Go type
+// of the value it points to, nil when that is not a known field.
+func walkPointer(root reflect.Type, p jsontext.Pointer) (string, reflect.Type) {
 	var b strings.Builder
 	t := root
+	if t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem() // DecodeStrict's argument
+	}
 	for tok := range p.Tokens() {
 		for t != nil && t.Kind() == reflect.Pointer {
 			t = t.Elem()
@@ -167,7 +191,7 @@ func fieldPath(root reflect.Type, p jsontext.Pointer) string {
 			t = memberType(t, tok)
 		}
 	}
-	return b.String()
+	return b.String(), t
 }
 
 // memberType returns the type of the member name of struct type t (by its

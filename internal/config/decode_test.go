@@ -23,10 +23,11 @@ func TestDecodeMatchesNamesExactly(t *testing.T) {
 		{"wrong case inside log", `{"log": {"Level": "debug"}, ` + ups + `}`, "field log.Level: unknown field"},
 		{"unknown field inside master", `{"master": {"mastrs": []}, ` + ups + `}`, "field master.mastrs: unknown field"},
 		{"master names match in any case, delimiters exactly", `{"master": {"SOA_Mname": "ns.mesos."}, ` + ups + `}`, "field master.SOA_Mname: unknown field"},
-		{"field given twice", `{"listen": ["127.0.0.1:53"], "listen": ["127.0.0.2:53"], ` + ups + `}`, "field listen: given twice"},
-		{"master field given twice in two cases", `{"master": {"ttl": 5, "TTL": 6}, ` + ups + `}`, "field master.TTL: given twice"},
-		{"null object", `{"cache": null, ` + ups + `}`, "field cache: null is not a value"},
-		{"null in a list", `{"listen": [null], ` + ups + `}`, "field listen[0]: null is not a value"},
+		{"null object", `{"cache": null, ` + ups + `}`, "field cache: null is not a value here"},
+		{"null string", `{"metrics": null, ` + ups + `}`, "field metrics: null is not a value here"},
+		{"null number inside an object", `{"cache": {"maxEntries": null}, ` + ups + `}`, "field cache.maxEntries: null is not a value here"},
+		{"null in a list", `{"listen": [null], ` + ups + `}`, "field listen[0]: null is not a value here"},
+		{"null duration", `{"raceTimeout": null, ` + ups + `}`, "field raceTimeout: not a duration: null"},
 		{"wrong type in a zone group", `{"zones": {"mesos.": ["192.0.2.4", 53]}, ` + ups + `}`, `field zones["mesos."][1]: expected string, got JSON number`},
 		{"wrong type in master", `{"master": {"TTL": "60"}, ` + ups + `}`, "field master.TTL: expected int, got JSON string"},
 		{"fraction for an integer", `{"maxInFlight": 1.5, ` + ups + `}`, "field maxInFlight: expected int, got JSON number 1.5"},
@@ -41,6 +42,29 @@ func TestDecodeMatchesNamesExactly(t *testing.T) {
 			require.Contains(t, err.Error(), tc.err)
 		})
 	}
+}
+
+// TestDecodeNullListIsEmpty: a null list, map or master object means what
+// it meant with encoding/json: empty, or absent.
+func TestDecodeNullListIsEmpty(t *testing.T) {
+	cfg, err := Parse([]byte(`{"upstreams": null, "upstreamsFile": "/etc/resolv.conf", "zones": null, "masters": null, "master": null}`))
+	require.NoError(t, err)
+	require.Empty(t, cfg.Upstreams)
+	require.Empty(t, cfg.Zones)
+	require.Empty(t, cfg.Masters)
+	require.Nil(t, cfg.Master)
+}
+
+// TestDecodeFieldGivenTwice: the last value wins, as with encoding/json
+// (files are extended by appending overrides), whatever the case of a
+// master field.
+func TestDecodeFieldGivenTwice(t *testing.T) {
+	cfg, err := Parse([]byte(`{"upstreams": ["192.0.2.1"], "upstreams": ["192.0.2.2"],
+ "master": {"ttl": 5, "TTL": 6, "http": "", "http": "127.0.0.1:8124"}}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"192.0.2.2:53"}, cfg.Upstreams)
+	require.Equal(t, 6, cfg.Master.TTL)
+	require.Equal(t, "127.0.0.1:8124", cfg.Master.HTTP)
 }
 
 // TestDecodeMasterNamesInAnyCase decodes master settings as Mesos-DNS's
