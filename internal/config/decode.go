@@ -49,11 +49,11 @@ func Parse(data []byte) (Config, error) {
 // tags exactly, case included (only master mode's object, whose names
 // come from Mesos-DNS, matches them in any case: see Master). Unknown
 // fields, wrong types, trailing data and a null where encoding/json would
-// have kept the default (see rejectNull) are errors (a field given twice
-// takes its last value);
-// a field's error is a *FieldError naming its dotted path
-// ("cache.maxEntries", `zones["mesos."][0]`). Other configuration files
-// (the watchdog's) use it too, so every file fails the same way.
+// have kept the default (see rejectNull) are errors; a field given twice
+// takes its last value. A field's error is a *FieldError naming its
+// dotted path ("cache.maxEntries", `zones["mesos."][0]`). Other
+// configuration files (the watchdog's) use it too, so every file fails
+// the same way.
 func DecodeStrict(data []byte, v any) error {
 	root := reflect.TypeOf(v)
 	// Checked first: a null must not silently reset a default.
