@@ -127,7 +127,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		o.Metrics.SetUpstreams(n.UpstreamStates)
 		o.Metrics.SetProxy(func() metrics.Proxy {
 			s := fwd.Stats()
-			return metrics.Proxy{Malformed: s.Malformed, Denied: s.Refused, Overload: s.Overload,
+			return metrics.Proxy{Malformed: s.Malformed + n.Server.Oversized(), Denied: s.Refused, Overload: s.Overload,
 				Unrouted: s.Unrouted, InFlight: s.InFlight, Waiting: s.Waiting}
 		})
 	}

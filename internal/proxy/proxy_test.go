@@ -603,21 +603,28 @@ func TestMalformedOPT(t *testing.T) {
 		name     string
 		q        *dns.Msg
 		networks []string
+		listener bool // over the listener's TCP message cap: refused before the query path
 	}{
-		{"two OPT records", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 0), opt(".", 0)} }), []string{"udp", "tcp"}},
-		{"OPT in the answer section", query(func(m *dns.Msg) { m.Answer = []dns.RR{opt(".", 0)} }), []string{"udp", "tcp"}},
-		{"OPT in the authority section", query(func(m *dns.Msg) { m.Ns = []dns.RR{opt(".", 0)} }), []string{"udp", "tcp"}},
-		{"OPT owned by a name", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt("example.", 0)} }), []string{"udp", "tcp"}},
-		{"600 bytes of padding", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 600)} }), []string{"udp", "tcp"}},
-		{"65000 bytes of padding", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 65000)} }), []string{"tcp"}},
+		{"two OPT records", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 0), opt(".", 0)} }), []string{"udp", "tcp"}, false},
+		{"OPT in the answer section", query(func(m *dns.Msg) { m.Answer = []dns.RR{opt(".", 0)} }), []string{"udp", "tcp"}, false},
+		{"OPT in the authority section", query(func(m *dns.Msg) { m.Ns = []dns.RR{opt(".", 0)} }), []string{"udp", "tcp"}, false},
+		{"OPT owned by a name", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt("example.", 0)} }), []string{"udp", "tcp"}, false},
+		{"600 bytes of padding", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 600)} }), []string{"udp", "tcp"}, false},
+		{"65000 bytes of padding", query(func(m *dns.Msg) { m.Extra = []dns.RR{opt(".", 65000)} }), []string{"tcp"}, true},
 	}
 	for _, tc := range tests {
 		for _, network := range tc.networks {
 			t.Run(tc.name+"/"+network, func(t *testing.T) {
-				before := n.Forwarder.Stats().Malformed
+				before, oversized := n.Forwarder.Stats().Malformed, n.Server.Oversized()
 				r := ask(t, n.addr, network, tc.q)
 				require.Equal(t, dns.RcodeFormatError, r.Rcode)
 				require.Equal(t, tc.q.Id, r.Id)
+				if tc.listener {
+					// Never read whole, so answered from its header alone.
+					require.Empty(t, r.Question)
+					require.Equal(t, oversized+1, n.Server.Oversized())
+					return
+				}
 				require.Len(t, r.Question, 1)
 				require.Equal(t, "WWW.Example.", r.Question[0].Name)
 				require.Empty(t, r.Answer)

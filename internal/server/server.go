@@ -152,6 +152,7 @@ type Server struct {
 	OnGraceOver func()
 
 	tcpConns atomic.Int64
+	oversize atomic.Uint64 // TCP messages over TCPMaxMessage
 	inflight sync.WaitGroup
 	rctx     context.Context     // readers' context, done when reading stops
 	hctx     context.Context     // handlers' context, cancelled after the grace
@@ -170,6 +171,10 @@ func (s *Server) TCPConns() int { return int(s.tcpConns.Load()) }
 // HeldBytes returns the bytes of TCP queries held between read and reply,
 // accounted against TCPHeldBytes.
 func (s *Server) HeldBytes() int64 { return s.held.Load() }
+
+// Oversized returns the number of TCP messages longer than TCPMaxMessage
+// that were answered FORMERR and skipped without reaching the Handler.
+func (s *Server) Oversized() uint64 { return s.oversize.Load() }
 
 // Serve serves on the given sockets until ctx is done, then stops reading,
 // lets in-flight queries finish within ShutdownGrace, and closes the

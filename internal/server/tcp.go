@@ -216,6 +216,7 @@ func (c *tcpConn) skip(n int) bool {
 	if !c.read(hdr) {
 		return false
 	}
+	c.s.oversize.Add(1)
 	c.s.Logger.Debug("tcp message over the size cap skipped", "client", c.client, "size", n, "cap", c.s.TCPMaxMessage)
 	c.write(dnswire.AppendFormErr(q.reply[:0], hdr, false))
 	scratch := q.reply[:cap(q.reply)] // the reply is written: reuse its buffer
