@@ -34,6 +34,7 @@ var layers = map[string]int{
 	"internal/metrics":     0,
 	"internal/resolvconf":  0,
 	"internal/testsupport": 0,
+	"internal/httpserve":   0,
 	"bench/internal/wire":  0,
 
 	"internal/server":      1,

@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/httpserve"
 	"github.com/spartan-dns/spartan/internal/metrics"
 	"github.com/spartan-dns/spartan/internal/proxy"
 	"github.com/spartan-dns/spartan/internal/service"
@@ -235,7 +236,12 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 			// Metrics are not worth refusing to serve DNS for.
 			logger.Error("metrics endpoint disabled; DNS keeps serving", "err", err)
 		} else {
-			g.Go(func() error { return m.Serve(sctx, ln) })
+			g.Go(func() error {
+				if err := httpserve.Serve(sctx, ln, m.Handler(), httpserve.Limits{}); err != nil {
+					return fmt.Errorf("metrics: %w", err)
+				}
+				return nil
+			})
 		}
 	}
 	g.Go(func() error { return sup.Run(sctx) })

@@ -298,43 +298,16 @@ func (m *Metrics) ready() error {
 	return (*f)()
 }
 
-// Listen binds the metrics address. It is separate from Serve so that the
-// caller can treat a bind failure as non-fatal: metrics are not worth
-// refusing to serve DNS for.
+// Listen binds the metrics address. It is separate from serving Handler
+// (with internal/httpserve, which bounds its clients) so that the caller
+// can treat a bind failure as non-fatal: metrics are not worth refusing to
+// serve DNS for.
 func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	return ln, nil
-}
-
-// Serve serves Handler on ln until ctx is done, then shuts the server down.
-func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           m.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("metrics: serving on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("metrics: serving on %s: %w", ln.Addr(), err)
-	}
-	return nil
 }
 
 // labelled1 maps one label value to counters, copy-on-write: lookups are

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spartan-dns/spartan/internal/httpserve"
 	"github.com/spartan-dns/spartan/internal/metrics"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
@@ -27,7 +28,7 @@ func serve(t *testing.T, m *metrics.Metrics) string {
 	ln, err := metrics.Listen(ctx, "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan error, 1)
-	go func() { done <- m.Serve(ctx, ln) }()
+	go func() { done <- httpserve.Serve(ctx, ln, m.Handler(), httpserve.Limits{}) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)

@@ -5,7 +5,8 @@
 // network namespaces (netns.go), multi-node topologies of namespaces on a
 // bridge with dig and getent run from a node (cluster.go), sd_notify and socket-activation stand-ins
 // (notify.go, activation.go), a Prometheus scraper (prometheus.go), a
-// socket-option reader (sockopt.go), and
+// socket-option reader (sockopt.go), a raw HTTP/1.1 client connection
+// (httpconn.go), and
 // builders of DNS queries and upstream replies for wire-format tests
 // (dnsmsg.go).
 //

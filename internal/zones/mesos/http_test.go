@@ -1,12 +1,15 @@
 package mesos
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/spartan-dns/spartan/internal/httpserve"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/stretchr/testify/require"
 )
@@ -181,4 +184,31 @@ func TestEnumerateCachedPerZone(t *testing.T) {
 	require.NotContains(t, second, "nginx")
 	require.Equal(t, second, taskNames())
 	require.Equal(t, builds+2, m.enumBuilds.Load())
+}
+
+// TestAPIListenerBoundsClients: master.http runs with timeouts and a
+// connection cap, so an idle keep-alive client is closed after the idle
+// timeout and one that never finishes its headers is cut off (both
+// shortened here).
+func TestAPIListenerBoundsClients(t *testing.T) {
+	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, `,"http":"127.0.0.1:0"`))
+	m.UseState(DemoState)
+	m.httpLimits = httpserve.Limits{IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: 50 * time.Millisecond}
+	require.NoError(t, m.ListenHTTP(t.Context()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	idle := testsupport.DialHTTP(t, m.HTTPAddr())
+	idle.Send(t, "/v1/version")
+	require.Equal(t, http.StatusOK, idle.Read(t))
+	require.Eventually(t, idle.ClosedByServer(), 10*time.Second, 10*time.Millisecond)
+
+	slow := testsupport.DialHTTP(t, m.HTTPAddr())
+	slow.Write(t, "GET /v1/version HTTP/1.1\r\n")
+	require.Eventually(t, slow.ClosedByServer(), 10*time.Second, 10*time.Millisecond)
 }

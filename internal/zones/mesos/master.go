@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/httpserve"
 	"github.com/spartan-dns/spartan/internal/zones"
 	"golang.org/x/sync/errgroup"
 )
@@ -69,6 +70,9 @@ type Master struct {
 
 	// httpLn is the API's socket when bound ahead of Run (ListenHTTP).
 	httpLn net.Listener
+	// httpLimits bound the API's clients (timeouts, connection cap);
+	// zero fields are httpserve's defaults. Tests shorten them.
+	httpLimits httpserve.Limits
 	// observe, when set, is told about every poll (metrics).
 	observe func(time.Duration, error)
 	// polled is set once the first poll has ended, however it ended.
@@ -197,18 +201,11 @@ func (m *Master) Run(ctx context.Context) error {
 			return err
 		}
 		ln := m.httpLn
-		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("master mode: HTTP API on %s: %w", m.cfg.HTTP, err)
+			if err := httpserve.Serve(ctx, ln, m.Handler(), m.httpLimits); err != nil {
+				return fmt.Errorf("master mode: HTTP API: %w", err)
 			}
 			return nil
-		})
-		g.Go(func() error {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
 		})
 		m.log.Info("Mesos-DNS HTTP API listening", "addr", ln.Addr().String())
 	}
