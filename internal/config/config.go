@@ -137,6 +137,20 @@ type Master struct {
 	// StateFile, when set, is read instead of polling the masters: a fixed
 	// state for demos and tests.
 	StateFile string `json:"stateFile"`
+	// MaxShrink is the largest share of the served zone's records one
+	// poll may take away at once, between 0 and 1. A bigger loss is held
+	// for one poll and applied only when the next poll, from the same
+	// leader, confirms it, or at once when the state itself explains it
+	// (the frameworks gone are listed as completed). 1 never holds.
+	// Default: 0.5.
+	MaxShrink float64 `json:"maxShrink"`
+	// AllowNets lists the client networks the authoritative port answers;
+	// others get REFUSED. Default: as the proxy's AllowNets (loopback,
+	// link-local, RFC 1918, RFC 6598, ULA).
+	AllowNets []string `json:"allowNets"`
+	// RRL is response rate limiting on the authoritative port's UDP
+	// replies.
+	RRL RRL `json:"rrl"`
 	// SOA fields. Defaults: ns1.<domain>, root.ns1.<domain>, 60, 600,
 	// 86400, 60.
 	SOAMname   string `json:"SOAMname"`
@@ -145,4 +159,33 @@ type Master struct {
 	SOARetry   uint32 `json:"SOARetry"`
 	SOAExpire  uint32 `json:"SOAExpire"`
 	SOAMinttl  uint32 `json:"SOAMinttl"`
+}
+
+// RRL configures response rate limiting on the master's authoritative port,
+// after BIND's rate-limit: each client prefix has an account credited
+// ResponsesPerSecond every second (up to that much) and debited for every
+// UDP reply; while it is negative, replies are dropped except every Slip-th,
+// which goes out truncated and empty so a real client retries over TCP.
+// TCP is never limited.
+type RRL struct {
+	// ResponsesPerSecond is each client prefix's limit; 0 turns rate
+	// limiting off. Default: 1000.
+	ResponsesPerSecond int `json:"responsesPerSecond"`
+	// Slip: every Slip-th reply over the limit is sent truncated (TC set,
+	// no records) instead of dropped; 0 drops them all, 1 truncates them
+	// all. Errors (REFUSED, FORMERR, SERVFAIL) over the limit are always
+	// dropped. Default: 2.
+	Slip int `json:"slip"`
+	// WindowSeconds bounds how far an account can go negative, in seconds
+	// of its limit: a client that kept sending over the limit stays
+	// limited this long after it slows down. Default: 15.
+	WindowSeconds int `json:"windowSeconds"`
+	// IPv4PrefixLength and IPv6PrefixLength group clients into accounts.
+	// Defaults: 24, 56.
+	IPv4PrefixLength int `json:"ipv4PrefixLength"`
+	IPv6PrefixLength int `json:"ipv6PrefixLength"`
+	// Exempt lists client networks never limited. Default: loopback
+	// (the master's own proxy; a loopback source cannot be spoofed from
+	// the network).
+	Exempt []string `json:"exempt"`
 }

@@ -39,6 +39,23 @@ func TestParseDefaultsPortsAndMaster(t *testing.T) {
 	require.Equal(t, "ns1.mesos.", cfg.Master.SOAMname)
 	require.Equal(t, "root.ns1.mesos.", cfg.Master.SOARname)
 	require.Equal(t, []string{"0.0.0.0:61053"}, cfg.Master.Listen)
+	require.Equal(t, 0.5, cfg.Master.MaxShrink)
+	require.Equal(t, DefaultAllowNets(), cfg.Master.AllowNets)
+	require.Equal(t, RRL{ResponsesPerSecond: 1000, Slip: 2, WindowSeconds: 15, IPv4PrefixLength: 24, IPv6PrefixLength: 56,
+		Exempt: []string{"127.0.0.0/8", "::1/128"}}, cfg.Master.RRL)
+}
+
+// TestMasterGuardFields: a partial "rrl" object keeps the defaults of the
+// fields it leaves out; the client networks replace the default list.
+func TestMasterGuardFields(t *testing.T) {
+	cfg, err := Parse([]byte(`{"master": {"maxShrink": 1, "allowNets": ["192.0.2.0/24"],
+		"rrl": {"responsesPerSecond": 0, "exempt": []}}}`))
+	require.NoError(t, err)
+	require.Equal(t, 1.0, cfg.Master.MaxShrink)
+	require.Equal(t, []string{"192.0.2.0/24"}, cfg.Master.AllowNets)
+	require.Equal(t, RRL{Slip: 2, WindowSeconds: 15, IPv4PrefixLength: 24, IPv6PrefixLength: 56, Exempt: []string{}}, cfg.Master.RRL)
+	// The proxy's list is its own.
+	require.Equal(t, DefaultAllowNets(), cfg.AllowNets)
 }
 
 func TestParseErrorsNameTheField(t *testing.T) {
@@ -65,6 +82,16 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"empty cluster domain", `{"clusterDomain": ""}`, "field clusterDomain: empty domain name"},
 		{"bad log level", `{"log": {"level": "loud"}}`, "field log.level"},
 		{"bad ip source", `{"master": {"IPSources": ["dns"]}}`, "field master.IPSources[0]"},
+		{"maxShrink over 1", `{"master": {"maxShrink": 1.5}}`, "field master.maxShrink: must be between 0 and 1"},
+		{"negative maxShrink", `{"master": {"maxShrink": -0.1}}`, "field master.maxShrink"},
+		{"master bad cidr", `{"master": {"allowNets": ["10.0.0.0/8", "nope"]}}`, `field master.allowNets[1]: not a CIDR prefix: "nope"`},
+		{"rrl unknown field", `{"master": {"rrl": {"rate": 5}}}`, "rate: unknown field"},
+		{"rrl negative rate", `{"master": {"rrl": {"responsesPerSecond": -1}}}`, "field master.rrl.responsesPerSecond: must be between 0 and 1000000, got -1"},
+		{"rrl slip", `{"master": {"rrl": {"slip": 11}}}`, "field master.rrl.slip: must be between 0 and 10"},
+		{"rrl window", `{"master": {"rrl": {"windowSeconds": 0}}}`, "field master.rrl.windowSeconds"},
+		{"rrl v4 prefix", `{"master": {"rrl": {"ipv4PrefixLength": 33}}}`, "field master.rrl.ipv4PrefixLength"},
+		{"rrl v6 prefix", `{"master": {"rrl": {"ipv6PrefixLength": 129}}}`, "field master.rrl.ipv6PrefixLength"},
+		{"rrl exempt", `{"master": {"rrl": {"exempt": ["::1"]}}}`, "field master.rrl.exempt[0]: not a CIDR prefix"},
 		{"trailing data", `{} {}`, "trailing data"},
 		{"syntax", `{"listen": [}`, "invalid JSON"},
 	} {

@@ -54,10 +54,20 @@ func DefaultMaster() Master {
 		TTL:                 60,
 		HTTP:                "127.0.0.1:8123",
 		IPSources:           []string{"netinfo", "mesos", "host"},
-		SOARefresh:          60,
-		SOARetry:            600,
-		SOAExpire:           86400,
-		SOAMinttl:           60,
+		MaxShrink:           0.5,
+		AllowNets:           DefaultAllowNets(),
+		RRL: RRL{
+			ResponsesPerSecond: 1000,
+			Slip:               2,
+			WindowSeconds:      15,
+			IPv4PrefixLength:   24,
+			IPv6PrefixLength:   56,
+			Exempt:             []string{"127.0.0.0/8", "::1/128"},
+		},
+		SOARefresh: 60,
+		SOARetry:   600,
+		SOAExpire:  86400,
+		SOAMinttl:  60,
 	}
 }
 

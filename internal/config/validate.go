@@ -74,10 +74,8 @@ func (c *Config) Validate() error {
 		zones[d] = norm
 	}
 	c.Zones = zones
-	for i, n := range c.AllowNets {
-		if _, err := netip.ParsePrefix(n); err != nil {
-			return fieldErr(fmt.Sprintf("allowNets[%d]", i), "not a CIDR prefix: %q", n)
-		}
+	if err := validNets("allowNets", c.AllowNets); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		name string
@@ -225,6 +223,15 @@ func (m *Master) validate(clusterDomain string) error {
 			return fieldErr(fmt.Sprintf("master.IPSources[%d]", i), "want netinfo, mesos, docker or host, got %q", s)
 		}
 	}
+	if !(m.MaxShrink >= 0 && m.MaxShrink <= 1) {
+		return fieldErr("master.maxShrink", "must be between 0 and 1 (a share of the zone's records), got %v", m.MaxShrink)
+	}
+	if err := validNets("master.allowNets", m.AllowNets); err != nil {
+		return err
+	}
+	if err := m.RRL.validate(); err != nil {
+		return err
+	}
 	if m.SOAMname == "" {
 		m.SOAMname = "ns1." + m.Domain
 	}
@@ -240,6 +247,36 @@ func (m *Master) validate(clusterDomain string) error {
 			return fieldErr(f.name, "%v", err)
 		}
 		*f.v = d
+	}
+	return nil
+}
+
+func (r *RRL) validate() error {
+	// The ranges are BIND's (rate-limit in named.conf).
+	for _, f := range []struct {
+		name   string
+		v      int
+		lo, hi int
+	}{
+		{"master.rrl.responsesPerSecond", r.ResponsesPerSecond, 0, 1000000},
+		{"master.rrl.slip", r.Slip, 0, 10},
+		{"master.rrl.windowSeconds", r.WindowSeconds, 1, 3600},
+		{"master.rrl.ipv4PrefixLength", r.IPv4PrefixLength, 0, 32},
+		{"master.rrl.ipv6PrefixLength", r.IPv6PrefixLength, 0, 128},
+	} {
+		if f.v < f.lo || f.v > f.hi {
+			return fieldErr(f.name, "must be between %d and %d, got %d", f.lo, f.hi, f.v)
+		}
+	}
+	return validNets("master.rrl.exempt", r.Exempt)
+}
+
+// validNets checks that every entry of a network list is a CIDR prefix.
+func validNets(field string, nets []string) error {
+	for i, n := range nets {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return fieldErr(fmt.Sprintf("%s[%d]", field, i), "not a CIDR prefix: %q", n)
+		}
 	}
 	return nil
 }
