@@ -15,7 +15,11 @@ type decoder struct {
 	// inside a task they only disqualify that task.
 	lenient bool
 	typeErr bool
-	intern  map[string]string
+	// stateRead is set when the task being read has a string "state"
+	// (the last one, when repeated): a malformed task whose state is
+	// unknown may have been running.
+	stateRead bool
+	intern    map[string]string
 	// Scratch space reused from task to task.
 	cur, best status
 	niIPs     []netip.Addr
@@ -243,6 +247,8 @@ func (d *decoder) state(st *State) error {
 				st.Frameworks = append(st.Frameworks, fw)
 				return nil
 			})
+		case "completed_frameworks":
+			return d.completedFrameworks(st)
 		case "slaves":
 			return d.arrayOf("slaves", func() error {
 				var sl Slave
@@ -275,6 +281,32 @@ func (d *decoder) state(st *State) error {
 	return nil
 }
 
+// completedFrameworks reads the IDs of the frameworks the master lists as
+// completed (torn down), the evidence that a shrink of the zone is real.
+// Nothing else of them is kept, and an entry of the wrong shape is only
+// no evidence: it fails nothing.
+func (d *decoder) completedFrameworks(st *State) error {
+	d.lenient = true
+	defer func() { d.lenient, d.typeErr = false, false }()
+	return d.arrayOf("completed_frameworks", func() error {
+		d.typeErr = false
+		var id string
+		err := d.objectOf("completed framework", func(key []byte) error {
+			if string(key) == "id" {
+				return d.stringTo(&id, "completed framework id", false)
+			}
+			return d.s.skip()
+		})
+		if err != nil {
+			return fmt.Errorf("completed_frameworks: %w", err)
+		}
+		if !d.typeErr && id != "" {
+			st.CompletedFrameworks = append(st.CompletedFrameworks, id)
+		}
+		return nil
+	})
+}
+
 // framework reads one framework object, streaming its task list.
 func (d *decoder) framework(st *State) (Framework, error) {
 	var fw Framework
@@ -299,7 +331,7 @@ func (d *decoder) framework(st *State) (Framework, error) {
 				}
 				switch {
 				case d.typeErr:
-					if running {
+					if running || !d.stateRead {
 						st.Skipped++
 					}
 				case running:
@@ -324,7 +356,7 @@ func (d *decoder) framework(st *State) (Framework, error) {
 // task reads one task and reports whether it is running; d.typeErr says
 // whether a field had the wrong JSON type.
 func (d *decoder) task() (t Task, running bool, err error) {
-	d.lenient, d.typeErr = true, false
+	d.lenient, d.typeErr, d.stateRead = true, false, false
 	defer func() { d.lenient = false }()
 	d.best.reset()
 	d.idHash = d.idHash[:0]
@@ -346,6 +378,7 @@ func (d *decoder) task() (t Task, running bool, err error) {
 			return d.stringTo(&t.SlaveID, "task slave_id", true)
 		case is(key, "state"):
 			v, set, err := d.string("task state")
+			d.stateRead = set
 			if set {
 				running = string(v) == "TASK_RUNNING"
 			}

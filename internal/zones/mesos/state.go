@@ -20,8 +20,22 @@ type State struct {
 	// Frameworks and Slaves are in state order.
 	Frameworks []Framework
 	Slaves     []Slave
-	// Skipped counts running tasks left out because they were malformed.
+	// CompletedFrameworks lists the IDs of the frameworks the master
+	// reports as completed (torn down).
+	CompletedFrameworks []string
+	// Skipped counts tasks left out because a field had the wrong JSON
+	// type: running ones, and ones whose state could not be read (they
+	// may have been running).
 	Skipped int
+}
+
+// RunningTasks returns the number of running tasks decoded.
+func (st *State) RunningTasks() int {
+	n := 0
+	for i := range st.Frameworks {
+		n += len(st.Frameworks[i].Tasks)
+	}
+	return n
 }
 
 // Framework is a Mesos framework and its running tasks.

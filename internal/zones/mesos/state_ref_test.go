@@ -4,6 +4,7 @@ package mesos
 // streaming decoder is checked against (same State for the same input).
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,6 +115,12 @@ func decodeStateRef(r io.Reader) (*State, error) {
 			if err != nil {
 				return nil, fmt.Errorf("state: frameworks: %w", err)
 			}
+		case "completed_frameworks":
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, fmt.Errorf("state: completed_frameworks: %w", err)
+			}
+			st.CompletedFrameworks = append(st.CompletedFrameworks, completedFrameworksRef(raw)...)
 		case "slaves":
 			var raw struct {
 				ID       string `json:"id"`
@@ -149,6 +156,48 @@ func decodeStateRef(r io.Reader) (*State, error) {
 	return st, nil
 }
 
+// completedFrameworksRef returns the IDs of the completed frameworks in
+// raw; values of the wrong shape are left out.
+func completedFrameworksRef(raw json.RawMessage) []string {
+	var elems []json.RawMessage
+	if json.Unmarshal(raw, &elems) != nil {
+		return nil
+	}
+	var ids []string
+	for _, e := range elems {
+		dec := json.NewDecoder(bytes.NewReader(e))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			continue
+		}
+		var id string
+		bad := false
+		for dec.More() {
+			key, err := objectKey(dec)
+			if err != nil {
+				bad = true
+				break
+			}
+			if key != "id" {
+				if skipValue(dec) != nil {
+					bad = true
+					break
+				}
+				continue
+			}
+			var s *string
+			if err := dec.Decode(&s); err != nil {
+				bad = true
+			} else if s != nil {
+				id = *s
+			}
+		}
+		if !bad && id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // decodeFramework reads one framework object, streaming its task list.
 func decodeFrameworkRef(dec *json.Decoder, st *State) (Framework, error) {
 	var fw Framework
@@ -176,11 +225,21 @@ func decodeFrameworkRef(dec *json.Decoder, st *State) (Framework, error) {
 				// A fresh value each time: decoding into a reused slice
 				// would leave stale fields from the previous task.
 				raw = rawTask{}
-				if err := dec.Decode(&raw); err != nil {
+				var msg json.RawMessage
+				if err := dec.Decode(&msg); err != nil {
+					return err
+				}
+				if err := json.Unmarshal(msg, &raw); err != nil {
 					var typeErr *json.UnmarshalTypeError
 					if errors.As(err, &typeErr) {
-						// The value was consumed; only this task is bad.
-						if raw.State == "TASK_RUNNING" {
+						// Only this task is bad. It counts when it was
+						// running or its state cannot be read.
+						var state struct {
+							State json.RawMessage `json:"state"`
+						}
+						_ = json.Unmarshal(msg, &state)
+						read := len(state.State) > 0 && state.State[0] == '"'
+						if !read || raw.State == "TASK_RUNNING" {
 							st.Skipped++
 						}
 						return nil

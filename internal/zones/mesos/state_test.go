@@ -49,6 +49,12 @@ var decodeCases = []string{
 	`{"n":[-0,0.5e-3,1E+9,-12.25,true,false,null,"\ud83d\ude00 \u0000",{"a":{"b":[[],{}]}}],"slaves":null,"frameworks":null}`,
 	`  {"slaves":[null,{"id":"s","hostname":"h","pid":null}]}  `,
 	dupNamesState, invalidUTF8State,
+	// Malformed tasks whose state cannot be read count as skipped;
+	// completed frameworks keep only well-formed IDs.
+	`{"frameworks":[{"name":"m","tasks":[{"id":5,"state":7},{"id":5},{"id":5,"state":null},{"id":5,"state":""},{"id":5,"state":"TASK_KILLED"},{"id":"a","state":7},
+	  {"id":5,"state":"x","state":null},{"id":5,"state":"TASK_RUNNING","state":null},{"id":5,"state":null,"State":"TASK_KILLED"}]}]}`,
+	`{"completed_frameworks":[{"id":"f1","tasks":[{"id":1}]},{"id":5},{"id":"f2","id":null},{"ID":"f3"},null,7,{"id":""}],"completed_frameworks":null}`,
+	`{"completed_frameworks":{"id":"f"}}`, `{"completed_frameworks":[{"id":"a","id":5}],"completed_frameworks":[{"id":"b"}]}`,
 	// Malformed (but for the nesting within the limit): each must fail.
 	``, `null`, `[]`, `{"frameworks":`, `{"frameworks":[{"tasks":[{]}]}`, `{"leader":"x"} trailing`,
 	`{"frameworks":{"not":"an array"}}`, "\x00\x01garbage", `<html>502 Bad Gateway</html>`,
