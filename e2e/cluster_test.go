@@ -192,6 +192,9 @@ func startCluster(t *testing.T) *cluster {
 				"domain":         "mesos.",
 				"refreshSeconds": 1,
 				"http":           "127.0.0.1:8123",
+				// The cluster lives in a documentation range, outside
+				// the default client networks.
+				"allowNets": []string{"192.0.2.0/24"},
 			},
 		})
 		m.proc = m.ns.Start(t, c.spartan, "-config", cfg)

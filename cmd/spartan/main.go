@@ -199,6 +199,13 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 				return metrics.Poll{Polls: s.Polls, Failures: s.Failures, LastDuration: s.LastPollDuration, LastSuccess: s.LastSuccess}
 			})
 			ms.Master.ObservePolls(m.ObservePoll)
+			m.SetMasterGuard(func() metrics.MasterGuard {
+				g := ms.Guard.Stats()
+				return metrics.MasterGuard{
+					Refused: g.Refused, RateLimited: g.RateLimited, Dropped: g.Dropped, Slipped: g.Slipped,
+					HeldShrinks: ms.Master.Stats().HeldShrinks,
+				}
+			})
 		}
 	}
 	if m != nil && node.Cache != nil {

@@ -309,6 +309,7 @@ func TestMasterFlag(t *testing.T) {
 			RefreshSeconds: 5, StateTimeoutSeconds: 10, TTL: 60, HTTP: "127.0.0.1:8123",
 			IPSources: []string{"netinfo", "mesos", "host"}, SOAMname: "ns1.dcos.", SOARname: "root.ns1.dcos.",
 			SOARefresh: 60, SOARetry: 600, SOAExpire: 86400, SOAMinttl: 60,
+			MaxShrink: 0.5, AllowNets: config.DefaultAllowNets(), RRL: defaults.RRL,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,6 +63,7 @@ type Metrics struct {
 	zoneSrc      atomic.Pointer[func() []Zone]
 	pollSrc      atomic.Pointer[func() Poll]
 	readySrc     atomic.Pointer[func() error]
+	guardSrc     atomic.Pointer[func() MasterGuard]
 
 	extraMu sync.Mutex
 	extra   []route // added with Handle, served beside the metrics
@@ -106,6 +107,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		hv, m.legHV, m.pollHV,
 		(*collector)(m),
+		(*guardCollector)(m),
 	)
 	return m
 }

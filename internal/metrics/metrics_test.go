@@ -357,3 +357,29 @@ func TestNilMetricsObserveIsNoop(t *testing.T) {
 	m.ObservePoll(time.Second, nil)
 	m.ObserveReload(nil)
 }
+
+// TestMasterGuardMetrics: master mode's guard counters are exported while
+// their source is set.
+func TestMasterGuardMetrics(t *testing.T) {
+	m := metrics.New()
+	base := serve(t, m)
+	s := testsupport.Scrape(t, base+"/metrics")
+	require.NotContains(t, s, "spartan_master_refused_total")
+
+	m.SetMasterGuard(func() metrics.MasterGuard {
+		return metrics.MasterGuard{Refused: 3, RateLimited: 10, Dropped: 6, Slipped: 4, HeldShrinks: 2}
+	})
+	s = testsupport.Scrape(t, base+"/metrics")
+	for name, want := range map[string]float64{
+		"spartan_master_refused_total":           3,
+		"spartan_master_ratelimited_total":       10,
+		"spartan_master_ratelimit_dropped_total": 6,
+		"spartan_master_ratelimit_slipped_total": 4,
+		"spartan_state_shrinks_held_total":       2,
+	} {
+		require.Equal(t, want, s.Must(t, name), name)
+	}
+	m.SetMasterGuard(nil)
+	s = testsupport.Scrape(t, base+"/metrics")
+	require.NotContains(t, s, "spartan_master_refused_total")
+}

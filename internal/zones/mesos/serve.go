@@ -31,6 +31,9 @@ type DNSHandler struct {
 	// proxy for names that exist; SERVFAIL makes them use another master
 	// or their stale copy instead.
 	Loaded func() bool
+	// Guard, when set, refuses clients outside the allowed networks and
+	// rate limits UDP replies (see Guard).
+	Guard *Guard
 
 	memo *replyMemo // nil: every query takes the general path
 }
@@ -60,10 +63,34 @@ func (h DNSHandler) reply(req *server.Request, dst []byte) []byte {
 	if len(msg) < 12 || msg[2]&0x80 != 0 {
 		return nil
 	}
+	var q dnswire.Query
+	if h.Guard == nil {
+		return h.answer(req, dst, &q)
+	}
+	var out []byte
+	c := clientOf(req.Client.Addr())
+	if h.Guard.allowed(c) {
+		out = h.answer(req, dst, &q)
+	} else {
+		out = h.Guard.refuse(msg, dst, &q)
+	}
+	if req.TCP || out == nil {
+		return out
+	}
+	// The listener's clock reading, when it made one: no second one.
+	now := req.Received
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return h.Guard.limit(c, now, out)
+}
+
+// answer returns the reply to the query msg, parsing it into q.
+func (h DNSHandler) answer(req *server.Request, dst []byte, q *dnswire.Query) []byte {
+	msg := req.Msg
 	loaded := h.Loaded == nil || h.Loaded()
 	// A plain query may have its reply in the memo; the version is read
 	// first, so a zone swapped meanwhile only makes the new entry stale.
-	var q dnswire.Query
 	memo := loaded && h.memo != nil && q.Parse(msg) == nil && q.Cacheable()
 	var version uint64
 	held := false
@@ -75,7 +102,7 @@ func (h DNSHandler) reply(req *server.Request, dst []byte) []byte {
 		}
 		var out []byte
 		var ok bool
-		if out, ok, held = h.memo.get(&q, version, dst, limit); ok {
+		if out, ok, held = h.memo.get(q, version, dst, limit); ok {
 			return out
 		}
 	}
@@ -92,7 +119,7 @@ func (h DNSHandler) reply(req *server.Request, dst []byte) []byte {
 	resp := h.Auth.Reply(&m, true)
 	out := pack(resp, msg, dst)
 	if memo && !held && memoable(resp) {
-		h.memo.put(&q, version, out)
+		h.memo.put(q, version, out)
 	}
 	if req.TCP || len(out) <= zones.ReplySize(&m, false) {
 		return out
@@ -143,13 +170,17 @@ type ServiceOptions struct {
 // Service is master mode assembled and bound: the state poller, the
 // authoritative DNS listeners on master.listen (UDP and TCP, the same
 // server.Server the proxy runs on: IP_FREEBIND, pipelined TCP, connection
-// cap, graceful shutdown) and the HTTP API. Everything is bound by NewService, so a
-// taken port fails start-up rather than a running process.
+// cap, graceful shutdown) behind its Guard, and the HTTP API. Everything
+// is bound by NewService, so a taken port fails start-up rather than a
+// running process.
 type Service struct {
 	Master *Master
 	DNS    *server.Server
-	pcs    []net.PacketConn
-	lns    []net.Listener
+	// Guard is the authoritative port's client policy (master.allowNets,
+	// master.rrl), for its counters.
+	Guard *Guard
+	pcs   []net.PacketConn
+	lns   []net.Listener
 }
 
 // NewService builds master mode for a validated configuration and binds
@@ -167,12 +198,18 @@ func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Serv
 	if o.State != nil {
 		m.UseState(o.State)
 	}
+	guard, err := NewGuard(cfg)
+	if err != nil {
+		return nil, err
+	}
 	pcs, lns, err := server.ListenAll(ctx, cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("master.listen: %w", err)
 	}
-	s := &Service{Master: m, pcs: pcs, lns: lns, DNS: &server.Server{
-		Handler:          NewDNSHandler(zones.NewAuthority(m.Store()), m.Polled),
+	h := NewDNSHandler(zones.NewAuthority(m.Store()), m.Polled)
+	h.Guard = guard
+	s := &Service{Master: m, Guard: guard, pcs: pcs, lns: lns, DNS: &server.Server{
+		Handler:          h,
 		Logger:           logger.With("component", "master-dns"),
 		TCPIdleTimeout:   o.TCPIdleTimeout,
 		MaxTCPConns:      o.MaxTCPConns,

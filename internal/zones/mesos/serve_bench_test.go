@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/spartan-dns/spartan/internal/zones"
@@ -71,7 +72,9 @@ func BenchmarkAuthoritativeUDP(b *testing.B) {
 // BenchmarkDNSHandler is the handler alone, without sockets, for a task A
 // query with EDNS in the 100,000-task zone: "general" unpacks, looks up
 // and packs every time; "memo" is the handler master mode runs, which
-// patches the stored reply of a repeated question.
+// patches the stored reply of a repeated question, behind the default
+// Guard (client networks and rate limiting); "memo-unguarded" is it
+// without the Guard.
 func BenchmarkDNSHandler(b *testing.B) {
 	st, err := DecodeState(bytes.NewReader(benchData(b)))
 	require.NoError(b, err)
@@ -83,13 +86,22 @@ func BenchmarkDNSHandler(b *testing.B) {
 	wire, err := m.Pack()
 	require.NoError(b, err)
 	for _, tc := range []struct {
-		name string
-		h    DNSHandler
+		name  string
+		h     DNSHandler
+		guard bool
 	}{
-		{"general", DNSHandler{Auth: auth}},
-		{"memo", NewDNSHandler(auth, nil)},
+		{"general", DNSHandler{Auth: auth}, false},
+		{"memo", NewDNSHandler(auth, nil), true},
+		{"memo-unguarded", NewDNSHandler(auth, nil), false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
+			if tc.guard {
+				// Fresh accounts for every run: each run's clock
+				// starts over.
+				guard, err := NewGuard(config.DefaultMaster())
+				require.NoError(b, err)
+				tc.h.Guard = guard
+			}
 			// Clients in 4096 /24s of 10.0.0.0/8, with time moving 1 µs
 			// per query: each prefix sends about 244 queries a second,
 			// under any rate limit, so the accounting is measured, not
@@ -117,4 +129,31 @@ func BenchmarkDNSHandler(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDNSHandlerLimited is the memo path for one client flooding far
+// over its rate limit: every reply is dropped or slipped, and that costs
+// no more than answering.
+func BenchmarkDNSHandlerLimited(b *testing.B) {
+	st, err := DecodeState(bytes.NewReader(benchData(b)))
+	require.NoError(b, err)
+	z, _ := BuildZone(st, goldenOptions(), 1)
+	m := new(dns.Msg)
+	m.SetQuestion("app-4242.marathon.mesos.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	wire, err := m.Pack()
+	require.NoError(b, err)
+	guard, err := NewGuard(config.DefaultMaster())
+	require.NoError(b, err)
+	h := NewDNSHandler(zones.NewAuthority(zones.NewStore(z)), nil)
+	h.Guard = guard
+	req := &server.Request{Msg: wire, Client: netip.MustParseAddrPort("10.9.9.9:5300"), Received: time.Now()}
+	dst := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeFast(req, dst)
+	}
+	b.StopTimer()
+	require.Positive(b, guard.Stats().Dropped)
+	require.Positive(b, guard.Stats().Slipped)
 }
