@@ -372,3 +372,46 @@ func TestServiceGuard(t *testing.T) {
 	require.Less(t, len(replies), 50)
 	require.Positive(t, s.Guard.Stats().RateLimited)
 }
+
+// FuzzGuardedHandler feeds arbitrary messages to master mode's handler
+// behind a Guard, from an allowed and a refused client, over UDP with a
+// tiny rate limit: it must never panic, a refusal is never larger than
+// the message, and whatever goes out parses.
+func FuzzGuardedHandler(f *testing.F) {
+	for _, q := range []*dns.Msg{
+		question("nginx.marathon.mesos.", dns.TypeA),
+		question("_car-store._tcp.marathon.mesos.", dns.TypeSRV),
+		question("example.com.", dns.TypeANY),
+	} {
+		wire, err := q.Pack()
+		require.NoError(f, err)
+		f.Add(wire, false)
+		f.Add(wire, true)
+	}
+	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1}, true)
+	f.Add(make([]byte, 12), false)
+	m := demoMaster(f)
+	cfg := masterConfig(f, []string{"10.0.0.1:5050"}, `,"allowNets":["10.0.0.0/8"],"rrl":{"responsesPerSecond":1,"slip":1}`)
+	g, err := NewGuard(cfg)
+	require.NoError(f, err)
+	h := NewDNSHandler(zones.NewAuthority(m.Store()), nil)
+	h.Guard = g
+	allowed, refused := netip.MustParseAddrPort("10.1.1.1:5300"), netip.MustParseAddrPort("192.0.2.1:5300")
+	f.Fuzz(func(t *testing.T, msg []byte, deny bool) {
+		req := &server.Request{Msg: msg, Client: allowed, Received: time.Now()}
+		if deny {
+			req.Client = refused
+		}
+		out, ok := h.ServeFast(req, make([]byte, 0, 512))
+		require.True(t, ok)
+		if out == nil {
+			return
+		}
+		if deny {
+			require.LessOrEqual(t, len(out), len(msg), "a refusal amplifies nothing")
+			require.Equal(t, byte(dns.RcodeRefused), out[3]&0xF)
+		}
+		var r dns.Msg
+		require.NoError(t, r.Unpack(out))
+	})
+}
