@@ -206,8 +206,8 @@ const (
 
 // rrlSlots is the number of accounts: a fixed table, so a flood from
 // spoofed sources costs no memory. Prefixes whose hashes meet in one slot
-// take it over in turn (a tag tells them apart), which only ever gives
-// the newcomer a fresh account.
+// take it over in turn (a tag tells them apart) while its account is not
+// in debt, and share it while it is (see account).
 const rrlSlots = 1 << 16
 
 // The bits of one slot, one atomic word: tag | slip count | second |
@@ -306,19 +306,28 @@ func (r *rateLimiter) account(c client, now time.Time) rrlVerdict {
 	}
 	for {
 		old := slot.Load()
-		s, bal, cnt := sec, r.rate, uint64(0)
-		if old>>56 == tag {
-			bal = int64(old<<(64-rrlBalBits)) >> (64 - rrlBalBits)
-			cnt = old >> (rrlBalBits + rrlSecBits) & rrlCntMask
+		t, s, bal, cnt := tag, sec, r.rate, uint64(0)
+		if old != 0 {
+			// The account in the slot, credited for the time since it
+			// was last touched. It is this prefix's when the tags
+			// match; another prefix's account is taken over only when
+			// it is not in debt: a colliding prefix then shares the
+			// debt rather than wiping it, so a flood can never earn
+			// its victim fresh credit through a collision.
+			obal := int64(old<<(64-rrlBalBits)) >> (64 - rrlBalBits)
 			last := old >> rrlBalBits & rrlSecMask
-			switch el := (s - last) & rrlSecMask; {
+			os := sec
+			switch el := (sec - last) & rrlSecMask; {
 			case el >= 1<<(rrlSecBits-1):
 				// A query read just before the one that last
 				// touched the account: no credit, and the account's
 				// second stays.
-				s = last
+				os = last
 			case el > 0:
-				bal = min(r.rate, bal+int64(el)*r.rate)
+				obal = min(r.rate, obal+int64(el)*r.rate)
+			}
+			if old>>56 == tag || obal < 0 {
+				t, s, bal, cnt = old>>56, os, obal, old>>(rrlBalBits+rrlSecBits)&rrlCntMask
 			}
 		}
 		bal--
@@ -332,7 +341,7 @@ func (r *rateLimiter) account(c client, now time.Time) rrlVerdict {
 				}
 			}
 		}
-		next := tag<<56 | cnt<<(rrlBalBits+rrlSecBits) | s<<rrlBalBits | uint64(bal)&(1<<rrlBalBits-1)
+		next := t<<56 | cnt<<(rrlBalBits+rrlSecBits) | s<<rrlBalBits | uint64(bal)&(1<<rrlBalBits-1)
 		if slot.CompareAndSwap(old, next) {
 			return v
 		}

@@ -139,6 +139,29 @@ func TestRateLimiterAccounts(t *testing.T) {
 		pass, _, _ = verdicts(r, clientAt("2001:db8::1"), r.base, 1)
 		require.Equal(t, 1, pass, "IPv6 apart")
 	})
+	t.Run("a colliding prefix shares a debt and takes over a credit", func(t *testing.T) {
+		r := newLimiter(t, rrlConfig(small))
+		// Two /24s whose accounts fall in one slot.
+		a := clientAt("10.0.0.1")
+		ha := r.hash(a)
+		var b client
+		for i := 1; ; i++ {
+			b = clientOf(netip.AddrFrom4([4]byte{byte(11 + i>>16), byte(i >> 8), byte(i), 1}))
+			if h := r.hash(b); h&(rrlSlots-1) == ha&(rrlSlots-1) && h>>56|1 != ha>>56|1 {
+				break
+			}
+		}
+		verdicts(r, a, r.base, 100)
+		pass, _, _ := verdicts(r, b, r.base, 1)
+		require.Zero(t, pass, "the flood's debt is not wiped by a collision")
+		// Once a's account is out of debt, b takes the slot over with a
+		// fresh account, and a gets one back in turn.
+		later := r.base.Add(time.Minute)
+		pass, _, _ = verdicts(r, b, later, 10)
+		require.Equal(t, 10, pass)
+		pass, _, _ = verdicts(r, a, later, 10)
+		require.Equal(t, 10, pass)
+	})
 	t.Run("exempt", func(t *testing.T) {
 		r := newLimiter(t, rrlConfig(func(c *config.RRL) { small(c); c.Exempt = []string{"192.0.2.0/25", "::1/128"} }))
 		for _, a := range []string{"192.0.2.1", "::1"} {
