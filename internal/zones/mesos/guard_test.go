@@ -1,7 +1,6 @@
 package mesos
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -202,17 +201,7 @@ func serveGuarded(t *testing.T, auth *zones.Authority, cfg config.Master) (strin
 	require.NoError(t, err)
 	h := NewDNSHandler(auth, nil)
 	h.Guard = g
-	pc, ln, err := server.Listen(t.Context(), "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &server.Server{Handler: h, Logger: discardLogger()}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, []net.PacketConn{pc}, []net.Listener{ln}) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	return pc.LocalAddr().String(), g
+	return serveHandler(t, h), g
 }
 
 // clientFrom returns a DNS client sending from the loopback address src.
@@ -369,16 +358,7 @@ func TestRateLimitOffAndExempt(t *testing.T) {
 func TestServiceGuard(t *testing.T) {
 	cfg := masterConfig(t, []string{"1.2.3.4:5050"},
 		`,"allowNets":["127.0.0.1/32","127.0.1.0/24"],"rrl":{"responsesPerSecond":5,"exempt":["127.0.0.1/32"]}`)
-	cfg.Listen = []string{"127.0.0.1:0"}
-	ctx, cancel := context.WithCancel(t.Context())
-	s, err := NewService(ctx, cfg, ServiceOptions{Logger: discardLogger(), State: DemoState})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	s := startService(t, cfg, ServiceOptions{Logger: discardLogger(), State: DemoState})
 	srv := s.Addrs()[0]
 	q := question("nginx.marathon.mesos.", dns.TypeA)
 	require.Eventually(t, func() bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/spartan-dns/spartan/internal/zones"
@@ -21,9 +22,16 @@ import (
 // UDP and TCP port (the same number), and returns the address.
 func serveAuthority(t *testing.T, auth *zones.Authority) string {
 	t.Helper()
+	return serveHandler(t, NewDNSHandler(auth, nil))
+}
+
+// serveHandler serves h on server.Server on a loopback UDP and TCP port
+// (the same number) until the test ends, and returns the address.
+func serveHandler(t *testing.T, h server.Handler) string {
+	t.Helper()
 	pc, ln, err := server.Listen(t.Context(), "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := &server.Server{Handler: NewDNSHandler(auth, nil), Logger: discardLogger()}
+	srv := &server.Server{Handler: h, Logger: discardLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, []net.PacketConn{pc}, []net.Listener{ln}) }()
@@ -209,6 +217,23 @@ func TestServeMalformed(t *testing.T) {
 	}
 }
 
+// startService runs a Service for cfg on a loopback port until the test
+// ends, when Run must return nil.
+func startService(t *testing.T, cfg config.Master, o ServiceOptions) *Service {
+	t.Helper()
+	cfg.Listen = []string{"127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := NewService(ctx, cfg, o)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return s
+}
+
 // TestServiceLifecycle runs a Service: it serves the zone from its state
 // on UDP and TCP, and Run returns nil once its context ends, with the
 // sockets released.
@@ -247,16 +272,7 @@ func TestServeFailsUntilFirstPoll(t *testing.T) {
 	fake := testsupport.NewFakeMesosMaster(t, DemoState)
 	fake.SetMode(testsupport.MesosHang)
 	cfg := masterConfig(t, []string{fake.Addr()}, "") // stateTimeoutSeconds 1
-	cfg.Listen = []string{"127.0.0.1:0"}
-	ctx, cancel := context.WithCancel(t.Context())
-	s, err := NewService(ctx, cfg, ServiceOptions{Logger: discardLogger()})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	s := startService(t, cfg, ServiceOptions{Logger: discardLogger()})
 
 	c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
 	ask := func(name string, qtype uint16) *dns.Msg {
