@@ -233,6 +233,18 @@ func (w *walker) rdata(rtype uint16, off, end int) error {
 		if off != end {
 			return respErr("type %d character-string overruns its record data", rtype)
 		}
+	case 250: // TSIG: algorithm, time, fudge, MAC size, MAC, original ID, error, other length, other data
+		p, err := w.names(rtype, off, end, 0, 1, 10, false)
+		if err != nil {
+			return err
+		}
+		p += 10 + int(binary.BigEndian.Uint16(w.msg[p+8:]))
+		if p+6 > end {
+			return respErr("TSIG data truncated at offset %d", p)
+		}
+		if p+6+int(binary.BigEndian.Uint16(w.msg[p+4:])) != end {
+			return respErr("TSIG data does not fill its record exactly")
+		}
 	case 257: // CAA: flags, tag length (at least 1), tag, value
 		if end-off < 2 || w.msg[off+1] == 0 || off+2+int(w.msg[off+1]) > end {
 			return respErr("CAA data of %d bytes with a bad tag", end-off)
@@ -297,6 +309,13 @@ func repack(reply []byte) ([]byte, error) {
 	out, err := m.Pack()
 	if err != nil {
 		return nil, fmt.Errorf("%w: re-pack: %w", errResponse, err)
+	}
+	// miekg/dns packs some record data it unpacked from nothing (an empty
+	// TSIG, say) into bytes it cannot unpack again: a reply re-packed so
+	// must still read back.
+	var check dns.Msg
+	if err := check.Unpack(out); err != nil {
+		return nil, fmt.Errorf("%w: re-packed reply does not unpack: %w", errResponse, err)
 	}
 	return out, nil
 }
