@@ -179,7 +179,7 @@ func TestPolicy(t *testing.T) {
 		{"TSIG-signed: not cached", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
 			return testsupport.ReplySpec{Answer: testsupport.ARecords(t, outside, 300, 1), Extra: []dns.RR{&dns.TSIG{
 				Hdr:       dns.RR_Header{Name: "key.", Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
-				Algorithm: dns.HmacSHA256, MAC: "00", OrigId: 1, TimeSigned: 1, Fudge: 300}}}
+				Algorithm: dns.HmacSHA256, MACSize: 1, MAC: "00", OrigId: 1, TimeSigned: 1, Fudge: 300}}}
 		}, 0},
 		{"AXFR: not cached", outside, dns.TypeAXFR, nil, func(t *testing.T) testsupport.ReplySpec {
 			return testsupport.ReplySpec{Answer: []dns.RR{testsupport.SOA(t, "example.com.", 300, 300)}}
