@@ -186,24 +186,12 @@ func (s *Server) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.List
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
-	if s.TCPIdleTimeout <= 0 {
-		s.TCPIdleTimeout = DefaultTCPIdleTimeout
-	}
-	if s.MaxTCPConns <= 0 {
-		s.MaxTCPConns = DefaultMaxTCPConns
-	}
-	if s.TCPPipeline <= 0 {
-		s.TCPPipeline = DefaultTCPPipeline
-	}
-	if s.ShutdownGrace <= 0 {
-		s.ShutdownGrace = DefaultShutdownGrace
-	}
-	if s.TCPMaxMessage <= 0 {
-		s.TCPMaxMessage = DefaultTCPMaxMessage
-	}
-	if s.TCPHeldBytes <= 0 {
-		s.TCPHeldBytes = DefaultTCPHeldBytes
-	}
+	orDefault(&s.TCPIdleTimeout, DefaultTCPIdleTimeout)
+	orDefault(&s.MaxTCPConns, DefaultMaxTCPConns)
+	orDefault(&s.TCPPipeline, DefaultTCPPipeline)
+	orDefault(&s.ShutdownGrace, DefaultShutdownGrace)
+	orDefault(&s.TCPMaxMessage, DefaultTCPMaxMessage)
+	orDefault(&s.TCPHeldBytes, DefaultTCPHeldBytes)
 	s.TCPHeldBytes = max(s.TCPHeldBytes, int64(s.TCPMaxMessage), smallMsg)
 	s.budget = semaphore.NewWeighted(s.TCPHeldBytes)
 	s.rctx = ctx
@@ -267,4 +255,12 @@ func (s *Server) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.List
 		pc.Close()
 	}
 	return rerr
+}
+
+// orDefault sets *v to def unless it is positive: a zero Server field
+// means its default.
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
