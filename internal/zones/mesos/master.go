@@ -288,15 +288,8 @@ func (m *Master) Poll(ctx context.Context) error {
 	}
 	if held {
 		m.mu.Lock()
-		if st.Leader != "" {
-			m.leader = st.Leader
-		}
-		m.stats.Polls++
 		m.stats.HeldShrinks++
-		m.stats.LastPollDuration = time.Since(start)
-		m.stats.LastSuccess = time.Now()
-		m.stats.LastError = ""
-		m.stats.Leader = st.Leader
+		m.pollSucceededLocked(st, start)
 		m.mu.Unlock()
 		return nil
 	}
@@ -322,14 +315,7 @@ func (m *Master) Poll(ctx context.Context) error {
 		// the enumeration already made for it.
 		m.enum = &enumCache{st: st}
 	}
-	if st.Leader != "" {
-		m.leader = st.Leader
-	}
-	m.stats.Polls++
-	m.stats.LastPollDuration = time.Since(start)
-	m.stats.LastSuccess = time.Now()
-	m.stats.LastError = ""
-	m.stats.Leader = st.Leader
+	m.pollSucceededLocked(st, start)
 	m.stats.Records, m.stats.Serial = cur.Len(), cur.Serial()
 	m.stats.Tasks, m.stats.SkippedTasks, m.stats.DroppedNames = gs.Tasks, st.Skipped, gs.Dropped
 	m.stats.PortCappedTasks = gs.PortsCapped
@@ -339,6 +325,20 @@ func (m *Master) Poll(ctx context.Context) error {
 			"tasks", gs.Tasks, "leader", st.Leader, "took", time.Since(start))
 	}
 	return nil
+}
+
+// pollSucceededLocked records a successful poll of st, started at start,
+// whether its zone was swapped in, unchanged or held back: the leader it
+// names and the poll counters. m.mu is held.
+func (m *Master) pollSucceededLocked(st *State, start time.Time) {
+	if st.Leader != "" {
+		m.leader = st.Leader
+	}
+	m.stats.Polls++
+	m.stats.LastPollDuration = time.Since(start)
+	m.stats.LastSuccess = time.Now()
+	m.stats.LastError = ""
+	m.stats.Leader = st.Leader
 }
 
 // errMalformedTasks is a state whose running tasks mostly failed to decode.
