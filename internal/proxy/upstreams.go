@@ -56,7 +56,7 @@ func RootUpstreams(cfg *config.Config, logger *slog.Logger) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	onLoopback := slices.ContainsFunc(listen, func(a netip.AddrPort) bool { return a.Addr().IsLoopback() })
+	onLoopback := anyLoopback(listen)
 	var kept []string
 	for _, s := range addrs {
 		ap, err := netip.ParseAddrPort(s)
@@ -88,6 +88,12 @@ func RootUpstreams(cfg *config.Config, logger *slog.Logger) ([]string, error) {
 		return nil, &config.FieldError{Field: field, Reason: fmt.Sprintf("%s: no usable upstream for the root zone: every one of %v was dropped (%s)", source, addrs, why)}
 	}
 	return kept, nil
+}
+
+// anyLoopback reports whether one of the addresses is on loopback: a proxy
+// listening there (a demo, tests) cannot be the host's stub's upstream.
+func anyLoopback(addrs []netip.AddrPort) bool {
+	return slices.ContainsFunc(addrs, func(a netip.AddrPort) bool { return a.Addr().IsLoopback() })
 }
 
 // warnLoopbackKept logs that an explicitly configured loopback upstream is
@@ -163,7 +169,7 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 	if err != nil {
 		return nil, err
 	}
-	onLoopback := slices.ContainsFunc(listen, func(a netip.AddrPort) bool { return a.Addr().IsLoopback() })
+	onLoopback := anyLoopback(listen)
 	var masterListen []netip.AddrPort
 	if cfg.Master != nil {
 		masterListen, _ = parseAddrPorts(cfg.Master.Listen) // validated
