@@ -306,7 +306,7 @@ func TestMasterFlag(t *testing.T) {
 		{"-master: defaults", []string{"-config", plain, "-master"}, &defaults},
 		{"-master: the file's object wins", []string{"-config", withMaster, "-master"}, &config.Master{
 			Listen: []string{"127.0.0.1:7053"}, Masters: []string{"192.0.2.5:5050"}, Domain: "dcos.",
-			RefreshSeconds: 5, StateTimeoutSeconds: 10, TTL: 60, HTTP: "127.0.0.1:8123",
+			ZKDetectionTimeout: 30, RefreshSeconds: 5, StateTimeoutSeconds: 10, TTL: 60, HTTP: "127.0.0.1:8123",
 			IPSources: []string{"netinfo", "mesos", "host"}, SOAMname: "ns1.dcos.", SOARname: "root.ns1.dcos.",
 			SOARefresh: 60, SOARetry: 600, SOAExpire: 86400, SOAMinttl: 60,
 			MaxShrink: 0.5, AllowNets: config.DefaultAllowNets(), RRL: defaults.RRL,

@@ -27,6 +27,14 @@ type Config struct {
 	// port means MasterDNSPort. They form the ClusterDomain group unless
 	// Zones names that domain explicitly.
 	Masters []string `json:"masters"`
+	// NodeAddress is this node's own address, answered for
+	// thisnode.thisdcos.directory. Default: the address of the interface
+	// that routes to the first master.
+	NodeAddress string `json:"nodeAddress"`
+	// TLSCAFile is a PEM file of the certificate authorities that DNS over
+	// TLS upstreams (tls://) are verified against. Default: the system
+	// roots.
+	TLSCAFile string `json:"tlsCAFile"`
 	// AllowNets lists the client networks answered; others are refused.
 	// Default: loopback, link-local, RFC 1918, RFC 6598 and ULA ranges.
 	AllowNets []string `json:"allowNets"`
@@ -115,6 +123,14 @@ type Master struct {
 	// Masters lists the Mesos masters' HTTP endpoints as host:port.
 	// Default: ["127.0.0.1:5050"].
 	Masters []string `json:"masters"`
+	// ZK is the ZooKeeper URL the leading master is found through, in
+	// Mesos-DNS syntax: zk://[user:pass@]host:port[,host:port...]/path.
+	// When ZooKeeper is unreachable or names no leader, Masters are asked
+	// instead. Empty: only Masters are used.
+	ZK string `json:"zk"`
+	// ZKDetectionTimeout is how long, in seconds, ZooKeeper may go without
+	// naming a leader before Masters are used. Default: 30.
+	ZKDetectionTimeout int `json:"zkDetectionTimeout"`
 	// Domain is the generated zone. Default: ClusterDomain.
 	Domain string `json:"domain"`
 	// RefreshSeconds is the state poll interval. Default: 30.

@@ -49,6 +49,7 @@ func DefaultMaster() Master {
 	return Master{
 		Listen:              []string{"0.0.0.0:61053"},
 		Masters:             []string{"127.0.0.1:5050"},
+		ZKDetectionTimeout:  30,
 		RefreshSeconds:      30,
 		StateTimeoutSeconds: 10,
 		TTL:                 60,
