@@ -7,7 +7,8 @@ package config
 // not usable: start from Default and decode over it, then call Validate.
 type Config struct {
 	// Listen lists host:port addresses served on UDP and TCP.
-	// Default: ["169.254.20.10:53"].
+	// Default: ["169.254.20.10:53"]. Empty, with Master set, runs master
+	// mode alone, without the node-local proxy (as a drop-in Mesos-DNS).
 	Listen []string `json:"listen"`
 	// Upstreams is the upstream group for the root zone ("."): the
 	// external resolvers. When empty, UpstreamsFile is read instead.
@@ -118,7 +119,8 @@ type Log struct {
 // authoritative server for the cluster domain.
 type Master struct {
 	// Listen lists host:port addresses serving the cluster domain
-	// authoritatively on UDP and TCP. Default: ["0.0.0.0:61053"].
+	// authoritatively on UDP and TCP. Default: ["0.0.0.0:61053"]. Empty
+	// (with HTTP set) serves no DNS, only the HTTP API.
 	Listen []string `json:"listen"`
 	// Masters lists the Mesos masters' HTTP endpoints as host:port.
 	// Default: ["127.0.0.1:5050"].
@@ -175,6 +177,45 @@ type Master struct {
 	SOARetry   uint32 `json:"SOARetry"`
 	SOAExpire  uint32 `json:"SOAExpire"`
 	SOAMinttl  uint32 `json:"SOAMinttl"`
+	// SRVRecordDefaultWeight is the weight of every generated SRV record.
+	// Default: 1 (weight 0 means "only when nothing else" to some
+	// clients, RFC 2782).
+	SRVRecordDefaultWeight uint16 `json:"SRVRecordDefaultWeight"`
+	// EnumerationOn serves /v1/enumerate on the HTTP API. Default: true.
+	EnumerationOn bool `json:"enumerationOn"`
+	// RecursionAvailable sets the RA bit in the zone's replies, as
+	// Mesos-DNS's recurseOn does. Default: false (the port does not
+	// recurse unless Resolvers are set).
+	RecursionAvailable bool `json:"recursionAvailable"`
+	// Resolvers, when set, make the authoritative port forward names
+	// outside Domain to them, raced as the proxy races a group (Mesos-DNS's
+	// externalOn with its resolvers). Empty: such names are REFUSED.
+	Resolvers []string `json:"resolvers"`
+	// ZoneResolvers maps a domain outside Domain to its own resolvers,
+	// used instead of Resolvers for names under it (longest suffix wins).
+	// Only with Resolvers.
+	ZoneResolvers map[string][]string `json:"zoneResolvers"`
+	// ForwardTimeout bounds one forwarded query; when it passes with no
+	// usable answer the client gets SERVFAIL. Default: "2s".
+	ForwardTimeout Duration `json:"forwardTimeout"`
+	// MesosHTTPSOn fetches the Mesos state over HTTPS instead of HTTP.
+	MesosHTTPSOn bool `json:"MesosHTTPSOn"`
+	// CACertFile is a PEM file of the authorities the masters'
+	// certificates are verified against. Default: the system roots.
+	CACertFile string `json:"CACertFile"`
+	// CertFile and KeyFile are a PEM client certificate and its key
+	// presented to the masters; both or neither.
+	CertFile string `json:"CertFile"`
+	KeyFile  string `json:"KeyFile"`
+	// MesosCredentials, when its principal is set, authenticate every
+	// request to the masters with HTTP Basic authentication.
+	MesosCredentials Credentials `json:"MesosCredentials"`
+}
+
+// Credentials are a Mesos principal and its secret.
+type Credentials struct {
+	Principal string `json:"principal"`
+	Secret    string `json:"secret"`
 }
 
 // RRL configures response rate limiting on the master's authoritative port,

@@ -65,10 +65,13 @@ func DefaultMaster() Master {
 			IPv6PrefixLength:   56,
 			Exempt:             []string{"127.0.0.0/8", "::1/128"},
 		},
-		SOARefresh: 60,
-		SOARetry:   600,
-		SOAExpire:  86400,
-		SOAMinttl:  60,
+		SOARefresh:             60,
+		SOARetry:               600,
+		SOAExpire:              86400,
+		SOAMinttl:              60,
+		SRVRecordDefaultWeight: 1,
+		EnumerationOn:          true,
+		ForwardTimeout:         Duration(2 * time.Second),
 	}
 }
 

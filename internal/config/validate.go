@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // MaxServFailTTL bounds Cache.ServFailTTL: a SERVFAIL is a transient
@@ -15,8 +17,8 @@ const MaxServFailTTL = Duration(time.Second)
 // Validate checks every field and normalizes domains to lower-case FQDNs and
 // addresses to host:port. It is the one place a configuration is checked.
 func (c *Config) Validate() error {
-	if len(c.Listen) == 0 {
-		return fieldErr("listen", "at least one address is required")
+	if len(c.Listen) == 0 && c.Master == nil {
+		return fieldErr("listen", "at least one address is required (an empty list runs master mode alone, and needs \"master\")")
 	}
 	for i, a := range c.Listen {
 		hp, err := NormalizeHostPort(a, DNSPort)
@@ -169,8 +171,8 @@ func (l *Log) validate() error {
 }
 
 func (m *Master) validate(clusterDomain string) error {
-	if len(m.Listen) == 0 {
-		return fieldErr("master.listen", "at least one address is required")
+	if len(m.Listen) == 0 && m.HTTP == "" {
+		return fieldErr("master.listen", "at least one address is required (or master.http, to serve only the HTTP API)")
 	}
 	for i, a := range m.Listen {
 		hp, err := NormalizeHostPort(a, MasterDNSPort)
@@ -179,8 +181,8 @@ func (m *Master) validate(clusterDomain string) error {
 		}
 		m.Listen[i] = hp
 	}
-	if m.StateFile == "" && len(m.Masters) == 0 {
-		return fieldErr("master.masters", "at least one Mesos master is required")
+	if m.StateFile == "" && len(m.Masters) == 0 && m.ZK == "" {
+		return fieldErr("master.masters", "at least one Mesos master (or master.zk) is required")
 	}
 	for i, a := range m.Masters {
 		hp, err := NormalizeHostPort(a, MesosPort)
@@ -232,6 +234,15 @@ func (m *Master) validate(clusterDomain string) error {
 	if err := m.RRL.validate(); err != nil {
 		return err
 	}
+	if err := m.validateForwarding(); err != nil {
+		return err
+	}
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		return fieldErr("master.CertFile", "a client certificate needs both CertFile and KeyFile")
+	}
+	if m.MesosCredentials.Principal == "" && m.MesosCredentials.Secret != "" {
+		return fieldErr("master.MesosCredentials.principal", "a secret without a principal")
+	}
 	if m.SOAMname == "" {
 		m.SOAMname = "ns1." + m.Domain
 	}
@@ -247,6 +258,56 @@ func (m *Master) validate(clusterDomain string) error {
 			return fieldErr(f.name, "%v", err)
 		}
 		*f.v = d
+	}
+	return nil
+}
+
+// validateForwarding checks the resolvers names outside the zone are
+// forwarded to: addresses with port 53 by default, zone resolvers only
+// beside a root group and only for domains outside the zone.
+func (m *Master) validateForwarding() error {
+	for i, a := range m.Resolvers {
+		hp, err := NormalizeHostPort(a, DNSPort)
+		if err != nil {
+			return fieldErr(fmt.Sprintf("master.resolvers[%d]", i), "%v", err)
+		}
+		m.Resolvers[i] = hp
+	}
+	if len(m.ZoneResolvers) > 0 && len(m.Resolvers) == 0 {
+		return fieldErr("master.zoneResolvers", "needs master.resolvers for the names outside its zones")
+	}
+	zones := make(map[string][]string, len(m.ZoneResolvers))
+	for name, ups := range m.ZoneResolvers {
+		field := fmt.Sprintf("master.zoneResolvers[%q]", name)
+		d, err := NormalizeDomain(name)
+		if err != nil {
+			return fieldErr(field, "%v", err)
+		}
+		if d == "." {
+			return fieldErr(field, `the root group is set with "resolvers"`)
+		}
+		if dns.IsSubDomain(m.Domain, d) {
+			return fieldErr(field, "inside the generated zone %s", m.Domain)
+		}
+		if _, dup := zones[d]; dup {
+			return fieldErr(field, "domain %s listed twice", d)
+		}
+		if len(ups) == 0 {
+			return fieldErr(field, "empty resolver group")
+		}
+		norm := make([]string, len(ups))
+		for i, a := range ups {
+			if norm[i], err = NormalizeHostPort(a, DNSPort); err != nil {
+				return fieldErr(fmt.Sprintf("%s[%d]", field, i), "%v", err)
+			}
+		}
+		zones[d] = norm
+	}
+	if m.ZoneResolvers != nil {
+		m.ZoneResolvers = zones
+	}
+	if m.ForwardTimeout <= 0 {
+		return fieldErr("master.forwardTimeout", "must be positive, got %s", m.ForwardTimeout)
 	}
 	return nil
 }
