@@ -88,7 +88,9 @@ func NewFakeMesosMasterAt(t testing.TB, addr string, state []byte) *FakeMesosMas
 }
 
 // Addr returns the master's host:port.
-func (m *FakeMesosMaster) Addr() string { return strings.TrimPrefix(m.srv.URL, "http://") }
+func (m *FakeMesosMaster) Addr() string {
+	return strings.TrimPrefix(strings.TrimPrefix(m.srv.URL, "http://"), "https://")
+}
 
 // Close stops the server, releasing hanging requests first.
 func (m *FakeMesosMaster) Close() {

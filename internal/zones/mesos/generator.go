@@ -44,6 +44,9 @@ type Options struct {
 	Spec LabelFunc
 	// HealthyOnly leaves out tasks whose latest status is unhealthy.
 	HealthyOnly bool
+	// SRVWeight is the weight of every SRV record (Mesos-DNS's
+	// SRVRecordDefaultWeight, 1 by default there and here).
+	SRVWeight uint16
 	// SOA holds the SOA fields; its TTL is the TTL of every record.
 	SOA zones.SOA
 	// Resolve turns a host name (a framework's or agent's, when not an
@@ -101,7 +104,7 @@ type taskSink interface {
 
 // BuildZone generates the zone for st with the given serial.
 func BuildZone(st *State, opt *Options, serial uint32) (*zones.Zone, GenStats) {
-	zs := &zoneSink{b: zones.NewBuilder(opt.Domain, opt.SOA, []string{opt.NS}), ttl: opt.SOA.TTL}
+	zs := &zoneSink{b: zones.NewBuilder(opt.Domain, opt.SOA, []string{opt.NS}), ttl: opt.SOA.TTL, weight: opt.SRVWeight}
 	// Size the name table once: a task brings up to about seven names
 	// (canonical and short names and their SRV names, under the plain
 	// and the ".slave" tails; instances of an app share the short ones).
@@ -125,8 +128,9 @@ func EmptyZone(opt *Options, serial uint32) *zones.Zone {
 }
 
 type zoneSink struct {
-	b   *zones.Builder
-	ttl uint32
+	b      *zones.Builder
+	ttl    uint32
+	weight uint16
 }
 
 func (z *zoneSink) addr(name string, ip netip.Addr) { z.addrName([]byte(name), ip) }
@@ -136,9 +140,9 @@ func (z *zoneSink) srv(name, target string, port uint16) { z.srvName([]byte(name
 func (z *zoneSink) addrName(name []byte, ip netip.Addr) { z.b.AddAddr(name, ip, z.ttl) }
 
 func (z *zoneSink) srvName(name []byte, target string, port uint16) {
-	// Weight 1, as current Mesos-DNS: weight 0 means "never unless
-	// nothing else" to some clients (RFC 2782).
-	z.b.AddSRV(name, target, port, 0, 1, z.ttl)
+	// Priority 0 and the configured weight, as Mesos-DNS's
+	// resolver.formatSRV writes every SRV record.
+	z.b.AddSRV(name, target, port, 0, z.weight, z.ttl)
 }
 
 func (z *zoneSink) str(name []byte) string { return z.b.Name(name) }

@@ -27,6 +27,7 @@ func goldenOptions() *Options {
 		Listeners: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 		IPSources: []string{"netinfo", "mesos", "host"},
 		Spec:      RFC1123,
+		SRVWeight: 1,
 		SOA: zones.SOA{Mname: "ns1.mesos.", Rname: "root.ns1.mesos.",
 			Refresh: 60, Retry: 600, Expire: 86400, Minttl: 60, TTL: 60},
 		// The fixture's framework without a PID has host name

@@ -98,21 +98,18 @@ type mesosDNSConfig struct {
 	MesosAuthentication string
 }
 
-// mesosDNSTimeout is Mesos-DNS's default forwarding timeout, reported as
-// Timeout: master mode forwards nothing (ExternalOn is false).
-const mesosDNSTimeout = 5
-
 // mesosDNSConfig fills /v1/config from the configuration. Fields without
-// a counterpart say what master mode does: no recursion or forwarding
-// (RecurseOn, ExternalOn false, no Resolvers), no ZooKeeper, no HTTPS or
-// authentication towards Mesos. Listener and Port are the first listen
-// address; the domain is written without the final dot, as Mesos-DNS
-// writes it.
+// a counterpart say what master mode does: ExternalOn is whether names
+// outside the zone are forwarded (master.resolvers), Timeout the forward
+// timeout in whole seconds, no client certificate or authentication
+// secret is shown. Listener and Port are the first listen address; the
+// domain is written without the final dot, as Mesos-DNS writes it.
 func (m *Master) mesosDNSConfig() mesosDNSConfig {
 	c := mesosDNSConfig{
 		RefreshSeconds:      m.cfg.RefreshSeconds,
-		Timeout:             mesosDNSTimeout,
+		Timeout:             int(m.cfg.ForwardTimeout.D().Seconds()),
 		StateTimeoutSeconds: m.cfg.StateTimeoutSeconds,
+		ZkDetectionTimeout:  m.cfg.ZKDetectionTimeout,
 		TTL:                 int32(m.cfg.TTL),
 		SOASerial:           m.store.Load().Serial(),
 		SOARefresh:          m.cfg.SOARefresh,
@@ -122,13 +119,22 @@ func (m *Master) mesosDNSConfig() mesosDNSConfig {
 		SOAMname:            m.cfg.SOAMname,
 		SOARname:            m.cfg.SOARname,
 		Masters:             nonNil(m.cfg.Masters),
-		Resolvers:           []string{},
+		Resolvers:           nonNil(m.cfg.Resolvers),
 		IPSources:           nonNil(m.cfg.IPSources),
+		Zk:                  m.cfg.ZK,
 		Domain:              strings.TrimSuffix(m.cfg.Domain, "."),
-		DNSOn:               true,
+		RecurseOn:           m.cfg.RecursionAvailable,
+		DNSOn:               len(m.cfg.Listen) > 0,
 		HTTPOn:              m.cfg.HTTP != "",
+		ExternalOn:          len(m.cfg.Resolvers) > 0,
 		EnforceRFC952:       m.cfg.EnforceRFC952,
-		EnumerationOn:       true,
+		EnumerationOn:       m.cfg.EnumerationOn,
+		MesosHTTPSOn:        m.cfg.MesosHTTPSOn,
+		CACertFile:          m.cfg.CACertFile,
+	}
+	c.MesosCredentials.Principal = m.cfg.MesosCredentials.Principal
+	if c.MesosCredentials.Principal != "" {
+		c.MesosAuthentication = "basic"
 	}
 	if len(m.cfg.Listen) > 0 {
 		c.Listener, c.Port = splitHostPort(m.cfg.Listen[0])
@@ -169,10 +175,13 @@ func (m *Master) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/hosts/{host}", m.hosts)
 	mux.HandleFunc("GET /v1/services/{service}", m.services)
-	mux.HandleFunc("GET /v1/enumerate", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(m.enumerateJSON())
-	})
+	if m.cfg.EnumerationOn {
+		// Only with enumerationOn, as Mesos-DNS's configureHTTP.
+		mux.HandleFunc("GET /v1/enumerate", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(m.enumerateJSON())
+		})
+	}
 	return mux
 }
 

@@ -65,6 +65,7 @@ type Master struct {
 	opt    Options
 	store  *zones.Store
 	client *http.Client
+	scheme string // "http", or "https" with master.MesosHTTPSOn
 	// fixed, when set, is the state read on every poll instead of the
 	// masters (the demo).
 	fixed []byte
@@ -111,6 +112,10 @@ func NewMaster(cfg config.Master, logger *slog.Logger) (*Master, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master mode: %w", err)
 	}
+	client, scheme, err := newStateClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("master mode: %w", err)
+	}
 	m := &Master{
 		cfg: cfg,
 		log: logger.With("component", "mesos"),
@@ -122,19 +127,15 @@ func NewMaster(cfg config.Master, logger *slog.Logger) (*Master, error) {
 			IPSources:   cfg.IPSources,
 			Spec:        spec,
 			HealthyOnly: cfg.HealthyOnly,
+			SRVWeight:   cfg.SRVRecordDefaultWeight,
 			SOA: zones.SOA{
 				Mname: cfg.SOAMname, Rname: cfg.SOARname,
 				Refresh: cfg.SOARefresh, Retry: cfg.SOARetry, Expire: cfg.SOAExpire, Minttl: cfg.SOAMinttl,
 				TTL: uint32(cfg.TTL),
 			},
 		},
-		client: &http.Client{Transport: &http.Transport{
-			// Never through an environment proxy: the masters are local.
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			DisableKeepAlives:     true,
-			ResponseHeaderTimeout: time.Duration(cfg.StateTimeoutSeconds) * time.Second,
-		}},
+		client: client,
+		scheme: scheme,
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
@@ -467,12 +468,10 @@ func (m *Master) fetchState(ctx context.Context, addr string) (st *State, served
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.StateTimeoutSeconds)*time.Second)
 	defer cancel()
 	for _, path := range statePaths {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+		req, err := m.newRequest(ctx, addr, path)
 		if err != nil {
 			return nil, "", err
 		}
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("User-Agent", "spartan")
 		resp, err := m.client.Do(req)
 		if err != nil {
 			return nil, "", err
@@ -499,7 +498,7 @@ func (m *Master) fetchState(ctx context.Context, addr string) (st *State, served
 func (m *Master) redirectLeader(ctx context.Context, addr string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.StateTimeoutSeconds)*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/master/redirect", nil)
+	req, err := m.newRequest(ctx, addr, "/master/redirect")
 	if err != nil {
 		return "", err
 	}

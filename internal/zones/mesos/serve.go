@@ -14,6 +14,7 @@ import (
 	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/dnswire"
 	"github.com/spartan-dns/spartan/internal/server"
+	"github.com/spartan-dns/spartan/internal/upstream"
 	"github.com/spartan-dns/spartan/internal/zones"
 )
 
@@ -34,6 +35,13 @@ type DNSHandler struct {
 	// Guard, when set, refuses clients outside the allowed networks and
 	// rate limits UDP replies (see Guard).
 	Guard *Guard
+	// Forward, when set, answers names outside the zone by forwarding
+	// them (Mesos-DNS's externalOn) instead of refusing them; those
+	// queries leave the read goroutine for ServeDNS.
+	Forward *Forwarder
+	// RecursionAvailable sets RA in the zone's replies, as Mesos-DNS's
+	// recurseOn does.
+	RecursionAvailable bool
 
 	memo *replyMemo // nil: every query takes the general path
 }
@@ -45,18 +53,27 @@ func NewDNSHandler(auth *zones.Authority, loaded func() bool) DNSHandler {
 	return DNSHandler{Auth: auth, Loaded: loaded, memo: newReplyMemo()}
 }
 
-// ServeFast answers req; it always handles the message.
+// ServeFast answers req from memory; only a query to forward (see
+// Forward) is left to ServeDNS.
 func (h DNSHandler) ServeFast(req *server.Request, dst []byte) ([]byte, bool) {
-	return h.reply(req, dst), true
+	if h.Forward != nil {
+		var q dnswire.Query
+		if len(req.Msg) >= 12 && req.Msg[2]&0x80 == 0 && h.Forward.outside(req.Msg, &q) {
+			return nil, false
+		}
+	}
+	return h.reply(nil, req, dst), true
 }
 
-// ServeDNS answers req (the listener only calls it when ServeFast is not
-// used).
-func (h DNSHandler) ServeDNS(_ context.Context, req *server.Request, dst []byte) []byte {
-	return h.reply(req, dst)
+// ServeDNS answers req, forwarding it when it is for a name outside the
+// zone and Forward is set.
+func (h DNSHandler) ServeDNS(ctx context.Context, req *server.Request, dst []byte) []byte {
+	return h.reply(ctx, req, dst)
 }
 
-func (h DNSHandler) reply(req *server.Request, dst []byte) []byte {
+// reply answers req; ctx is nil on the read goroutine, where nothing is
+// forwarded.
+func (h DNSHandler) reply(ctx context.Context, req *server.Request, dst []byte) []byte {
 	msg := req.Msg
 	// Shorter than a header, or a response (QR set): answering either
 	// could start a loop with another server.
@@ -65,12 +82,12 @@ func (h DNSHandler) reply(req *server.Request, dst []byte) []byte {
 	}
 	var q dnswire.Query
 	if h.Guard == nil {
-		return h.answer(req, dst, &q)
+		return h.answerOrForward(ctx, req, dst, &q)
 	}
 	var out []byte
 	c := clientOf(req.Client.Addr())
 	if h.Guard.allowed(c) {
-		out = h.answer(req, dst, &q)
+		out = h.answerOrForward(ctx, req, dst, &q)
 	} else {
 		out = h.Guard.refuse(msg, dst, &q)
 	}
@@ -83,6 +100,15 @@ func (h DNSHandler) reply(req *server.Request, dst []byte) []byte {
 		now = time.Now()
 	}
 	return h.Guard.limit(c, now, out)
+}
+
+// answerOrForward forwards a query for a name outside the zone when it
+// may block (ctx set) and Forward is set, and answers it otherwise.
+func (h DNSHandler) answerOrForward(ctx context.Context, req *server.Request, dst []byte, q *dnswire.Query) []byte {
+	if ctx != nil && h.Forward != nil && h.Forward.outside(req.Msg, q) {
+		return h.Forward.forward(ctx, req, q, dst)
+	}
+	return h.answer(req, dst, q)
 }
 
 // answer returns the reply to the query msg, parsing it into q.
@@ -117,6 +143,7 @@ func (h DNSHandler) answer(req *server.Request, dst []byte, q *dnswire.Query) []
 	// The whole reply first: it is what the memo keeps, and what the
 	// client gets whenever it fits.
 	resp := h.Auth.Reply(&m, true)
+	resp.RecursionAvailable = h.RecursionAvailable
 	out := pack(resp, msg, dst)
 	if memo && !held && memoable(resp) {
 		h.memo.put(q, version, out)
@@ -126,7 +153,9 @@ func (h DNSHandler) answer(req *server.Request, dst []byte, q *dnswire.Query) []
 	}
 	// Too large for the client's UDP buffer: the Authority truncates
 	// record by record.
-	return pack(h.Auth.Reply(&m, false), msg, dst)
+	resp = h.Auth.Reply(&m, false)
+	resp.RecursionAvailable = h.RecursionAvailable
+	return pack(resp, msg, dst)
 }
 
 // memoable reports whether resp may be replayed to later queries: an
@@ -165,6 +194,9 @@ type ServiceOptions struct {
 	MaxTCPConns      int
 	UDPReceiveBuffer int
 	ShutdownGrace    time.Duration
+	// Observer, when set, is told about the races of forwarded queries
+	// (metrics).
+	Observer upstream.Observer
 }
 
 // Service is master mode assembled and bound: the state poller, the
@@ -179,8 +211,11 @@ type Service struct {
 	// Guard is the authoritative port's client policy (master.allowNets,
 	// master.rrl), for its counters.
 	Guard *Guard
-	pcs   []net.PacketConn
-	lns   []net.Listener
+	// Forward answers names outside the zone; nil when master.resolvers
+	// is empty (they are REFUSED).
+	Forward *Forwarder
+	pcs     []net.PacketConn
+	lns     []net.Listener
 }
 
 // NewService builds master mode for a validated configuration and binds
@@ -202,13 +237,22 @@ func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Serv
 	if err != nil {
 		return nil, err
 	}
+	fwd, err := NewForwarder(cfg, o.Observer, logger.With("component", "master-forward"))
+	if err != nil {
+		return nil, err
+	}
 	pcs, lns, err := server.ListenAll(ctx, cfg.Listen)
 	if err != nil {
+		if fwd != nil {
+			fwd.Close()
+		}
 		return nil, fmt.Errorf("master.listen: %w", err)
 	}
 	h := NewDNSHandler(zones.NewAuthority(m.Store()), m.Polled)
 	h.Guard = guard
-	s := &Service{Master: m, Guard: guard, pcs: pcs, lns: lns, DNS: &server.Server{
+	h.Forward = fwd
+	h.RecursionAvailable = cfg.RecursionAvailable
+	s := &Service{Master: m, Guard: guard, Forward: fwd, pcs: pcs, lns: lns, DNS: &server.Server{
 		Handler:          h,
 		Logger:           logger.With("component", "master-dns"),
 		TCPIdleTimeout:   o.TCPIdleTimeout,
@@ -242,14 +286,19 @@ func (s *Service) Addrs() []string {
 // is done, then shuts everything down. It returns nil after a clean
 // shutdown.
 func (s *Service) Run(ctx context.Context) error {
+	if s.Forward != nil {
+		defer s.Forward.Close()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Master.Run(gctx) })
-	g.Go(func() error {
-		if err := s.DNS.Serve(gctx, s.pcs, s.lns); err != nil {
-			return fmt.Errorf("master mode: DNS: %w", err)
-		}
-		return nil
-	})
+	if len(s.pcs) > 0 || len(s.lns) > 0 {
+		g.Go(func() error {
+			if err := s.DNS.Serve(gctx, s.pcs, s.lns); err != nil {
+				return fmt.Errorf("master mode: DNS: %w", err)
+			}
+			return nil
+		})
+	}
 	return g.Wait()
 }
 
@@ -260,6 +309,9 @@ func (s *Service) Close() {
 	}
 	for _, ln := range s.lns {
 		ln.Close()
+	}
+	if s.Forward != nil {
+		s.Forward.Close()
 	}
 	s.Master.closeHTTP()
 }
