@@ -159,4 +159,3 @@ func TestMesosHTTPS(t *testing.T) {
 	_, err := NewMaster(masterConfig(t, []string{fake.Addr()}, `,"MesosHTTPSOn":true,"CACertFile":"/nonexistent/ca.pem"`), discardLogger())
 	require.ErrorContains(t, err, "master.CACertFile")
 }
-
