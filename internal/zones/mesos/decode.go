@@ -615,9 +615,13 @@ func appendIPBytes(ips []netip.Addr, b []byte) []netip.Addr {
 	return appendIP(ips, string(b))
 }
 
+// appendIP appends the address s, unless it is not one. An IPv6 address
+// with a zone ("fe80::1%eth0") is not: Mesos-DNS's Task.IPs reads task
+// addresses with net.ParseIP, which refuses zones, so such a source
+// yields nothing and the next IP source is used.
 func appendIP(ips []netip.Addr, s string) []netip.Addr {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return append(ips, a.Unmap().WithZone(""))
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return append(ips, a.Unmap())
 	}
 	return ips
 }

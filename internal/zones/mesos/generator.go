@@ -428,27 +428,24 @@ func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
 	if ports > MaxTaskPorts {
 		g.stats.PortsCapped++
 	}
+	// A name that sanitizes to nothing ("___", "日本語") still gets its
+	// canonical names (-<hash>-<agent>) and SRV records (_._tcp...), as in
+	// Mesos-DNS's taskContextRecord; only the short name, which would
+	// have an empty label, is left out (see taskNamed).
 	if t.Discovery == nil {
-		if name := g.opt.Spec(t.Name); name != "" {
-			g.taskNamed(t, name, fname, ips, slaveIPs)
-		} else {
-			g.stats.Dropped++
-		}
+		g.taskNamed(t, g.opt.Spec(t.Name), fname, ips, slaveIPs)
 		return
 	}
 	// The DiscoveryInfo name replaces the task name, published both as
 	// given and sanitized.
 	clean := g.opt.Spec(t.Discovery.Name)
-	// DNS names are case-insensitive: the raw form is lower-cased so
-	// owner names and SRV targets agree.
-	if raw := strings.ToLower(t.Discovery.Name); raw != clean && rawNameOK(raw) {
+	// Mesos-DNS stores the raw name as given but lower-cases every
+	// question (resolver.HandleMesos), so a raw name with an upper-case
+	// letter is never answered there: it is not published here.
+	if raw := t.Discovery.Name; raw != clean && rawNameOK(raw) && raw == strings.ToLower(raw) {
 		g.taskNamed(t, raw, fname, ips, slaveIPs)
 	}
-	if clean != "" {
-		g.taskNamed(t, clean, fname, ips, slaveIPs)
-	} else {
-		g.stats.Dropped++
-	}
+	g.taskNamed(t, clean, fname, ips, slaveIPs)
 }
 
 // Name parts that do not change.
@@ -468,11 +465,17 @@ func (g *generator) taskNamed(t *Task, name, fname string, ips, slaveIPs []netip
 	g.short = append(append(g.short[:0], name...), dotFw...)
 	canon, ok := appendFitLast(g.canon[:0], name, t.Hash, t.SlaveID)
 	short := g.short
+	// An empty name makes a short name with an empty label, which no
+	// question can ask (Mesos-DNS stores it, never answering it).
+	hasShort := name != ""
 	if !ok {
 		// No canonical label fits (the agent ID's last field alone is
 		// too long): only the short names are published, and no SRV
 		// record, whose targets are canonical names.
 		g.stats.Dropped++
+		if !hasShort {
+			return
+		}
 		for _, ip := range ips {
 			g.addrName(g.name(short, tail), ip)
 		}
@@ -484,11 +487,15 @@ func (g *generator) taskNamed(t *Task, name, fname string, ips, slaveIPs []netip
 	g.canon = append(canon, dotFw...)
 	canon = g.canon
 	for _, ip := range ips {
-		g.addrName(g.name(short, tail), ip)
+		if hasShort {
+			g.addrName(g.name(short, tail), ip)
+		}
 		g.addrName(g.name(canon, tail), ip)
 	}
 	for _, ip := range slaveIPs {
-		g.addrName(g.name(short, slaveB, tail), ip)
+		if hasShort {
+			g.addrName(g.name(short, slaveB, tail), ip)
+		}
 		g.addrName(g.name(canon, slaveB, tail), ip)
 	}
 
@@ -519,7 +526,9 @@ func (g *generator) taskNamed(t *Task, name, fname string, ips, slaveIPs []netip
 	}
 	target := g.out.str(g.name(canon, tail))
 	for _, dp := range t.Discovery.Ports {
-		if dp.Number < 1 || dp.Number > 65535 {
+		// Port 0 is published as Mesos-DNS publishes it
+		// (taskContextRecord); a number past 65535 is no port.
+		if dp.Number < 0 || dp.Number > 65535 {
 			continue
 		}
 		port := uint16(dp.Number)

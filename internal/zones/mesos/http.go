@@ -323,7 +323,12 @@ func (e *enumSink) framework(fw *Framework) {
 func (e *enumSink) task(t *Task) {
 	e.cur = &EnumerableTask{Name: t.Name, ID: t.ID, Records: []EnumerableRecord{}}
 	e.fw.Tasks = append(e.fw.Tasks, e.cur)
-	e.seen = map[EnumerableRecord]bool{}
+	if e.seen == nil {
+		// One set for the whole enumeration: a record two tasks share
+		// is listed under the first only, as Mesos-DNS's insertTaskRR
+		// lists a record only when it adds it to the zone.
+		e.seen = map[EnumerableRecord]bool{}
+	}
 }
 
 func (e *enumSink) add(r EnumerableRecord) {

@@ -202,7 +202,7 @@ func TestNamingRules(t *testing.T) {
 	}, {
 		name: "DiscoveryInfo: name replaces task name, raw and sanitized; ports with protocol and name",
 		state: state(fw("marathon", `{"id":"a","name":"ignored","slave_id":"A-S1",`+running+`,"resources":{"ports":"[31000-31000]"},
-			"discovery":{"name":"My_App","ports":{"ports":[{"number":80,"protocol":"tcp","name":"HTTP"},{"number":53,"name":"dns"},{"number":9000,"protocol":"UDP"}]}}}`)),
+			"discovery":{"name":"my_app","ports":{"ports":[{"number":80,"protocol":"tcp","name":"HTTP"},{"number":53,"name":"dns"},{"number":9000,"protocol":"UDP"}]}}}`)),
 		want: []string{
 			"my-app.marathon.mesos. A 10.1.0.1",
 			"my_app.marathon.mesos. A 10.1.0.1",
