@@ -42,13 +42,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) int {
-	cfg, demo, err := parseCommandLine(args, stderr)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, cl, err := parseCommandLine(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -56,13 +56,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spartan: %v\n", err)
 		return 2
 	}
+	if cl.print {
+		out, err := config.Marshal(*cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "spartan: %v\n", err)
+			return 1
+		}
+		_, _ = stdout.Write(out)
+		return 0
+	}
 	logger, err := service.NewLogger(stderr, service.LoggerOptions{Level: cfg.Log.Level, Format: cfg.Log.Format})
 	if err != nil {
 		fmt.Fprintf(stderr, "spartan: %v\n", err)
 		return 2
 	}
+	for _, f := range cl.ignored {
+		logger.Warn("Mesos-DNS configuration field ignored", "field", f)
+	}
 	var state []byte
-	if demo {
+	if cl.demo {
 		state = mesos.DemoState
 		if err := stopWithParent(); err != nil {
 			fmt.Fprintf(stderr, "spartan: %v\n", err)
@@ -90,13 +102,26 @@ func loadConfig(args []string, stderr io.Writer) (*config.Config, error) {
 	return cfg, err
 }
 
+// cmdline is what the command line asks for besides the configuration.
+type cmdline struct {
+	// demo: the cluster zone comes from the embedded sample state.
+	demo bool
+	// print: print the configuration as JSON and exit.
+	print bool
+	// ignored lists the Mesos-DNS file's fields that change nothing,
+	// with the reason, for the log.
+	ignored []string
+}
+
 // parseCommandLine parses the flags and returns the validated
-// configuration, and whether it is the demo's (whose cluster zone comes
-// from the embedded sample state).
-func parseCommandLine(args []string, stderr io.Writer) (*config.Config, bool, error) {
+// configuration and what else the command line asks for.
+func parseCommandLine(args []string, stderr io.Writer) (*config.Config, cmdline, error) {
+	var cl cmdline
 	fs := flag.NewFlagSet("spartan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "JSON configuration `file`")
+	mdns := fs.String("mesos-dns-config", "", "run as a drop-in Mesos-DNS: master mode alone, configured by Mesos-DNS's config.json `file`")
+	fs.BoolVar(&cl.print, "print-config", false, "print the resulting configuration as spartan JSON and exit")
 	var listen, ups []string
 	fs.Func("listen", "comma-separated `host:port` list to serve (overrides the file)", func(s string) (err error) {
 		listen, err = config.SplitList(s)
@@ -110,21 +135,31 @@ func parseCommandLine(args []string, stderr io.Writer) (*config.Config, bool, er
 	demo := fs.Bool("demo", false, "demo: serve 127.0.0.1:5353, \".\" from /etc/resolv.conf, \"mesos.\" from an embedded sample cluster on 127.0.0.1:61053")
 	master := fs.Bool("master", false, "master mode: with the file's \"master\" object, or the master-mode defaults when it has none")
 	if err := fs.Parse(args); err != nil {
-		return nil, false, err
+		return nil, cl, err
 	}
 	if fs.NArg() > 0 {
-		return nil, false, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return nil, cl, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	cl.demo = *demo
 	var cfg config.Config
+	file := *path
 	switch {
-	case *path != "" && *demo:
-		return nil, false, errors.New("-config and -demo are exclusive")
+	case *path != "" && *demo, *mdns != "" && *demo:
+		return nil, cl, errors.New("-config, -mesos-dns-config and -demo are exclusive")
+	case *path != "" && *mdns != "":
+		return nil, cl, errors.New("-config and -mesos-dns-config are exclusive")
 	case *path != "":
 		c, err := config.Load(*path)
 		if err != nil {
-			return nil, false, err
+			return nil, cl, err
 		}
 		cfg = c
+	case *mdns != "":
+		res, err := config.LoadMesosDNS(*mdns, config.MesosDNSOptions{})
+		if err != nil {
+			return nil, cl, err
+		}
+		cfg, cl.ignored, file = res.Config, res.Ignored, *mdns
 	case *demo:
 		cfg = config.Default()
 		applyDemo(&cfg)
@@ -145,12 +180,12 @@ func parseCommandLine(args []string, stderr io.Writer) (*config.Config, bool, er
 		cfg.Master = &m
 	}
 	if err := cfg.Validate(); err != nil {
-		if *path != "" {
-			return nil, false, fmt.Errorf("config %s with flags: %w", *path, err)
+		if file != "" {
+			return nil, cl, fmt.Errorf("config %s with flags: %w", file, err)
 		}
-		return nil, false, fmt.Errorf("config: %w", err)
+		return nil, cl, fmt.Errorf("config: %w", err)
 	}
-	return &cfg, *demo, nil
+	return &cfg, cl, nil
 }
 
 // serve runs the proxy, master mode when configured, the metrics endpoint,
@@ -167,30 +202,49 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 	if cfg.Metrics != "" {
 		m = metrics.New()
 	}
-	node, err := proxy.NewNode(ctx, proxy.NodeOptions{
-		Config: cfg, Logger: logger, Metrics: m,
-		PacketConns: sockets.Packet, Listeners: sockets.Stream,
-	})
-	if err != nil {
+	// An empty listen list runs master mode alone (a drop-in Mesos-DNS):
+	// no node-local proxy.
+	var node *proxy.Node
+	if len(cfg.Listen) > 0 {
+		node, err = proxy.NewNode(ctx, proxy.NodeOptions{
+			Config: cfg, Logger: logger, Metrics: m,
+			PacketConns: sockets.Packet, Listeners: sockets.Stream,
+		})
+		if err != nil {
+			sockets.Close()
+			return err
+		}
+	} else if len(sockets.Packet)+len(sockets.Stream) > 0 {
 		sockets.Close()
-		return err
+		return errors.New("sockets passed by the service manager, but no node-local proxy to serve them (listen is empty)")
+	}
+	closeNode := func() {
+		if node != nil {
+			node.Close()
+		}
 	}
 	// READY=1 and every WATCHDOG=1 need ready.spartan answered on every
 	// listener, UDP and TCP.
-	targets, err := service.SelfQueryTargets(node.Addrs(), node.TCPAddrs())
-	if err != nil {
-		node.Close()
-		return err
+	var targets []service.SelfQueryTarget
+	if node != nil {
+		if targets, err = service.SelfQueryTargets(node.Addrs(), node.TCPAddrs()); err != nil {
+			node.Close()
+			return err
+		}
 	}
 	var ms *mesos.Service
 	if cfg.Master != nil {
-		ms, err = mesos.NewService(ctx, *cfg.Master, mesos.ServiceOptions{
+		o := mesos.ServiceOptions{
 			Logger: logger, State: state,
 			TCPIdleTimeout: cfg.TCPIdleTimeout.D(), MaxTCPConns: cfg.MaxTCPConnections,
 			UDPReceiveBuffer: cfg.UDPReceiveBuffer, ShutdownGrace: cfg.ShutdownGrace.D(),
-		})
+		}
+		if m != nil {
+			o.Observer = m
+		}
+		ms, err = mesos.NewService(ctx, *cfg.Master, o)
 		if err != nil {
-			node.Close()
+			closeNode()
 			return fmt.Errorf("master mode: %w", err)
 		}
 		if m != nil {
@@ -208,13 +262,15 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 			})
 		}
 	}
-	if m != nil && node.Cache != nil {
+	if m != nil && node != nil && node.Cache != nil {
 		m.Handle("POST /cache/flush", node.Cache.FlushHandler())
 	}
-	sup := &service.Supervisor{
-		Check: func(ctx context.Context) error { return service.SelfQueryAll(ctx, targets) },
-		Log:   logger,
+	check := func(ctx context.Context) error { return service.SelfQueryAll(ctx, targets) }
+	if node == nil {
+		// Master mode alone: its own ports must answer instead.
+		check = masterCheck(ms, cfg.Master.Domain)
 	}
+	sup := &service.Supervisor{Check: check, Log: logger}
 	o := newOps(node, ms, cfg, args, logger, m)
 	sup.Status = o.status
 	if m != nil {
@@ -234,7 +290,9 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 		return nil
 	})
 	g.Go(func() error { return o.run(gctx) })
-	g.Go(func() error { return node.Run(sctx) })
+	if node != nil {
+		g.Go(func() error { return node.Run(sctx) })
+	}
 	if ms != nil {
 		g.Go(func() error { return ms.Run(sctx) })
 	}
@@ -253,11 +311,17 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 	}
 	g.Go(func() error { return sup.Run(sctx) })
 
-	attrs := []any{"listen", listening(node), "upstreams", describeTable(node.Table())}
+	var attrs []any
+	if node != nil {
+		attrs = append(attrs, "listen", listening(node), "upstreams", describeTable(node.Table()))
+	}
 	if ms != nil {
 		attrs = append(attrs, "master", ms.Addrs(), "zone", cfg.Master.Domain)
 		if api := ms.Master.HTTPAddr(); api != "" {
 			attrs = append(attrs, "api", api)
+		}
+		if ms.Forward != nil {
+			attrs = append(attrs, "forward", describeTable(ms.Forward.Table()))
 		}
 	}
 	logger.Info("spartan serving", attrs...)

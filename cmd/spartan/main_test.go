@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -231,7 +232,7 @@ func TestEmptyListFlagElements(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			var stderr bytes.Buffer
-			code := run(ctx, append([]string{"-config", path}, tc.args...), &stderr)
+			code := run(ctx, append([]string{"-config", path}, tc.args...), io.Discard, &stderr)
 			require.Equal(t, 2, code, stderr.String())
 			require.Contains(t, stderr.String(), tc.want)
 		})

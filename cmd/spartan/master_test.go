@@ -310,6 +310,7 @@ func TestMasterFlag(t *testing.T) {
 			IPSources: []string{"netinfo", "mesos", "host"}, SOAMname: "ns1.dcos.", SOARname: "root.ns1.dcos.",
 			SOARefresh: 60, SOARetry: 600, SOAExpire: 86400, SOAMinttl: 60,
 			MaxShrink: 0.5, AllowNets: config.DefaultAllowNets(), RRL: defaults.RRL,
+			SRVRecordDefaultWeight: 1, EnumerationOn: true, ForwardTimeout: defaults.ForwardTimeout,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -319,9 +320,9 @@ func TestMasterFlag(t *testing.T) {
 		})
 	}
 
-	cfg, demo, err := parseCommandLine([]string{"-demo"}, io.Discard)
+	cfg, cl, err := parseCommandLine([]string{"-demo"}, io.Discard)
 	require.NoError(t, err)
-	require.True(t, demo)
+	require.True(t, cl.demo)
 	require.NotNil(t, cfg.Master)
 	require.Equal(t, []string{"127.0.0.1:61053"}, cfg.Master.Listen)
 	require.Equal(t, "mesos.", cfg.Master.Domain)

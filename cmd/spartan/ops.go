@@ -29,7 +29,7 @@ const upstreamsPoll = 2 * time.Second
 // ops is the operational side of a running proxy: live reload (SIGHUP and
 // upstreams file changes), readiness, status and zone metrics.
 type ops struct {
-	node   *proxy.Node
+	node   *proxy.Node    // nil when master mode runs alone
 	master *mesos.Service // nil unless in master mode
 	args   []string       // command line, re-applied over the file on reload
 	start  *config.Config
@@ -99,7 +99,7 @@ func (o *ops) run(ctx context.Context) error {
 }
 
 func upstreamsFile(cfg *config.Config) string {
-	if len(cfg.Upstreams) > 0 {
+	if len(cfg.Upstreams) > 0 || len(cfg.Listen) == 0 {
 		return ""
 	}
 	return cfg.UpstreamsFile
@@ -121,6 +121,11 @@ func (o *ops) reload(ctx context.Context, reason string) (string, error) {
 	}
 	for _, f := range restartOnly(o.start, next) {
 		o.log.Warn("setting changed; it takes effect only after a restart", "field", f)
+	}
+	if o.node == nil {
+		// Master mode alone: nothing is applied live.
+		o.cur.Store(next)
+		return o.status(), nil
 	}
 	t, err := o.node.Reload(next)
 	if err != nil {
@@ -190,17 +195,21 @@ func describeTable(t *upstream.Table) []string {
 // status is the one-line summary sent to the service manager
 // (systemctl status shows it).
 func (o *ops) status() string {
-	healthy, total := 0, 0
-	for _, s := range o.node.UpstreamStates() {
-		total++
-		if s.Healthy {
-			healthy++
-		}
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "serving %s; upstreams healthy %d/%d", strings.Join(listening(o.node), ","), healthy, total)
-	if c := o.node.Cache; c != nil {
-		fmt.Fprintf(&b, "; cache %d entries", c.Stats().Entries)
+	if o.node != nil {
+		healthy, total := 0, 0
+		for _, s := range o.node.UpstreamStates() {
+			total++
+			if s.Healthy {
+				healthy++
+			}
+		}
+		fmt.Fprintf(&b, "serving %s; upstreams healthy %d/%d", strings.Join(listening(o.node), ","), healthy, total)
+		if c := o.node.Cache; c != nil {
+			fmt.Fprintf(&b, "; cache %d entries", c.Stats().Entries)
+		}
+	} else {
+		b.WriteString("master mode alone")
 	}
 	for _, z := range o.zones() {
 		fmt.Fprintf(&b, "; zone %s serial %d records %d", z.Origin, z.Serial, z.Records)
@@ -216,14 +225,19 @@ func (o *ops) status() string {
 			fmt.Fprintf(&b, "; Mesos leader %s", s.Leader)
 		}
 	}
-	fmt.Fprintf(&b, "; races in flight %d", o.node.Forwarder.Stats().InFlight)
+	if o.node != nil {
+		fmt.Fprintf(&b, "; races in flight %d", o.node.Forwarder.Stats().InFlight)
+	}
 	return b.String()
 }
 
 // zones reports the authoritative zones served, for metrics and status.
 func (o *ops) zones() []metrics.Zone {
-	z := o.node.Local
-	out := []metrics.Zone{{Origin: z.Origin(), Records: z.Len(), Serial: z.Serial()}}
+	var out []metrics.Zone
+	if o.node != nil {
+		z := o.node.Local
+		out = append(out, metrics.Zone{Origin: z.Origin(), Records: z.Len(), Serial: z.Serial()})
+	}
 	if o.master != nil {
 		z := o.master.Master.Store().Load()
 		out = append(out, metrics.Zone{Origin: z.Origin(), Records: z.Len(), Serial: z.Serial()})
@@ -238,6 +252,9 @@ func (o *ops) ready(sup *service.Supervisor) func() error {
 	return func() error {
 		if !sup.Healthy() {
 			return errors.New("the self-query through the listener does not succeed")
+		}
+		if o.node == nil {
+			return nil // master mode alone: its self-check is the test
 		}
 		for _, g := range o.node.Table().Groups() {
 			if g.Zone() != "." {
