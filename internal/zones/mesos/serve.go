@@ -62,18 +62,18 @@ func (h DNSHandler) ServeFast(req *server.Request, dst []byte) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	return h.reply(nil, req, dst), true
+	return h.reply(context.Background(), req, dst, false), true
 }
 
 // ServeDNS answers req, forwarding it when it is for a name outside the
 // zone and Forward is set.
 func (h DNSHandler) ServeDNS(ctx context.Context, req *server.Request, dst []byte) []byte {
-	return h.reply(ctx, req, dst)
+	return h.reply(ctx, req, dst, true)
 }
 
-// reply answers req; ctx is nil on the read goroutine, where nothing is
-// forwarded.
-func (h DNSHandler) reply(ctx context.Context, req *server.Request, dst []byte) []byte {
+// reply answers req; block is false on the read goroutine, where nothing
+// is forwarded.
+func (h DNSHandler) reply(ctx context.Context, req *server.Request, dst []byte, block bool) []byte {
 	msg := req.Msg
 	// Shorter than a header, or a response (QR set): answering either
 	// could start a loop with another server.
@@ -82,12 +82,12 @@ func (h DNSHandler) reply(ctx context.Context, req *server.Request, dst []byte) 
 	}
 	var q dnswire.Query
 	if h.Guard == nil {
-		return h.answerOrForward(ctx, req, dst, &q)
+		return h.answerOrForward(ctx, req, dst, &q, block)
 	}
 	var out []byte
 	c := clientOf(req.Client.Addr())
 	if h.Guard.allowed(c) {
-		out = h.answerOrForward(ctx, req, dst, &q)
+		out = h.answerOrForward(ctx, req, dst, &q, block)
 	} else {
 		out = h.Guard.refuse(msg, dst, &q)
 	}
@@ -103,9 +103,9 @@ func (h DNSHandler) reply(ctx context.Context, req *server.Request, dst []byte) 
 }
 
 // answerOrForward forwards a query for a name outside the zone when it
-// may block (ctx set) and Forward is set, and answers it otherwise.
-func (h DNSHandler) answerOrForward(ctx context.Context, req *server.Request, dst []byte, q *dnswire.Query) []byte {
-	if ctx != nil && h.Forward != nil && h.Forward.outside(req.Msg, q) {
+// may block and Forward is set, and answers it otherwise.
+func (h DNSHandler) answerOrForward(ctx context.Context, req *server.Request, dst []byte, q *dnswire.Query, block bool) []byte {
+	if block && h.Forward != nil && h.Forward.outside(req.Msg, q) {
 		return h.Forward.forward(ctx, req, q, dst)
 	}
 	return h.answer(req, dst, q)
