@@ -3,6 +3,7 @@ package mesos
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +11,9 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spartan-dns/spartan/internal/server"
 	"github.com/spartan-dns/spartan/internal/testsupport"
+	"github.com/spartan-dns/spartan/internal/zones"
 )
 
 // exchange asks addr for name over network and returns the reply.
@@ -158,4 +161,39 @@ func TestMesosHTTPS(t *testing.T) {
 	}
 	_, err := NewMaster(masterConfig(t, []string{fake.Addr()}, `,"MesosHTTPSOn":true,"CACertFile":"/nonexistent/ca.pem"`), discardLogger())
 	require.ErrorContains(t, err, "master.CACertFile")
+}
+
+// BenchmarkForwardOutsideZone is one external name asked on the
+// authoritative port with master.resolvers set (Mesos-DNS's externalOn):
+// the handler's blocking path, a race to one fake resolver on loopback
+// and the relayed reply. It measures what the port adds per forwarded
+// query (allocations, CPU); the round trip to the resolver dominates the
+// time.
+func BenchmarkForwardOutsideZone(b *testing.B) {
+	up := testsupport.StartUpstream(b)
+	cfg := masterConfig(b, []string{"192.0.2.250:5050"}, `,"resolvers":["`+up.Addr()+`"]`)
+	m, err := NewMaster(cfg, discardLogger())
+	require.NoError(b, err)
+	fwd, err := NewForwarder(cfg, nil, discardLogger())
+	require.NoError(b, err)
+	b.Cleanup(fwd.Close)
+	h := NewDNSHandler(zones.NewAuthority(m.Store()), nil)
+	h.Forward = fwd
+	q := new(dns.Msg)
+	q.SetQuestion("www.example.com.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	msg, err := q.Pack()
+	require.NoError(b, err)
+	req := &server.Request{Msg: msg, Client: netip.MustParseAddrPort("127.0.0.1:40000")}
+	dst := make([]byte, 0, 4096)
+	_, fast := h.ServeFast(req, dst)
+	require.False(b, fast, "an external name leaves the read goroutine")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		out := h.ServeDNS(b.Context(), req, dst)
+		if len(out) < 12 || out[3]&0xF != dns.RcodeSuccess {
+			b.Fatalf("reply %x", out)
+		}
+	}
 }
