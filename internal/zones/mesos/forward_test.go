@@ -58,14 +58,33 @@ func TestForwardOutsideZone(t *testing.T) {
 		require.True(t, r.RecursionAvailable, "recurseOn sets RA in the zone's replies")
 		require.Equal(t, "10.3.0.3", r.Answer[0].(*dns.A).A.String())
 	}
+	for range 3 {
+		// Replayed from the reply memo: RA stays set.
+		r := exchange(t, "udp", addr, "nginx.marathon.mesos.", dns.TypeA)
+		require.True(t, r.Authoritative)
+		require.True(t, r.RecursionAvailable)
+	}
 	require.Equal(t, 2, weave.Queries())
 	require.Equal(t, 2, root.Queries(), "only the names outside the zone reach the resolvers")
+
+	// A truncated reply reaches a UDP client truncated, and its TCP
+	// retry is forwarded over TCP; a forged reply is never relayed.
+	root.SetBehavior(testsupport.Truncate)
+	r := exchange(t, "udp", addr, "big.example.net.", dns.TypeA)
+	require.True(t, r.Truncated)
+	require.Empty(t, r.Answer)
+	r = exchange(t, "tcp", addr, "big.example.net.", dns.TypeA)
+	require.False(t, r.Truncated)
+	require.Len(t, r.Answer, 1)
+	root.SetBehavior(testsupport.WrongID)
+	r = exchange(t, "udp", addr, "spoofed.example.net.", dns.TypeA)
+	require.Equal(t, testsupport.DefaultIP.String(), r.Answer[0].(*dns.A).A.String())
 
 	// Every resolver failing is SERVFAIL, as Mesos-DNS answers a failed
 	// exchange.
 	root.SetBehavior(testsupport.Blackhole)
 	weave.SetBehavior(testsupport.Blackhole)
-	r := exchange(t, "udp", addr, "www.example.org.", dns.TypeA)
+	r = exchange(t, "udp", addr, "www.example.org.", dns.TypeA)
 	require.Equal(t, dns.RcodeServerFailure, r.Rcode)
 }
 
