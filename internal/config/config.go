@@ -28,9 +28,12 @@ type Config struct {
 	// port means MasterDNSPort. They form the ClusterDomain group unless
 	// Zones names that domain explicitly.
 	Masters []string `json:"masters"`
-	// NodeAddress is this node's own address, answered for
-	// thisnode.thisdcos.directory. Default: the address of the interface
-	// that routes to the first master.
+	// NodeAddress is this node's own address (an IP, no port), answered
+	// by the proxy itself for thisnode.thisdcos.directory (and
+	// thisnode.thisdcos.global) as A or AAAA. Default: the source address
+	// of the interface that routes to the first of Masters, found once at
+	// start; with no Masters (or no route to the first) the names have no
+	// address record (NODATA).
 	NodeAddress string `json:"nodeAddress"`
 	// TLSCAFile is a PEM file of the certificate authorities that DNS over
 	// TLS upstreams (tls://) are verified against. Default: the system

@@ -92,6 +92,10 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"rrl v4 prefix", `{"master": {"rrl": {"ipv4PrefixLength": 33}}}`, "field master.rrl.ipv4PrefixLength"},
 		{"rrl v6 prefix", `{"master": {"rrl": {"ipv6PrefixLength": 129}}}`, "field master.rrl.ipv6PrefixLength"},
 		{"rrl exempt", `{"master": {"rrl": {"exempt": ["::1"]}}}`, "field master.rrl.exempt[0]: not a CIDR prefix"},
+		{"node address with port", `{"nodeAddress": "192.0.2.7:53"}`, `field nodeAddress: not a unicast IP address without zone: "192.0.2.7:53"`},
+		{"node address name", `{"nodeAddress": "agent1.example"}`, "field nodeAddress: not a unicast IP address"},
+		{"node address unspecified", `{"nodeAddress": "0.0.0.0"}`, "field nodeAddress: not a unicast IP address"},
+		{"node address zone", `{"nodeAddress": "fe80::1%eth0"}`, "field nodeAddress: not a unicast IP address without zone"},
 		{"trailing data", `{} {}`, "trailing data"},
 		{"syntax", `{"listen": [}`, "invalid JSON"},
 	} {
@@ -134,4 +138,29 @@ func TestLoadNamesTheFile(t *testing.T) {
 
 	_, err = Load(filepath.Join(t.TempDir(), "missing.json"))
 	require.ErrorContains(t, err, "missing.json")
+}
+
+// TestNodeAddress: an IP is kept in its canonical form; empty stays empty
+// (the proxy then finds the address itself).
+func TestNodeAddress(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:DB8::0:7", "2001:db8::7"},
+	} {
+		cfg, err := Parse([]byte(`{"nodeAddress": "` + tc.in + `"}`))
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, cfg.NodeAddress, tc.in)
+	}
+}
+
+// TestMasterDomains: the cluster domain and the DC/OS domains, each once.
+func TestMasterDomains(t *testing.T) {
+	cfg, err := Parse([]byte(`{}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"mesos.", "thisdcos.directory.", "thisdcos.global."}, cfg.MasterDomains())
+	cfg, err = Parse([]byte(`{"clusterDomain": "ThisDCOS.Directory"}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"thisdcos.directory.", "thisdcos.global."}, cfg.MasterDomains())
 }

@@ -86,3 +86,34 @@ func DefaultAllowNets() []string {
 		"fc00::/7",      // unique local
 	}
 }
+
+// The DC/OS domains dcos-net serves besides the cluster domain. Like the
+// cluster domain they are the masters' alone: routed to the masters'
+// group by default and never sent to the external resolvers.
+const (
+	// DCOSDirectory is the zone of dcos-net's generated names
+	// (<task>.<framework>.autoip.dcos.thisdcos.directory and its siblings).
+	DCOSDirectory = "thisdcos.directory."
+	// DCOSGlobal is its alias: <x>.thisdcos.global is answered as
+	// <x>.thisdcos.directory.
+	DCOSGlobal = "thisdcos.global."
+)
+
+// ThisNodeNames are the names every node's proxy answers itself with
+// Config.NodeAddress, in both DC/OS domains.
+var ThisNodeNames = []string{"thisnode." + DCOSDirectory, "thisnode." + DCOSGlobal}
+
+// MasterDomains returns the domains the masters alone serve: the cluster
+// domain and the DC/OS domains (each once, for a cluster domain that is
+// one of them). Each is routed to Masters unless Zones names it, and is
+// answered SERVFAIL, never forwarded to the root group, when no group
+// serves it.
+func (c *Config) MasterDomains() []string {
+	out := []string{c.ClusterDomain}
+	for _, d := range []string{DCOSDirectory, DCOSGlobal} {
+		if d != c.ClusterDomain {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -51,6 +51,13 @@ func (c *Config) Validate() error {
 		}
 		c.Masters[i] = hp
 	}
+	if c.NodeAddress != "" {
+		a, err := netip.ParseAddr(c.NodeAddress)
+		if err != nil || a.Zone() != "" || a.IsUnspecified() {
+			return fieldErr("nodeAddress", "not a unicast IP address without zone: %q", c.NodeAddress)
+		}
+		c.NodeAddress = a.Unmap().String()
+	}
 	zones := make(map[string][]string, len(c.Zones))
 	for name, ups := range c.Zones {
 		field := fmt.Sprintf("zones[%q]", name)

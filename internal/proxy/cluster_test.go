@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
@@ -48,6 +49,10 @@ var clusterNames = []struct {
 	{"_leader._tcp.mesos.", dns.TypeSRV},
 	{"a.b.c.marathon.mesos.", dns.TypeAAAA},
 	{"mesos.", dns.TypeSOA},
+	// The DC/OS domains are the masters' alone too.
+	{"web.marathon.autoip.dcos.thisdcos.directory.", dns.TypeA},
+	{"Leader.DCOS.ThisDCOS.Global.", dns.TypeA},
+	{"thisdcos.directory.", dns.TypeSOA},
 }
 
 // TestClusterNamesNeverReachRoot starts the smallest configuration, a
@@ -80,11 +85,12 @@ func TestClusterNamesNeverReachRoot(t *testing.T) {
 
 			// Everything else still goes to the root group, names that
 			// merely contain the cluster domain's label too.
-			for _, name := range []string{"www.example.", "mesos.example.", "xmesos."} {
+			others := []string{"www.example.", "mesos.example.", "xmesos.", "thisdcos.directory.example.", "directory."}
+			for _, name := range others {
 				r := ask(t, n.addr, "udp", msg(name, dns.TypeA))
 				require.Equal(t, testsupport.DefaultIP.String(), firstA(r), name)
 			}
-			require.Equal(t, 3, root.Queries())
+			require.Equal(t, len(others), root.Queries())
 			require.Equal(t, 1, strings.Count(logs.String(), unservedWarning), logs.String())
 		})
 	}
@@ -141,4 +147,73 @@ func TestClusterReloadDropsMasters(t *testing.T) {
 	require.Equal(t, dns.RcodeServerFailure, r.Rcode)
 	require.Zero(t, root.Queries())
 	require.Equal(t, 1, master.Queries())
+}
+
+// TestDCOSDomainsFollowMasters: thisdcos.directory and thisdcos.global go
+// to the masters' group exactly like the cluster domain, never to the
+// root group; a zones entry for one of them overrides the masters, as one
+// for the cluster domain does.
+func TestDCOSDomainsFollowMasters(t *testing.T) {
+	for _, override := range []bool{false, true} {
+		t.Run(map[bool]string{false: "masters", true: "zones entry"}[override], func(t *testing.T) {
+			root := testsupport.StartUpstream(t)
+			master := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.4:0"))
+			zone := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.5:0"))
+			n := runNode(t, testsupport.NewClock().Now, func(c *config.Config) {
+				c.Upstreams = []string{root.Addr()}
+				c.Masters = []string{master.Addr()}
+				c.Cache.Disabled = true // every query reaches a group
+				if override {
+					c.Zones = map[string][]string{"thisdcos.directory.": {zone.Addr()}}
+				}
+			})
+			for _, network := range []string{"udp", "tcp"} {
+				r := ask(t, n.addr, network, msg("web.marathon.autoip.dcos.thisdcos.directory.", dns.TypeA))
+				require.Equal(t, testsupport.DefaultIP.String(), firstA(r))
+				r = ask(t, n.addr, network, msg("Web.Marathon.AutoIP.dcos.ThisDCOS.Global.", dns.TypeAAAA))
+				require.Equal(t, dns.RcodeSuccess, r.Rcode)
+			}
+			wantZone, wantMaster := 0, 4
+			if override {
+				wantZone, wantMaster = 2, 2
+			}
+			require.Equal(t, wantZone, zone.Queries())
+			require.Equal(t, wantMaster, master.Queries())
+			require.Zero(t, root.Queries(), "a DC/OS name reached the root group")
+		})
+	}
+}
+
+// TestDCOSNegativeAnswersClampedAsCluster: a negative answer from the
+// masters for a DC/OS name is cached no longer than
+// clusterNegativeMaxTTL, as one for a cluster name, whatever the SOA says.
+func TestDCOSNegativeAnswersClampedAsCluster(t *testing.T) {
+	clk := testsupport.NewClock()
+	soa := &dns.SOA{Hdr: dns.RR_Header{Name: "thisdcos.directory.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 3600},
+		Ns: "ns.thisdcos.directory.", Mbox: "root.ns.thisdcos.directory.", Serial: 1, Minttl: 3600}
+	master := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.4:0"), testsupport.WithHandler(func(req *dns.Msg) *dns.Msg {
+		resp := new(dns.Msg)
+		resp.SetRcode(req, dns.RcodeNameError)
+		resp.Authoritative = true
+		resp.Ns = []dns.RR{soa}
+		return resp
+	}))
+	root := testsupport.StartUpstream(t)
+	n := runNode(t, clk.Now, func(c *config.Config) {
+		c.Upstreams = []string{root.Addr()}
+		c.Masters = []string{master.Addr()}
+	})
+	for i, name := range []string{"new-task.marathon.agentip.dcos.thisdcos.directory.", "new-task.marathon.agentip.dcos.thisdcos.global."} {
+		r := ask(t, n.addr, "udp", msg(name, dns.TypeA))
+		require.Equal(t, dns.RcodeNameError, r.Rcode)
+		r = ask(t, n.addr, "udp", msg(name, dns.TypeA))
+		require.Equal(t, dns.RcodeNameError, r.Rcode)
+		require.Equal(t, 2*i+1, master.Queries(), "the second query is a cache hit")
+		// Past the cluster clamp (30s by default), the master is asked again.
+		clk.Advance(config.Default().Cache.ClusterNegativeMaxTTL.D() + time.Second)
+		r = ask(t, n.addr, "udp", msg(name, dns.TypeA))
+		require.Equal(t, dns.RcodeNameError, r.Rcode)
+		require.Equal(t, 2*i+2, master.Queries(), "%s: the negative answer outlived clusterNegativeMaxTTL", name)
+	}
+	require.Zero(t, root.Queries())
 }

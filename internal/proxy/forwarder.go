@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/dnswire"
 	"github.com/spartan-dns/spartan/internal/metrics"
 	"github.com/spartan-dns/spartan/internal/proxy/cache"
@@ -29,6 +31,13 @@ type Options struct {
 	// group: when the table has no group for the domain (or one above
 	// it), they are answered SERVFAIL.
 	ClusterDomain string
+	// MasterDomains are further domains handled like ClusterDomain (the
+	// DC/OS domains, see config.Config.MasterDomains): never sent to the
+	// root group, SERVFAIL when no group serves them.
+	MasterDomains []string
+	// NodeAddress is this node's own address, answered for
+	// config.ThisNodeNames; the zero Addr means unknown (NODATA).
+	NodeAddress netip.Addr
 	// AllowNets are the client networks served; others get REFUSED.
 	AllowNets []netip.Prefix
 	// RaceTimeout bounds one upstream race.
@@ -54,7 +63,8 @@ type Forwarder struct {
 	o        Options
 	table    atomic.Pointer[tableRef] // the table routing new queries
 	front    *cache.Front             // nil without a cache
-	cluster  []byte                   // lower-cased wire form of ClusterDomain; nil: none
+	masters  []masterZone             // ClusterDomain and MasterDomains
+	thisNode [][]byte                 // lower-cased wire forms of config.ThisNodeNames
 	inflight atomic.Int64
 
 	tmu     sync.Mutex
@@ -67,12 +77,18 @@ type Forwarder struct {
 	unrouted  atomic.Uint64
 }
 
+// masterZone is a domain only the masters serve.
+type masterZone struct {
+	name string // lower-case FQDN, the metrics label
+	wire []byte // lower-cased wire form
+}
+
 // Stats are the Forwarder's counters since start.
 type Stats struct {
 	Malformed uint64 // unparseable messages (dropped or answered FORMERR)
 	Refused   uint64 // queries from clients outside AllowNets
 	Overload  uint64 // queries answered SERVFAIL because MaxInFlight was reached
-	Unrouted  uint64 // cluster names answered SERVFAIL because no group serves the cluster domain
+	Unrouted  uint64 // cluster (and DC/OS) names answered SERVFAIL because no group serves their domain
 	Tables    int    // upstream tables not yet closed: the current one and retired ones still racing
 	InFlight  int64  // upstream races now
 	Waiting   int64  // queries waiting on a cached race they started or joined (cache.Front.Waiting)
@@ -90,15 +106,25 @@ func NewForwarder(o Options) (*Forwarder, error) {
 		o.Logger = slog.Default()
 	}
 	f := &Forwarder{o: o, tables: map[*tableRef]struct{}{}}
-	if o.ClusterDomain != "" {
-		wire, err := dnswire.WireName(o.ClusterDomain)
+	for _, d := range append([]string{o.ClusterDomain}, o.MasterDomains...) {
+		if d == "" || slices.ContainsFunc(f.masters, func(z masterZone) bool { return z.name == d }) {
+			continue
+		}
+		wire, err := dnswire.WireName(d)
 		if err != nil {
-			return nil, fmt.Errorf("proxy: cluster domain %q: %w", o.ClusterDomain, err)
+			return nil, fmt.Errorf("proxy: cluster domain %q: %w", d, err)
 		}
 		if len(wire) == 1 {
 			return nil, errors.New("proxy: the root zone cannot be the cluster domain")
 		}
-		f.cluster = wire
+		f.masters = append(f.masters, masterZone{name: d, wire: wire})
+	}
+	for _, n := range config.ThisNodeNames {
+		wire, err := dnswire.WireName(n)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %q: %w", n, err)
+		}
+		f.thisNode = append(f.thisNode, wire)
 	}
 	f.table.Store(f.newRef(o.Table))
 	if o.Cache != nil {

@@ -4,16 +4,25 @@ import (
 	"github.com/miekg/dns"
 	"github.com/spartan-dns/spartan/internal/dnswire"
 	"github.com/spartan-dns/spartan/internal/server"
+	"github.com/spartan-dns/spartan/internal/zones"
 )
 
-// local answers from the local zone with dns.Msg: rare (health checks),
-// so clarity beats speed.
-func (f *Forwarder) local(req *server.Request, qs *query, dst []byte) []byte {
+// thisNodeTTL is the TTL of the node's own address: the local zone's,
+// short like DC/OS's local answers.
+const thisNodeTTL = 5
+
+// local answers from lookup, or from the local zone when lookup is nil,
+// with dns.Msg: rare (health checks, the node's own name), so clarity
+// beats speed.
+func (f *Forwarder) local(req *server.Request, qs *query, dst []byte, lookup func(qname string, qtype uint16) zones.Result) []byte {
 	qname, _, err := dns.UnpackDomainName(qs.q.Name(), 0)
 	if err != nil {
 		return dnswire.AppendError(dst, &qs.q, dns.RcodeFormatError)
 	}
-	res := f.o.Local.Lookup(qname, qs.q.Qtype)
+	if lookup == nil {
+		lookup = f.o.Local.Lookup
+	}
+	res := lookup(qname, qs.q.Qtype)
 	m := new(dns.Msg)
 	m.Id = qs.q.ID
 	m.Response = true
@@ -37,6 +46,24 @@ func (f *Forwarder) local(req *server.Request, qs *query, dst []byte) []byte {
 		return dnswire.AppendError(dst, &qs.q, dns.RcodeServerFailure)
 	}
 	return out
+}
+
+// thisNodeResult answers the node's own name (config.ThisNodeNames): an A
+// or AAAA record of NodeAddress when the type matches its family, NODATA
+// for every other type and for every type while the address is unknown.
+// The record's owner is the name as asked, so the thisdcos.global alias
+// answers with the question's name.
+func (f *Forwarder) thisNodeResult(qname string, qtype uint16) zones.Result {
+	res := zones.Result{Rcode: dns.RcodeSuccess, Authoritative: true}
+	a := f.o.NodeAddress
+	hdr := dns.RR_Header{Name: qname, Rrtype: qtype, Class: dns.ClassINET, Ttl: thisNodeTTL}
+	switch {
+	case qtype == dns.TypeA && a.Is4():
+		res.Answer = []dns.RR{&dns.A{Hdr: hdr, A: a.AsSlice()}}
+	case qtype == dns.TypeAAAA && a.Is6():
+		res.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()}}
+	}
+	return res
 }
 
 // normalize handles a well-formed query the wire parser does not take

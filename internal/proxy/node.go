@@ -84,7 +84,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	local := zones.NewLocal(first.Addr())
 	var c *cache.Cache
 	if !cfg.Cache.Disabled {
-		c, err = cache.New(cache.Options{Config: cfg.Cache, ClusterDomain: cfg.ClusterDomain, Now: o.Now})
+		c, err = cache.New(cache.Options{Config: cfg.Cache, ClusterDomain: cfg.ClusterDomain, MasterDomains: cfg.MasterDomains(), Now: o.Now})
 		if err != nil {
 			return nil, err
 		}
@@ -98,6 +98,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	}
 	fwd, err := NewForwarder(Options{
 		Table: table, Local: local, AllowNets: allow, ClusterDomain: cfg.ClusterDomain,
+		MasterDomains: cfg.MasterDomains(), NodeAddress: NodeAddress(ctx, cfg, logger),
 		Cache: c, StaleClientTimeout: cfg.Cache.ClientTimeout.D(),
 		RaceTimeout: cfg.RaceTimeout.D(), MaxInFlight: cfg.MaxInFlight,
 		Metrics: o.Metrics, LogQueries: cfg.Log.Queries, Logger: logger,
@@ -109,7 +110,7 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	n := &Node{Local: local, Cache: c, Forwarder: fwd, pcs: o.PacketConns, lns: o.Listeners, logger: logger, obs: obs,
 		cluster: cfg.ClusterDomain, clusterServed: ClusterServed(table, cfg.ClusterDomain)}
 	if !n.clusterServed {
-		n.warnClusterUnserved()
+		n.warnClusterUnserved(table)
 	}
 	if len(n.pcs) == 0 && len(n.lns) == 0 {
 		if n.pcs, n.lns, err = server.ListenAll(ctx, cfg.Listen); err != nil {
@@ -132,6 +133,38 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		})
 	}
 	return n, nil
+}
+
+// NodeAddress returns the node's own address, answered for
+// thisnode.thisdcos.directory: cfg.NodeAddress when set, otherwise the
+// source address the kernel picks for the first of cfg.Masters, that is
+// the address of the interface that routes to it (a UDP "connect": no
+// packet is sent). With no masters, or no route to the first, the address
+// is unknown (the zero Addr, logged): the names then have no record.
+func NodeAddress(ctx context.Context, cfg *config.Config, logger *slog.Logger) netip.Addr {
+	if cfg.NodeAddress != "" {
+		a, err := netip.ParseAddr(cfg.NodeAddress)
+		if err != nil { // Validate has rejected this already
+			logger.Warn("nodeAddress is not an IP address", "nodeAddress", cfg.NodeAddress, "err", err)
+			return netip.Addr{}
+		}
+		return a.Unmap()
+	}
+	if len(cfg.Masters) == 0 {
+		logger.Info("no nodeAddress and no masters to find it from: thisnode names have no address record", "names", config.ThisNodeNames)
+		return netip.Addr{}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", cfg.Masters[0])
+	if err != nil {
+		logger.Warn("no nodeAddress, and no route to the first master to find it from: thisnode names have no address record",
+			"master", cfg.Masters[0], "err", err)
+		return netip.Addr{}
+	}
+	defer conn.Close()
+	a := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	logger.Debug("node address: the source address towards the first master", "nodeAddress", a, "master", cfg.Masters[0])
+	return a
 }
 
 // ownAddrs returns the proxy's own specific listen addresses as host
@@ -222,16 +255,25 @@ func (n *Node) Reload(cfg *config.Config) (*upstream.Table, error) {
 	n.clusterServed = served
 	n.mu.Unlock()
 	if wasServed && !served {
-		n.warnClusterUnserved()
+		n.warnClusterUnserved(t)
 	}
 	return t, nil
 }
 
 // warnClusterUnserved logs that cluster names get SERVFAIL: no group
-// serves the cluster domain, and the root group must never see them.
-func (n *Node) warnClusterUnserved() {
+// serves the cluster domain, and the root group must never see them. The
+// DC/OS domains t leaves unserved too (they follow the masters as the
+// cluster domain does) are named with it.
+func (n *Node) warnClusterUnserved(t *upstream.Table) {
+	var also []string
+	for _, d := range []string{config.DCOSDirectory, config.DCOSGlobal} {
+		if d != n.cluster && !ClusterServed(t, d) {
+			also = append(also, d)
+		}
+	}
 	n.logger.Warn(fmt.Sprintf("no upstreams for cluster domain %s: set masters or zones", n.cluster),
-		"clusterDomain", n.cluster, "effect", "cluster names are answered SERVFAIL, never forwarded")
+		"clusterDomain", n.cluster, "alsoUnserved", also,
+		"effect", "their names are answered SERVFAIL, never forwarded")
 }
 
 // Close releases the sockets and the upstream table of a Node that was

@@ -25,11 +25,13 @@ import (
 //     when the query's OPT record is at fault), responses are dropped;
 //  2. client ACL: a client outside AllowNets gets REFUSED;
 //  3. opcode other than QUERY: NOTIMP;
-//  4. the local zone "spartan." is answered here, whatever the upstreams do;
+//  4. the local zone "spartan." and the node's own name
+//     (thisnode.thisdcos.directory, thisnode.thisdcos.global) are
+//     answered here, whatever the upstreams do;
 //  5. [cache seam: a hit is answered here, a miss goes on];
-//  6. a name in the cluster domain that no group serves (it would fall to
-//     the root group) gets SERVFAIL here: external resolvers never see
-//     cluster names;
+//  6. a name in the cluster domain or a DC/OS domain (thisdcos.directory,
+//     thisdcos.global) that no group serves (it would fall to the root
+//     group) gets SERVFAIL here: external resolvers never see them;
 //  7. in-flight cap: beyond MaxInFlight races, SERVFAIL at once;
 //  8. the upstream table picks the group of the longest matching zone;
 //  9. the group races the query (upstream.Group.RaceWire); failure or
@@ -42,15 +44,37 @@ import (
 // listener's read goroutine.
 
 // route returns the group of t for the lower-cased wire name, or nil when
-// the name is in the cluster domain and would fall to the root group: no
-// group serves the cluster domain, and an external resolver must never
-// answer (or even see) a cluster name.
+// the name is in the cluster domain or a DC/OS domain and would fall to
+// the root group: no group serves that domain, and an external resolver
+// must never answer (or even see) such a name.
 func (f *Forwarder) route(t *upstream.Table, name []byte) *upstream.Group {
 	g := t.LookupWire(name)
-	if f.cluster != nil && g.Zone() == "." && dnswire.InZone(name, f.cluster) {
+	if g.Zone() == "." && f.masterZone(name) != "" {
 		return nil
 	}
 	return g
+}
+
+// masterZone returns the domain only the masters serve that the
+// lower-cased wire name is in, or "".
+func (f *Forwarder) masterZone(name []byte) string {
+	for _, z := range f.masters {
+		if dnswire.InZone(name, z.wire) {
+			return z.name
+		}
+	}
+	return ""
+}
+
+// isThisNode reports whether the lower-cased wire name is one of the
+// node's own names.
+func (f *Forwarder) isThisNode(name []byte) bool {
+	for _, n := range f.thisNode {
+		if string(name) == string(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // ClusterServed reports whether t has a group for the cluster domain
@@ -126,7 +150,11 @@ func (f *Forwarder) prepare(req *server.Request, qs *query, dst []byte, hit bool
 	}
 	if dnswire.InZone(qs.q.Key()[:qs.name], localWire) {
 		qs.zone = zones.LocalOrigin
-		return f.local(req, qs, dst)
+		return f.local(req, qs, dst, nil)
+	}
+	if f.isThisNode(qs.q.Key()[:qs.name]) {
+		qs.zone = zones.LocalOrigin
+		return f.local(req, qs, dst, f.thisNodeResult)
 	}
 
 	// Cache seam: a cache hit is answered here, from the wire, before any
@@ -140,8 +168,8 @@ func (f *Forwarder) prepare(req *server.Request, qs *query, dst []byte, hit bool
 		}
 	}
 
-	if f.cluster != nil && dnswire.InZone(qs.q.Key()[:qs.name], f.cluster) && f.route(f.Table(), qs.q.Key()[:qs.name]) == nil {
-		qs.zone = f.o.ClusterDomain
+	if z := f.masterZone(qs.q.Key()[:qs.name]); z != "" && f.Table().LookupWire(qs.q.Key()[:qs.name]).Zone() == "." {
+		qs.zone = z
 		f.unrouted.Add(1)
 		return dnswire.AppendError(dst, &qs.q, dns.RcodeServerFailure)
 	}
@@ -167,7 +195,7 @@ func (f *Forwarder) forward(ctx context.Context, req *server.Request, qs *query,
 		if g := f.route(f.Table(), qs.q.Key()[:qs.name]); g != nil {
 			qs.zone = g.Zone()
 		} else {
-			qs.zone = f.o.ClusterDomain
+			qs.zone = f.masterZone(qs.q.Key()[:qs.name])
 		}
 		reply, err := f.front.Resolve(ctx, &qs.q, dst, replyLimit(req, &qs.q), req.TCP)
 		if err != nil {
@@ -184,7 +212,7 @@ func (f *Forwarder) forward(ctx context.Context, req *server.Request, qs *query,
 	defer cancel()
 	g := f.route(ref.t, qs.q.Key()[:qs.name])
 	if g == nil { // the table was swapped since prepare
-		qs.zone = f.o.ClusterDomain
+		qs.zone = f.masterZone(qs.q.Key()[:qs.name])
 		f.unrouted.Add(1)
 		return dnswire.AppendError(dst, &qs.q, dns.RcodeServerFailure)
 	}
@@ -224,7 +252,7 @@ func (f *Forwarder) fetch(ctx context.Context, q *dnswire.Query, query []byte, t
 	g := f.route(ref.t, q.Key()[:len(q.Name())])
 	if g == nil { // a prefetch, or the table was swapped since prepare
 		f.unrouted.Add(1)
-		return nil, fmt.Errorf("proxy: no upstream group serves the cluster domain %s", f.o.ClusterDomain)
+		return nil, fmt.Errorf("proxy: no upstream group serves the domain %s", f.masterZone(q.Key()[:len(q.Name())]))
 	}
 	reply, _, err := g.RaceWire(ctx, query, tcp)
 	return reply, err

@@ -147,11 +147,13 @@ func hostAddr(a netip.Addr) bool {
 }
 
 // BuildTable builds the upstream table from cfg: the root group from
-// RootUpstreams, one group per cfg.Zones entry, and the cluster domain's
-// group from cfg.Masters unless cfg.Zones names that domain. In master mode
-// the group of the generated zone (master.domain) also gets this node's own
-// authoritative server when none of its addresses reaches it (see
-// ownMaster); the group is created for it when the configuration has none.
+// RootUpstreams, one group per cfg.Zones entry, and a group from
+// cfg.Masters for each of cfg.MasterDomains (the cluster domain,
+// thisdcos.directory and thisdcos.global) that cfg.Zones does not name. In
+// master mode the groups of the generated zones (master.domain and the
+// DC/OS domains) also get this node's own authoritative server when none
+// of their addresses reaches it (see ownMaster); a group is created for it
+// when the configuration has none.
 // Our own proxy listen addresses are dropped from every group (a loop);
 // other addresses written in zones or masters are kept, a loopback one
 // with a warning when the proxy does not itself listen on loopback (see
@@ -159,7 +161,7 @@ func hostAddr(a netip.Addr) bool {
 // nil. Without masters or a zones entry for the cluster domain (or one
 // above it) the table has no group serving it (ClusterServed is false);
 // the Forwarder then answers cluster names SERVFAIL instead of sending
-// them to the root group.
+// them to the root group, and the same holds for each DC/OS domain.
 func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) (*upstream.Table, error) {
 	root, err := RootUpstreams(cfg, logger)
 	if err != nil {
@@ -178,13 +180,17 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 	for z, addrs := range cfg.Zones {
 		zoneAddrs[z] = addrs
 	}
-	if _, named := zoneAddrs[cfg.ClusterDomain]; !named && len(cfg.Masters) > 0 {
-		zoneAddrs[cfg.ClusterDomain] = cfg.Masters
+	for _, d := range cfg.MasterDomains() {
+		if _, named := zoneAddrs[d]; !named && len(cfg.Masters) > 0 {
+			zoneAddrs[d] = cfg.Masters
+		}
 	}
 	if m := cfg.Master; m != nil {
-		if self, add := ownMaster(m.Listen, zoneAddrs[m.Domain]); add {
-			zoneAddrs[m.Domain] = append(slices.Clone(zoneAddrs[m.Domain]), self)
-			logger.Debug("master mode: this node's authoritative server added to its zone's group", "zone", m.Domain, "upstream", self)
+		for _, d := range masterModeZones(m.Domain) {
+			if self, add := ownMaster(m.Listen, zoneAddrs[d]); add {
+				zoneAddrs[d] = append(slices.Clone(zoneAddrs[d]), self)
+				logger.Debug("master mode: this node's authoritative server added to its zone's group", "zone", d, "upstream", self)
+			}
 		}
 	}
 	g, err := upstream.NewGroup(".", root, obs, upstream.WithLogger(logger))
@@ -232,10 +238,22 @@ func zoneField(cfg *config.Config, zone string) string {
 	if _, ok := cfg.Zones[zone]; ok {
 		return fmt.Sprintf("zones[%q]", zone)
 	}
-	if zone == cfg.ClusterDomain && len(cfg.Masters) > 0 {
+	if slices.Contains(cfg.MasterDomains(), zone) && len(cfg.Masters) > 0 {
 		return "masters"
 	}
 	return "master.listen"
+}
+
+// masterModeZones are the zones a master's authoritative server answers:
+// its generated domain and the DC/OS domains.
+func masterModeZones(domain string) []string {
+	out := []string{domain}
+	for _, d := range []string{config.DCOSDirectory, config.DCOSGlobal} {
+		if d != domain {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // ownMaster returns the address at which the proxy reaches its own node's

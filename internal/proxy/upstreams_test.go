@@ -39,25 +39,33 @@ func TestBuildTableIncludesOwnMaster(t *testing.T) {
 			map[string][]string{"example.": {"192.0.2.11:53"}}, true},
 		{"group created with the loopback master (not dropped as a stub)",
 			`"listen": ["127.0.0.1:5353"], "master": {"listen": ["127.0.0.1:61053"]}`,
-			map[string][]string{"mesos.": {"127.0.0.1:61053"}}, true},
+			withDCOS(map[string][]string{"mesos.": {"127.0.0.1:61053"}}, "127.0.0.1:61053"), true},
 		{"added to the other masters",
 			`"listen": ["169.254.20.10:53"], "masters": ["192.0.2.11", "192.0.2.12"], "master": {"listen": ["192.0.2.13:61053"]}`,
-			map[string][]string{"mesos.": {"192.0.2.11:61053", "192.0.2.12:61053", "192.0.2.13:61053"}}, true},
+			withDCOS(map[string][]string{"mesos.": {"192.0.2.11:61053", "192.0.2.12:61053", "192.0.2.13:61053"}},
+				"192.0.2.11:61053", "192.0.2.12:61053", "192.0.2.13:61053"), true},
 		{"already listed: unchanged",
 			`"listen": ["169.254.20.10:53"], "masters": ["192.0.2.11", "192.0.2.13"], "master": {"listen": ["192.0.2.13:61053"]}`,
-			map[string][]string{"mesos.": {"192.0.2.11:61053", "192.0.2.13:61053"}}, true},
+			withDCOS(map[string][]string{"mesos.": {"192.0.2.11:61053", "192.0.2.13:61053"}}, "192.0.2.11:61053", "192.0.2.13:61053"), true},
 		{"wildcard master listen: loopback of its family",
 			`"listen": ["169.254.20.10:53"], "masters": ["192.0.2.11"], "master": {"listen": ["0.0.0.0:61053"]}`,
-			map[string][]string{"mesos.": {"192.0.2.11:61053", "127.0.0.1:61053"}}, true},
+			withDCOS(map[string][]string{"mesos.": {"192.0.2.11:61053", "127.0.0.1:61053"}}, "192.0.2.11:61053", "127.0.0.1:61053"), true},
 		{"wildcard IPv6 master listen",
 			`"listen": ["169.254.20.10:53"], "master": {"listen": ["[::]:61053"]}`,
-			map[string][]string{"mesos.": {"[::1]:61053"}}, true},
+			withDCOS(map[string][]string{"mesos.": {"[::1]:61053"}}, "[::1]:61053"), true},
 		{"wildcard master listen: a loopback entry reaches it",
 			`"listen": ["169.254.20.10:53"], "masters": ["127.0.0.1"], "master": {"listen": ["0.0.0.0:61053"]}`,
-			map[string][]string{"mesos.": {"127.0.0.1:61053"}}, true},
+			withDCOS(map[string][]string{"mesos.": {"127.0.0.1:61053"}}, "127.0.0.1:61053"), true},
 		{"explicit zone group of the master's domain",
 			`"listen": ["127.0.0.1:5353"], "zones": {"dcos.": ["192.0.2.11:61053"]}, "masters": ["192.0.2.20"], "master": {"listen": ["127.0.0.2:7053"], "domain": "dcos."}`,
-			map[string][]string{"dcos.": {"192.0.2.11:61053", "127.0.0.2:7053"}, "mesos.": {"192.0.2.20:61053"}}, true},
+			withDCOS(map[string][]string{"dcos.": {"192.0.2.11:61053", "127.0.0.2:7053"}, "mesos.": {"192.0.2.20:61053"}},
+				"192.0.2.20:61053", "127.0.0.2:7053"), true},
+		{"masters serve the DC/OS domains like the cluster domain",
+			`"listen": ["169.254.20.10:53"], "masters": ["192.0.2.11", "192.0.2.12"]`,
+			withDCOS(map[string][]string{"mesos.": {"192.0.2.11:61053", "192.0.2.12:61053"}}, "192.0.2.11:61053", "192.0.2.12:61053"), true},
+		{"a zones entry for a DC/OS domain overrides the masters",
+			`"listen": ["169.254.20.10:53"], "masters": ["192.0.2.11"], "zones": {"ThisDCOS.Directory": ["192.0.2.30"]}`,
+			map[string][]string{"mesos.": {"192.0.2.11:61053"}, "thisdcos.directory.": {"192.0.2.30:53"}, "thisdcos.global.": {"192.0.2.11:61053"}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := config.Parse([]byte(`{"upstreams": ["192.0.2.1"], "metrics": "", ` + tc.config + `}`))
@@ -78,6 +86,13 @@ func TestBuildTableIncludesOwnMaster(t *testing.T) {
 			require.Equal(t, tc.served, ClusterServed(table, cfg.ClusterDomain))
 		})
 	}
+}
+
+// withDCOS adds the DC/OS domains' groups, with addrs, to want.
+func withDCOS(want map[string][]string, addrs ...string) map[string][]string {
+	want["thisdcos.directory."] = addrs
+	want["thisdcos.global."] = addrs
+	return want
 }
 
 // TestUpstreamsFileDropsLoops reads the root group from a resolv.conf that
@@ -161,11 +176,12 @@ func TestExplicitLoopbackUpstreamsKept(t *testing.T) {
 			map[string][]string{".": {"[::1]:5300", "192.0.2.1:53"}}, []string{"[::1]:5300"}, []string{"169.254.20.10:53"}},
 		{"zones and masters on loopback",
 			`"listen": ["169.254.20.10:53"], "upstreams": ["192.0.2.1"], "zones": {"corp.": ["127.0.0.2", "169.254.20.10:53"]}, "masters": ["127.0.0.3"]`,
-			map[string][]string{".": {"192.0.2.1:53"}, "corp.": {"127.0.0.2:53"}, "mesos.": {"127.0.0.3:61053"}},
-			[]string{"127.0.0.2:53", "127.0.0.3:61053"}, []string{"169.254.20.10:53"}},
+			withDCOS(map[string][]string{".": {"192.0.2.1:53"}, "corp.": {"127.0.0.2:53"}, "mesos.": {"127.0.0.3:61053"}}, "127.0.0.3:61053"),
+			// The masters' address is warned about in each group it forms.
+			[]string{"127.0.0.2:53", "127.0.0.3:61053", "127.0.0.3:61053", "127.0.0.3:61053"}, []string{"169.254.20.10:53"}},
 		{"this node's own authoritative server is no warning",
 			`"listen": ["169.254.20.10:53"], "upstreams": ["192.0.2.1"], "master": {"listen": ["0.0.0.0:61053"]}`,
-			map[string][]string{".": {"192.0.2.1:53"}, "mesos.": {"127.0.0.1:61053"}}, nil, nil},
+			withDCOS(map[string][]string{".": {"192.0.2.1:53"}, "mesos.": {"127.0.0.1:61053"}}, "127.0.0.1:61053"), nil, nil},
 		{"a proxy on loopback: no warning",
 			`"listen": ["127.0.0.1:53"], "upstreams": ["127.0.0.2", "127.0.0.1"]`,
 			map[string][]string{".": {"127.0.0.2:53"}}, nil, []string{"127.0.0.1:53"}},

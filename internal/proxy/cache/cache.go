@@ -102,6 +102,9 @@ type Options struct {
 	Config config.Cache
 	// ClusterDomain selects the ClusterNegativeMaxTTL clamp.
 	ClusterDomain string
+	// MasterDomains are further domains clamped like ClusterDomain: the
+	// DC/OS domains, whose names appear with new tasks just the same.
+	MasterDomains []string
 	// Now is the clock; nil means time.Now. Tests inject a fake one.
 	Now func() time.Time
 }
@@ -110,7 +113,7 @@ type Options struct {
 // concurrent use.
 type Cache struct {
 	cfg     config.Cache
-	cluster []byte // lower-cased wire form of the cluster domain
+	cluster [][]byte // lower-cased wire forms of the cluster domain and MasterDomains
 	now     func() time.Time
 	base    time.Time
 	seed    maphash.Seed
@@ -136,12 +139,15 @@ func New(o Options) (*Cache, error) {
 		c.now = time.Now
 	}
 	c.base = c.now()
-	if o.ClusterDomain != "" {
-		wire, err := dnswire.WireName(o.ClusterDomain)
-		if err != nil {
-			return nil, fmt.Errorf("cache: cluster domain %q: %w", o.ClusterDomain, err)
+	for _, d := range append([]string{o.ClusterDomain}, o.MasterDomains...) {
+		if d == "" {
+			continue
 		}
-		c.cluster = wire
+		wire, err := dnswire.WireName(d)
+		if err != nil {
+			return nil, fmt.Errorf("cache: cluster domain %q: %w", d, err)
+		}
+		c.cluster = append(c.cluster, wire)
 	}
 	lru, err := simplelru.NewLRU(o.Config.MaxEntries, c.onRemove)
 	if err != nil {
@@ -291,9 +297,15 @@ func (c *Cache) policy(q *dnswire.Query, r *dnswire.Response) (kind, time.Durati
 	return k, ttl, ttl > 0
 }
 
-// inCluster reports whether q's name is the cluster domain or below it.
+// inCluster reports whether q's name is the cluster domain (or one of
+// MasterDomains) or below it.
 func (c *Cache) inCluster(q *dnswire.Query) bool {
-	return len(c.cluster) > 0 && dnswire.InZone(q.LowerName(), c.cluster)
+	for _, z := range c.cluster {
+		if dnswire.InZone(q.LowerName(), z) {
+			return true
+		}
+	}
+	return false
 }
 
 // Insert caches r as the answer to q if the policy allows it and reports

@@ -148,6 +148,15 @@ func TestPolicy(t *testing.T) {
 		{"NXDOMAIN in a look-alike domain is not clamped as cluster", "app.notmesos.", dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
 			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "notmesos.", 3600, 3600)}}
 		}, time.Hour},
+		{"NXDOMAIN in thisdcos.directory: clamped as cluster", "web.marathon.autoip.dcos.thisdcos.directory.", dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "thisdcos.directory.", 3600, 3600)}}
+		}, 30 * time.Second},
+		{"NODATA in thisdcos.global: clamped as cluster", "Web.Marathon.AUTOIP.dcos.thisdcos.global.", dns.TypeAAAA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Ns: []dns.RR{testsupport.SOA(t, "thisdcos.directory.", 3600, 3600)}}
+		}, 30 * time.Second},
+		{"NXDOMAIN below a look-alike of thisdcos.directory is not clamped", "thisdcos.directory.example.com.", dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
+			return testsupport.ReplySpec{Rcode: dns.RcodeNameError, Ns: []dns.RR{testsupport.SOA(t, "example.com.", 3600, 3600)}}
+		}, time.Hour},
 		{"NXDOMAIN without SOA: negativeTTL", outside, dns.TypeA, nil, func(t *testing.T) testsupport.ReplySpec {
 			return testsupport.ReplySpec{Rcode: dns.RcodeNameError}
 		}, 5 * time.Second},

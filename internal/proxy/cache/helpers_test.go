@@ -21,7 +21,7 @@ func newTestCache(t testing.TB, clk *testsupport.Clock, mod func(*config.Cache))
 	if mod != nil {
 		mod(&cfg)
 	}
-	c, err := New(Options{Config: cfg, ClusterDomain: "mesos.", Now: clk.Now})
+	c, err := New(Options{Config: cfg, ClusterDomain: "mesos.", MasterDomains: []string{config.DCOSDirectory, config.DCOSGlobal}, Now: clk.Now})
 	require.NoError(t, err)
 	return c
 }
