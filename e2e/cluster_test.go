@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/resolvconf"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 )
@@ -47,6 +48,17 @@ const (
 	// deadline bounds every wait for something to happen (never asserted
 	// as a duration: it only keeps a broken build from hanging).
 	deadline = 20 * time.Second
+
+	// mesosDelay is how long after the masters' spartan the Mesos master
+	// starts answering: a cluster booting.
+	mesosDelay = 2 * time.Second
+
+	// The container on the second agent: a subnet of its own behind the
+	// agent's bridge, carved out of a documentation range no node
+	// address is in.
+	containerSubnet  = "203.0.113.192/28"
+	containerGateway = "203.0.113.193/28"
+	containerAddr    = "203.0.113.194/28"
 )
 
 func masterIP(i int) string   { return fmt.Sprintf("192.0.2.%d", 11+i) }
@@ -84,6 +96,21 @@ type agent struct {
 	watchdog   *testsupport.Process
 }
 
+// bootRecord is what the agents saw while the cluster booted: the
+// masters' spartan first, the Mesos master mesosDelay later.
+type bootRecord struct {
+	// gap lists the answers the agents got before the Mesos master
+	// started ("agent name rcode").
+	gap []string
+	// wrong lists the answers after it started, until the name resolved
+	// on every agent, that were neither SERVFAIL nor the name's records.
+	wrong []string
+	// resolved is set when the name resolved on every agent; polls is
+	// then the fewest state polls a master had made by that time.
+	resolved bool
+	polls    int
+}
+
 type cluster struct {
 	// top is the whole test: processes started by a step live as long as
 	// the cluster, not as the step's subtest.
@@ -94,18 +121,22 @@ type cluster struct {
 	masters   []*master
 	resolvers []*resolver
 	agents    []*agent
-	// leaks counts cluster-domain queries that reached an external
-	// resolver: it must stay 0 (the cluster zone only goes to masters).
+	// leaks counts cluster-domain and DC/OS queries that reached an
+	// external resolver: it must stay 0 (they only go to masters).
 	leaks atomic.Int64
+	boot  bootRecord
 }
 
 // TestCluster runs three masters, two external resolvers and two agents,
-// each in its own network namespace on one bridge, and checks from the
-// agents, with dig and glibc's getent, that names keep resolving while
-// masters stop, an external resolver is blackholed, the state changes, the
-// agent's proxy is killed and restarted, and every master is gone. The
-// steps build on each other (each leaves the cluster as the next expects
-// it), so they run in order and a failed step ends the test.
+// each in its own network namespace on one bridge, boots them as a
+// cluster boots (the masters' spartan before the Mesos master), and checks
+// from the agents and from a container behind the second agent's bridge,
+// with dig and glibc's getent, that cluster, DC/OS and external names
+// resolve and keep resolving while masters stop, an external resolver is
+// blackholed, the state changes, the agent's proxy is killed and
+// restarted, and every master is gone. The steps build on each other
+// (each leaves the cluster as the next expects it), so they run in order
+// and a failed step ends the test.
 func TestCluster(t *testing.T) {
 	start := time.Now()
 	c := startCluster(t)
@@ -118,7 +149,10 @@ func TestCluster(t *testing.T) {
 		name string
 		run  func(t *testing.T)
 	}{
+		{"boot: no NXDOMAIN before the Mesos master answers", c.stepBoot},
 		{"names resolve", func(t *testing.T) { c.stepResolve(t, g, batches[0]) }},
+		{"DC/OS names resolve", c.checkDCOS},
+		{"container resolves through the agent", c.stepContainer},
 		{"one master stopped", func(t *testing.T) { c.stepMasterDown(t, g, batches[1], 0) }},
 		{"two masters stopped", func(t *testing.T) { c.stepMasterDown(t, g, batches[2], 1) }},
 		{"external resolver blackholed", c.stepResolverBlackholed},
@@ -155,12 +189,14 @@ func startCluster(t *testing.T) *cluster {
 	}
 	watchdogBin := testsupport.BuildBinary(t, "github.com/spartan-dns/spartan/cmd/watchdog")
 	var err error
-	c.state, err = os.ReadFile(statePath)
+	fixture, err := os.ReadFile(statePath)
 	require.NoError(t, err)
+	c.state = withDCOSTasks(t, fixture)
 
+	// The Mesos master's node is up from the start; its master process
+	// starts mesosDelay after the masters' spartan (bootCluster).
 	mesosNS := testsupport.NewNetNS(t)
 	seg.Attach(t, mesosNS, "eth0", "192.0.2.5/24")
-	mesosNS.Do(t, func() { c.mesos = testsupport.NewFakeMesosMasterAt(t, mesosAddr, c.state) })
 
 	var upstreams, masterDNS []string
 	for i := range 2 {
@@ -200,15 +236,21 @@ func startCluster(t *testing.T) *cluster {
 		m.proc = m.ns.Start(t, c.spartan, "-config", cfg)
 		c.masters = append(c.masters, m)
 	}
+	mastersStarted := time.Now()
 
 	for i := range 2 {
 		a := &agent{name: fmt.Sprintf("agent%d", i), ns: testsupport.NewNetNS(t)}
 		seg.Attach(t, a.ns, "eth0", agentIP(i)+"/24", fmt.Sprintf("203.0.113.%d/24", 21+i))
 		a.ns.AddAddr(t, proxyIP+"/32")
 		a.config = writeConfig(t, a.name+".json", map[string]any{
-			"listen":      []string{proxyIP + ":53"},
-			"upstreams":   upstreams,
-			"zones":       map[string][]string{"mesos.": masterDNS},
+			"listen":    []string{proxyIP + ":53"},
+			"upstreams": upstreams,
+			// The masters serve the cluster domain and the DC/OS
+			// domains; the node's own address (thisnode) is found from
+			// the route to the first of them.
+			"masters": masterDNS,
+			// A container runtime's subnet must be a client network.
+			"allowNets":   append(config.DefaultAllowNets(), containerSubnet),
 			"raceTimeout": "1s",
 			"metrics":     "",
 			"cache": map[string]any{
@@ -230,6 +272,11 @@ func startCluster(t *testing.T) *cluster {
 			"-fail-after", "2", "-recover-after", "2")
 		c.agents = append(c.agents, a)
 	}
+
+	began := time.Now()
+	c.boot = c.bootMesos(t, mesosNS, mastersStarted)
+	t.Logf("agents up %v after the masters' spartan; boot watched for %v",
+		began.Sub(mastersStarted).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 
 	// Every master serves the zone authoritatively, seen from an agent.
 	for _, m := range c.masters {
@@ -254,6 +301,74 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
+// bootName is the name the boot is watched with, and its address.
+const (
+	bootName = "chronos.marathon.mesos"
+	bootAddr = "1.2.3.11"
+)
+
+// bootMesos watches the agents resolve bootName until mesosDelay after
+// the masters' spartan started, then starts the Mesos master and watches
+// until the name resolves on every agent. It records what it saw for
+// stepBoot instead of failing, so that the other steps still run when the
+// boot is wrong.
+func (c *cluster) bootMesos(t *testing.T, mesosNS *testsupport.NetNS, mastersStarted time.Time) bootRecord {
+	t.Helper()
+	var rec bootRecord
+	for first := true; first || time.Since(mastersStarted) < mesosDelay; first = false {
+		for _, a := range c.agents {
+			r := query(t, a.ns, proxyIP, bootName, "A")
+			rec.gap = append(rec.gap, a.name+" "+bootName+" "+r.Rcode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mesosNS.Do(t, func() { c.mesos = testsupport.NewFakeMesosMasterAt(t, mesosAddr, c.state) })
+	end := time.Now().Add(deadline)
+	pending := slices.Clone(c.agents)
+	for len(pending) > 0 && time.Now().Before(end) {
+		a := pending[0]
+		r := query(t, a.ns, proxyIP, bootName, "A")
+		switch {
+		case r.Rcode == "NOERROR" && slices.Equal(values(r.Answer), []string{bootAddr}):
+			pending = pending[1:]
+			continue
+		case r.Rcode != "SERVFAIL":
+			rec.wrong = append(rec.wrong, fmt.Sprintf("%s %s %s %v", a.name, bootName, r.Rcode, values(r.Answer)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(pending) == 0 {
+		rec.resolved = true
+		rec.polls = -1
+		for _, m := range c.masters {
+			if n := c.mesos.StatePolls(m.ip); rec.polls < 0 || n < rec.polls {
+				rec.polls = n
+			}
+		}
+	}
+	return rec
+}
+
+// stepBoot: while the masters' spartan has never read a state (the Mesos
+// master is not up yet) the agents get SERVFAIL for cluster names, never
+// NXDOMAIN, which they would cache for clusterNegativeMaxTTL; once the
+// Mesos master answers, the name resolves on every agent within one
+// refresh: before any master has polled the state a third time (its first
+// successful poll builds the zone, the agents' SERVFAIL is cached for at
+// most servFailTTL, one refresh interval).
+func (c *cluster) stepBoot(t *testing.T) {
+	rec := c.boot
+	t.Logf("boot: %d answers before the Mesos master started, %d wrong ones after; resolved %v with %d polls",
+		len(rec.gap), len(rec.wrong), rec.resolved, rec.polls)
+	require.NotEmpty(t, rec.gap)
+	for _, g := range rec.gap {
+		require.True(t, strings.HasSuffix(g, " SERVFAIL"), "before the Mesos master started: %v", rec.gap)
+	}
+	require.Empty(t, rec.wrong, "answers after the Mesos master started, before the name resolved everywhere")
+	require.True(t, rec.resolved, "%s did not resolve on every agent after the Mesos master started", bootName)
+	require.Less(t, rec.polls, 3, "%s resolved everywhere only after every master had polled the state %d times", bootName, rec.polls)
+}
+
 // startProxy starts the agent's proxy and waits until it answers the
 // health-check name.
 func (c *cluster) startProxy(t testing.TB, a *agent) *testsupport.Process {
@@ -273,7 +388,7 @@ func (c *cluster) startProxy(t testing.TB, a *agent) *testsupport.Process {
 // with glibc.
 func (c *cluster) stepResolve(t *testing.T, g golden, batch []rrKey) {
 	c.checkGolden(t, g, batch)
-	for _, a := range c.agents {
+	for i, a := range c.agents {
 		r := query(t, a.ns, proxyIP, "chronos.marathon.mesos", "A")
 		require.Equal(t, "NOERROR", r.Rcode)
 		require.Equal(t, []string{"1.2.3.11"}, values(r.Answer))
@@ -288,6 +403,17 @@ func (c *cluster) stepResolve(t *testing.T, g golden, batch []rrKey) {
 		require.Contains(t, []string{masterIP(0), masterIP(1), masterIP(2)}, values(r.Answer)[0])
 
 		c.checkExternal(t, a, "www-"+a.name, resolverAnswer(0), resolverAnswer(1))
+
+		// The node's own name, answered by its proxy: the address of the
+		// interface that routes to the first master, not the proxy's.
+		for _, name := range []string{"thisnode.thisdcos.directory", "ThisNode.ThisDCOS.Global"} {
+			r = query(t, a.ns, proxyIP, name, "A")
+			require.Equal(t, "NOERROR", r.Rcode)
+			require.Equal(t, []string{agentIP(i)}, values(r.Answer), "%s from %s", name, a.name)
+			out, err := a.ns.Getent(t, name)
+			require.NoError(t, err)
+			require.Equal(t, []string{agentIP(i)}, getentAddrs(out))
+		}
 
 		out, err := a.ns.Getent(t, "chronos.marathon.mesos")
 		require.NoError(t, err)
@@ -327,6 +453,7 @@ func (c *cluster) stepMasterDown(t *testing.T, g golden, batch []rrKey, i int) {
 		require.Equal(t, "mesos.", r.Authority[0].Header().Name)
 		require.Equal(t, dns.TypeSOA, r.Authority[0].Header().Rrtype)
 	}
+	c.checkDCOS(t)
 }
 
 // stepResolverBlackholed: with one external resolver's link down, external
@@ -531,8 +658,8 @@ func (c *cluster) checkExternal(t testing.TB, a *agent, label string, allowed ..
 
 // externalHandler answers like an external recursive resolver: every
 // name under externalDomain has one A record (answer) and no other type;
-// other names do not exist. Cluster-domain queries are counted in leaks
-// and refused.
+// other names do not exist. Cluster-domain and DC/OS queries are counted
+// in leaks and refused.
 func externalHandler(answer netip.Addr, leaks *atomic.Int64) func(*dns.Msg) *dns.Msg {
 	soa := &dns.SOA{
 		Hdr: dns.RR_Header{Name: externalDomain, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
@@ -550,7 +677,7 @@ func externalHandler(answer netip.Addr, leaks *atomic.Int64) func(*dns.Msg) *dns
 		q := req.Question[0]
 		name := dns.CanonicalName(q.Name)
 		switch {
-		case dns.IsSubDomain("mesos.", name):
+		case dns.IsSubDomain("mesos.", name) || dns.IsSubDomain("thisdcos.directory.", name) || dns.IsSubDomain("thisdcos.global.", name):
 			leaks.Add(1)
 			resp.Rcode = dns.RcodeRefused
 		case dns.IsSubDomain(externalDomain, name) && q.Qtype == dns.TypeA:
@@ -568,14 +695,187 @@ func externalHandler(answer netip.Addr, leaks *atomic.Int64) func(*dns.Msg) *dns
 	}
 }
 
+// The tasks withDCOSTasks adds, on the agent at dcosAgentAddr (slave
+// dcosAgentID of the fixture).
+const (
+	dcosAgentID   = "20140803-125133-3041283216-5050-2410-0"
+	dcosAgentAddr = "1.2.3.11"
+)
+
+// withDCOSTasks returns state with two more running marathon tasks in
+// the shapes dcos-net names differently: "e2e-bridge", a Docker bridge
+// task with host port 31800 mapped to its container address 198.51.100.5,
+// and "e2e-cni", a CNI task with container addresses 198.51.100.7 and
+// 2001:db8::7 and no host port.
+func withDCOSTasks(t testing.TB, state []byte) []byte {
+	t.Helper()
+	status := func(ts float64, addrs ...string) []any {
+		var ips []any
+		for _, a := range addrs {
+			proto := "IPv4"
+			if strings.Contains(a, ":") {
+				proto = "IPv6"
+			}
+			ips = append(ips, map[string]any{"protocol": proto, "ip_address": a})
+		}
+		return []any{map[string]any{
+			"state": "TASK_RUNNING", "timestamp": ts,
+			"container_status": map[string]any{"network_infos": []any{map[string]any{"name": "dcos", "ip_addresses": ips}}},
+		}}
+	}
+	return withTasks(t, state,
+		map[string]any{
+			"id": "e2e-bridge.5d6c2a8e-2d7a-11e4-b8df-d43d7edb01cd", "name": "e2e-bridge",
+			"slave_id": dcosAgentID, "state": "TASK_RUNNING",
+			"resources": map[string]any{"cpus": 0.1, "mem": 64, "ports": "[31800-31800]"},
+			"container": map[string]any{"type": "DOCKER", "docker": map[string]any{
+				"image": "nginx", "network": "BRIDGE",
+				"port_mappings": []any{map[string]any{"host_port": 31800, "container_port": 80, "protocol": "tcp"}},
+			}},
+			"statuses": status(1700000001.5, "198.51.100.5"),
+		},
+		map[string]any{
+			"id": "e2e-cni.6e7d3b9f-2d7a-11e4-b8df-d43d7edb01cd", "name": "e2e-cni",
+			"slave_id": dcosAgentID, "state": "TASK_RUNNING",
+			"resources": map[string]any{"cpus": 0.1, "mem": 64},
+			"statuses":  status(1700000002.5, "198.51.100.7", "2001:db8::7"),
+		})
+}
+
+// dcosNames are the DC/OS names of the tasks withDCOSTasks adds and of
+// the fixture's, as dcos-net derives them (apps/dcos_dns/src/
+// dcos_dns_mesos.erl in dcos/dcos-net: task_agentip, task_containerip,
+// task_autoip; the mesos.thisdcos.directory copy of the cluster domain's
+// records).
+var dcosNames = []struct {
+	name  string
+	qtype uint16
+	want  []string
+}{
+	// agentip: the agent's address, whatever the task's network.
+	{"e2e-bridge.marathon.agentip.dcos.thisdcos.directory", dns.TypeA, []string{dcosAgentAddr}},
+	{"e2e-cni.marathon.agentip.dcos.thisdcos.directory", dns.TypeA, []string{dcosAgentAddr}},
+	// containerip: the latest status's network_infos addresses.
+	{"e2e-bridge.marathon.containerip.dcos.thisdcos.directory", dns.TypeA, []string{"198.51.100.5"}},
+	{"e2e-cni.marathon.containerip.dcos.thisdcos.directory", dns.TypeAAAA, []string{"2001:db8::7"}},
+	// autoip: a host port makes it the agent's address; without one,
+	// the container addresses.
+	{"e2e-bridge.marathon.autoip.dcos.thisdcos.directory", dns.TypeA, []string{dcosAgentAddr}},
+	{"e2e-cni.marathon.autoip.dcos.thisdcos.directory", dns.TypeA, []string{"198.51.100.7"}},
+	{"e2e-cni.marathon.autoip.dcos.thisdcos.directory", dns.TypeAAAA, []string{"2001:db8::7"}},
+	// The thisdcos.global alias.
+	{"e2e-cni.marathon.autoip.dcos.thisdcos.global", dns.TypeA, []string{"198.51.100.7"}},
+	// mesos.thisdcos.directory: the cluster domain's records, renamed.
+	{"chronos.marathon.mesos.thisdcos.directory", dns.TypeA, []string{"1.2.3.11"}},
+	{"_chronos._tcp.marathon.mesos.thisdcos.directory", dns.TypeSRV, []string{"chronos-rx8q6-0.marathon.slave.mesos.thisdcos.directory.:31332"}},
+}
+
+// checkDCOS resolves dcosNames from every agent with dig (over UDP and
+// TCP) and the address names with glibc's getent, which asks AAAA first
+// and falls back to A.
+func (c *cluster) checkDCOS(t *testing.T) {
+	getent := map[string][]string{}
+	for _, n := range dcosNames {
+		switch n.qtype {
+		case dns.TypeAAAA:
+			getent[n.name] = n.want
+		case dns.TypeA:
+			if _, ok := getent[n.name]; !ok {
+				getent[n.name] = n.want
+			}
+		}
+	}
+	for i, a := range c.agents {
+		for j, n := range dcosNames {
+			args := []string{n.name, dns.TypeToString[n.qtype]}
+			if (i+j)%2 == 1 {
+				args = append(args, "+tcp")
+			}
+			r := query(t, a.ns, proxyIP, args...)
+			require.Equal(t, "NOERROR", r.Rcode, "%s %s from %s", n.name, dns.TypeToString[n.qtype], a.name)
+			require.Equal(t, n.want, values(r.Answer), "%s %s from %s", n.name, dns.TypeToString[n.qtype], a.name)
+		}
+		for name, want := range getent {
+			out, err := a.ns.Getent(t, name)
+			require.NoError(t, err, "getent %s from %s", name, a.name)
+			require.ElementsMatch(t, want, getentAddrs(out), "getent %s from %s", name, a.name)
+		}
+	}
+}
+
+// stepContainer starts a container behind the second agent's bridge with
+// the resolv.conf a container runtime copies from the agent's, and
+// resolves from it, with glibc and dig, a cluster name, the node's own
+// thisdcos.directory name and external names through the agent's
+// link-local proxy address. Then the agent's own path to its proxy is
+// cut (locally sent packets to the proxy address are prohibited, the
+// container's still arrive): the watchdog switches the agent's
+// resolv.conf to the fallback, and the container, whose copy still names
+// the proxy, resolves all the same. The path is restored at the end.
+func (c *cluster) stepContainer(t *testing.T) {
+	const i = 1
+	a := c.agents[i]
+	ctr := testsupport.NewContainer(t, a.ns, "docker0", containerGateway, containerAddr)
+	host, err := os.ReadFile(a.resolvConf)
+	require.NoError(t, err)
+	copied := ctr.SetResolvConf(t, host)
+	require.Equal(t, []netip.Addr{netip.MustParseAddr(proxyIP)}, resolvconf.Parse(copied).Nameservers(),
+		"the runtime's copy must keep the proxy address (it is not loopback):\n%s", copied)
+	c.checkContainer(t, ctr, i, "direct")
+
+	// The rule must come before the local table's (preference 0), which
+	// is moved behind it.
+	a.ns.Run(t, "ip", "rule", "add", "pref", "50", "iif", "lo", "to", proxyIP, "prohibit")
+	a.ns.Run(t, "ip", "rule", "add", "pref", "100", "lookup", "local")
+	a.ns.Run(t, "ip", "rule", "del", "pref", "0", "lookup", "local")
+	cut := true
+	restore := func() {
+		if cut {
+			a.ns.Run(t, "ip", "rule", "add", "pref", "0", "lookup", "local")
+			a.ns.Run(t, "ip", "rule", "del", "pref", "100", "lookup", "local")
+			a.ns.Run(t, "ip", "rule", "del", "pref", "50", "iif", "lo", "to", proxyIP, "prohibit")
+			cut = false
+		}
+	}
+	t.Cleanup(restore)
+	waitNameservers(t, a.resolvConf, resolverIP(0), resolverIP(1))
+	c.checkContainer(t, ctr, i, "fallback")
+	restore()
+	waitNameservers(t, a.resolvConf, proxyIP)
+}
+
+// checkContainer resolves from the container, with getent and dig through
+// the agent's proxy: a cluster name, the agent's thisnode name and an
+// external name (labelled with tag, so it was never cached).
+func (c *cluster) checkContainer(t *testing.T, ctr *testsupport.Container, agent int, tag string) {
+	t.Helper()
+	out, err := ctr.NS.Getent(t, "chronos.marathon.mesos")
+	require.NoError(t, err, "getent from the container (%s)", tag)
+	require.Equal(t, []string{"1.2.3.11"}, getentAddrs(out))
+	r := query(t, ctr.NS, proxyIP, "liquor-store.marathon.mesos", "A")
+	require.Equal(t, "NOERROR", r.Rcode)
+	require.Equal(t, []string{"1.2.3.11", "1.2.3.12"}, values(r.Answer))
+
+	out, err = ctr.NS.Getent(t, "thisnode.thisdcos.directory")
+	require.NoError(t, err, "getent thisnode from the container (%s)", tag)
+	require.Equal(t, []string{agentIP(agent)}, getentAddrs(out))
+	r = query(t, ctr.NS, proxyIP, "thisnode.thisdcos.directory", "A")
+	require.Equal(t, []string{agentIP(agent)}, values(r.Answer))
+
+	ext := strings.TrimSuffix(externalDomain, ".")
+	out, err = ctr.NS.Getent(t, "glibc-container-"+tag+"."+ext)
+	require.NoError(t, err, "getent of an external name from the container (%s)", tag)
+	require.Subset(t, []string{resolverAnswer(0), resolverAnswer(1)}, getentAddrs(out))
+	r = query(t, ctr.NS, proxyIP, "dig-container-"+tag+"."+ext, "A")
+	require.Equal(t, "NOERROR", r.Rcode)
+	require.Len(t, r.Answer, 1)
+	require.Contains(t, []string{resolverAnswer(0), resolverAnswer(1)}, values(r.Answer)[0])
+}
+
 // withNewTask returns state with one more running marathon task,
 // "e2e-new-task", with host port 31900 and container IP 192.0.2.200.
 func withNewTask(t testing.TB, state []byte) []byte {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(state))
-	dec.UseNumber() // keep big numbers as they are
-	var st map[string]any
-	require.NoError(t, dec.Decode(&st))
 	task := map[string]any{
 		"id":        "e2e-new-task.0f6b5c4e-2d7a-11e4-b8df-d43d7edb01cd",
 		"name":      "e2e-new-task",
@@ -589,12 +889,24 @@ func withNewTask(t testing.TB, state []byte) []byte {
 			}}},
 		}},
 	}
+	return withTasks(t, state, task)
+}
+
+// withTasks returns state with tasks added to its marathon framework.
+func withTasks(t testing.TB, state []byte, tasks ...map[string]any) []byte {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(state))
+	dec.UseNumber() // keep big numbers as they are
+	var st map[string]any
+	require.NoError(t, dec.Decode(&st))
 	found := false
 	for _, f := range st["frameworks"].([]any) {
 		fw := f.(map[string]any)
 		if fw["name"] == "marathon" {
-			task["framework_id"] = fw["id"]
-			fw["tasks"] = append(fw["tasks"].([]any), task)
+			for _, task := range tasks {
+				task["framework_id"] = fw["id"]
+				fw["tasks"] = append(fw["tasks"].([]any), task)
+			}
 			found = true
 		}
 	}
