@@ -25,15 +25,16 @@ type Config struct {
 	// above it) serves it, they are answered SERVFAIL locally.
 	ClusterDomain string `json:"clusterDomain"`
 	// Masters lists the masters serving ClusterDomain; an address without a
-	// port means MasterDNSPort. They form the ClusterDomain group unless
+	// port means MasterDNSPort. They form the group of ClusterDomain and
+	// of the DC/OS domains (thisdcos.directory, thisdcos.global) unless
 	// Zones names that domain explicitly.
 	Masters []string `json:"masters"`
 	// NodeAddress is this node's own address (an IP, no port), answered
 	// by the proxy itself for thisnode.thisdcos.directory (and
 	// thisnode.thisdcos.global) as A or AAAA. Default: the source address
-	// of the interface that routes to the first of Masters, found once at
-	// start; with no Masters (or no route to the first) the names have no
-	// address record (NODATA).
+	// of the interface that routes to the first of Masters, found at
+	// start and on every reload; with no Masters (or no route to the
+	// first) the names have no address record (NODATA).
 	NodeAddress string `json:"nodeAddress"`
 	// TLSCAFile is a PEM file of the certificate authorities that DNS over
 	// TLS upstreams (tls://) are verified against. Default: the system

@@ -37,6 +37,7 @@ type Options struct {
 	MasterDomains []string
 	// NodeAddress is this node's own address, answered for
 	// config.ThisNodeNames; the zero Addr means unknown (NODATA).
+	// SetNodeAddress changes it while serving.
 	NodeAddress netip.Addr
 	// AllowNets are the client networks served; others get REFUSED.
 	AllowNets []netip.Prefix
@@ -65,6 +66,7 @@ type Forwarder struct {
 	front    *cache.Front             // nil without a cache
 	masters  []masterZone             // ClusterDomain and MasterDomains
 	thisNode [][]byte                 // lower-cased wire forms of config.ThisNodeNames
+	nodeAddr atomic.Pointer[netip.Addr]
 	inflight atomic.Int64
 
 	tmu     sync.Mutex
@@ -126,6 +128,7 @@ func NewForwarder(o Options) (*Forwarder, error) {
 		}
 		f.thisNode = append(f.thisNode, wire)
 	}
+	f.nodeAddr.Store(&o.NodeAddress)
 	f.table.Store(f.newRef(o.Table))
 	if o.Cache != nil {
 		front, err := cache.NewFront(o.Cache, cache.FrontOptions{
@@ -198,6 +201,10 @@ func (f *Forwarder) SwapTable(t *upstream.Table) error {
 	f.release(old)
 	return nil
 }
+
+// SetNodeAddress changes the address answered for the node's own names;
+// the zero Addr means unknown (NODATA).
+func (f *Forwarder) SetNodeAddress(a netip.Addr) { f.nodeAddr.Store(&a) }
 
 // Stats returns the counters.
 func (f *Forwarder) Stats() Stats {

@@ -55,7 +55,7 @@ func (f *Forwarder) local(req *server.Request, qs *query, dst []byte, lookup fun
 // answers with the question's name.
 func (f *Forwarder) thisNodeResult(qname string, qtype uint16) zones.Result {
 	res := zones.Result{Rcode: dns.RcodeSuccess, Authoritative: true}
-	a := f.o.NodeAddress
+	a := *f.nodeAddr.Load()
 	hdr := dns.RR_Header{Name: qname, Rrtype: qtype, Class: dns.ClassINET, Ttl: thisNodeTTL}
 	switch {
 	case qtype == dns.TypeA && a.Is4():

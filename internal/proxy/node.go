@@ -235,8 +235,9 @@ func (n *Node) Table() *upstream.Table { return n.Forwarder.Table() }
 // and, only if that succeeds, swaps it in atomically; on error the running
 // table is untouched. Queries in flight finish on the groups they started
 // with, and the old table is closed once they have. The new groups start
-// with fresh health state. Listen addresses and the other settings bound
-// at start are not changed by a reload. Once Run has returned (or Close
+// with fresh health state. The node's own address (NodeAddress) is found
+// again. Listen addresses and the other settings bound at start are not
+// changed by a reload. Once Run has returned (or Close
 // was called) it fails with ErrClosed.
 func (n *Node) Reload(cfg *config.Config) (*upstream.Table, error) {
 	t, err := BuildTable(cfg, n.logger, n.obs)
@@ -253,6 +254,8 @@ func (n *Node) Reload(cfg *config.Config) (*upstream.Table, error) {
 	served := ClusterServed(t, n.cluster)
 	wasServed := n.clusterServed
 	n.clusterServed = served
+	// A UDP "connect" sends nothing and does not block.
+	n.Forwarder.SetNodeAddress(NodeAddress(context.Background(), cfg, n.logger))
 	n.mu.Unlock()
 	if wasServed && !served {
 		n.warnClusterUnserved(t)

@@ -102,3 +102,32 @@ func TestThisNodeRoutedInterface(t *testing.T) {
 		require.Equal(t, tc.want, r.Answer[0].(*dns.A).A.String())
 	}
 }
+
+// TestThisNodeReload: a reload takes the new nodeAddress (and would find
+// the default again from the new masters).
+func TestThisNodeReload(t *testing.T) {
+	dead := testsupport.StartUpstream(t, testsupport.WithBehavior(testsupport.Blackhole))
+	var cfg config.Config
+	n := runNode(t, nil, func(c *config.Config) {
+		c.Upstreams = []string{dead.Addr()}
+		c.NodeAddress = "192.0.2.7"
+		cfg = *c
+	})
+	r := ask(t, n.addr, "udp", msg("thisnode.thisdcos.directory.", dns.TypeA))
+	require.Equal(t, "192.0.2.7", firstA(r))
+
+	cfg.Listen = []string{n.addr}
+	cfg.NodeAddress = "192.0.2.8"
+	require.NoError(t, cfg.Validate())
+	_, err := n.Reload(&cfg)
+	require.NoError(t, err)
+	r = ask(t, n.addr, "udp", msg("thisnode.thisdcos.directory.", dns.TypeA))
+	require.Equal(t, "192.0.2.8", firstA(r))
+
+	cfg.NodeAddress = ""
+	_, err = n.Reload(&cfg)
+	require.NoError(t, err)
+	r = ask(t, n.addr, "udp", msg("thisnode.thisdcos.directory.", dns.TypeA))
+	require.Equal(t, dns.RcodeSuccess, r.Rcode)
+	require.Empty(t, r.Answer, "no nodeAddress and no masters: no record")
+}
