@@ -102,13 +102,17 @@ type bootRecord struct {
 	// gap lists the answers the agents got before the Mesos master
 	// started ("agent name rcode").
 	gap []string
-	// wrong lists the answers after it started, until the name resolved
-	// on every agent, that were neither SERVFAIL nor the name's records.
+	// apex lists the zone apexes' SOA answers in that time ("agent
+	// zone SOA rcode records").
+	apex []string
+	// wrong lists the answers after it started, until the names resolved
+	// on every agent, that were neither SERVFAIL nor the names' records.
 	wrong []string
-	// resolved is set when the name resolved on every agent; polls is
-	// then the fewest state polls a master had made by that time.
-	resolved bool
-	polls    int
+	// unresolved lists the names (by agent) still not resolved at the
+	// deadline; polls is the fewest state polls a master had made when
+	// the watch ended.
+	unresolved []string
+	polls      int
 }
 
 type cluster struct {
@@ -301,72 +305,93 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
-// bootName is the name the boot is watched with, and its address.
-const (
-	bootName = "chronos.marathon.mesos"
-	bootAddr = "1.2.3.11"
-)
+// bootNames are the names the boot is watched with, and their addresses
+// once the masters have read a state: a cluster name and a DC/OS one.
+var bootNames = []struct{ name, addr string }{
+	{"chronos.marathon.mesos", "1.2.3.11"},
+	{"e2e-cni.marathon.autoip.dcos.thisdcos.directory", "198.51.100.7"},
+}
 
-// bootMesos watches the agents resolve bootName until mesosDelay after
-// the masters' spartan started, then starts the Mesos master and watches
-// until the name resolves on every agent. It records what it saw for
-// stepBoot instead of failing, so that the other steps still run when the
-// boot is wrong.
+// bootMesos watches the agents resolve bootNames (and the zone apexes'
+// SOA) until mesosDelay after the masters' spartan started, then starts
+// the Mesos master and watches until every name resolves on every agent.
+// It records what it saw for stepBoot instead of failing, so that the
+// other steps still run when the boot goes wrong.
 func (c *cluster) bootMesos(t *testing.T, mesosNS *testsupport.NetNS, mastersStarted time.Time) bootRecord {
 	t.Helper()
 	var rec bootRecord
 	for first := true; first || time.Since(mastersStarted) < mesosDelay; first = false {
 		for _, a := range c.agents {
-			r := query(t, a.ns, proxyIP, bootName, "A")
-			rec.gap = append(rec.gap, a.name+" "+bootName+" "+r.Rcode)
+			for _, n := range bootNames {
+				r := query(t, a.ns, proxyIP, n.name, "A")
+				rec.gap = append(rec.gap, fmt.Sprintf("%s %s A %s", a.name, n.name, r.Rcode))
+			}
+			for _, apex := range []string{"mesos.", "thisdcos.directory."} {
+				r := query(t, a.ns, proxyIP, apex, "SOA")
+				rec.apex = append(rec.apex, fmt.Sprintf("%s %s SOA %s %d", a.name, apex, r.Rcode, len(r.Answer)))
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	mesosNS.Do(t, func() { c.mesos = testsupport.NewFakeMesosMasterAt(t, mesosAddr, c.state) })
 	end := time.Now().Add(deadline)
-	pending := slices.Clone(c.agents)
-	for len(pending) > 0 && time.Now().Before(end) {
-		a := pending[0]
-		r := query(t, a.ns, proxyIP, bootName, "A")
-		switch {
-		case r.Rcode == "NOERROR" && slices.Equal(values(r.Answer), []string{bootAddr}):
-			pending = pending[1:]
-			continue
-		case r.Rcode != "SERVFAIL":
-			rec.wrong = append(rec.wrong, fmt.Sprintf("%s %s %s %v", a.name, bootName, r.Rcode, values(r.Answer)))
+	type probe struct {
+		a          *agent
+		name, addr string
+	}
+	var pending []probe
+	for _, a := range c.agents {
+		for _, n := range bootNames {
+			pending = append(pending, probe{a, n.name, n.addr})
 		}
+	}
+	for len(pending) > 0 && time.Now().Before(end) {
+		pending = slices.DeleteFunc(pending, func(p probe) bool {
+			r := query(t, p.a.ns, proxyIP, p.name, "A")
+			if r.Rcode == "NOERROR" && slices.Equal(values(r.Answer), []string{p.addr}) {
+				return true
+			}
+			if r.Rcode != "SERVFAIL" {
+				rec.wrong = append(rec.wrong, fmt.Sprintf("%s %s A %s %v", p.a.name, p.name, r.Rcode, values(r.Answer)))
+			}
+			return false
+		})
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(pending) == 0 {
-		rec.resolved = true
-		rec.polls = -1
-		for _, m := range c.masters {
-			if n := c.mesos.StatePolls(m.ip); rec.polls < 0 || n < rec.polls {
-				rec.polls = n
-			}
+	for _, p := range pending {
+		rec.unresolved = append(rec.unresolved, p.a.name+" "+p.name)
+	}
+	rec.polls = -1
+	for _, m := range c.masters {
+		if n := c.mesos.StatePolls(m.ip); rec.polls < 0 || n < rec.polls {
+			rec.polls = n
 		}
 	}
 	return rec
 }
 
 // stepBoot: while the masters' spartan has never read a state (the Mesos
-// master is not up yet) the agents get SERVFAIL for cluster names, never
-// NXDOMAIN, which they would cache for clusterNegativeMaxTTL; once the
-// Mesos master answers, the name resolves on every agent within one
+// master is not up yet) the agents get SERVFAIL for cluster and DC/OS
+// names, never NXDOMAIN, which they would cache for
+// clusterNegativeMaxTTL, while the zone apexes' SOA is answered; once the
+// Mesos master answers, the names resolve on every agent within one
 // refresh: before any master has polled the state a third time (its first
 // successful poll builds the zone, the agents' SERVFAIL is cached for at
 // most servFailTTL, one refresh interval).
 func (c *cluster) stepBoot(t *testing.T) {
 	rec := c.boot
-	t.Logf("boot: %d answers before the Mesos master started, %d wrong ones after; resolved %v with %d polls",
-		len(rec.gap), len(rec.wrong), rec.resolved, rec.polls)
+	t.Logf("boot: %d answers before the Mesos master started, %d wrong ones after, %d names unresolved, %d polls",
+		len(rec.gap), len(rec.wrong), len(rec.unresolved), rec.polls)
 	require.NotEmpty(t, rec.gap)
 	for _, g := range rec.gap {
 		require.True(t, strings.HasSuffix(g, " SERVFAIL"), "before the Mesos master started: %v", rec.gap)
 	}
-	require.Empty(t, rec.wrong, "answers after the Mesos master started, before the name resolved everywhere")
-	require.True(t, rec.resolved, "%s did not resolve on every agent after the Mesos master started", bootName)
-	require.Less(t, rec.polls, 3, "%s resolved everywhere only after every master had polled the state %d times", bootName, rec.polls)
+	for _, a := range rec.apex {
+		require.True(t, strings.HasSuffix(a, " NOERROR 1"), "apex SOA before the Mesos master started: %v", rec.apex)
+	}
+	require.Empty(t, rec.wrong, "answers after the Mesos master started, before the names resolved everywhere")
+	require.Empty(t, rec.unresolved, "names that did not resolve after the Mesos master started")
+	require.Less(t, rec.polls, 3, "the names resolved everywhere only after every master had polled the state %d times", rec.polls)
 }
 
 // startProxy starts the agent's proxy and waits until it answers the
