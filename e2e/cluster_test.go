@@ -319,6 +319,25 @@ var bootNames = []struct{ name, addr string }{
 // other steps still run when the boot goes wrong.
 func (c *cluster) bootMesos(t *testing.T, mesosNS *testsupport.NetNS, mastersStarted time.Time) bootRecord {
 	t.Helper()
+	// The masters' spartan serves (the zone apex, with no state yet)
+	// before the watch starts, so that every answer in the gap is the
+	// masters' own.
+	for _, m := range c.masters {
+		waitFor(t, "master "+m.ip+" answering the apex before any state", func() error {
+			out, err := c.agents[0].ns.Dig(t, m.ip+":61053", "mesos.", "SOA")
+			if err != nil {
+				return err
+			}
+			r, err := testsupport.ParseDig(out)
+			if err != nil {
+				return err
+			}
+			if r.Rcode != "NOERROR" || len(r.Answer) != 1 {
+				return fmt.Errorf("no SOA yet:\n%s", out)
+			}
+			return nil
+		})
+	}
 	var rec bootRecord
 	for first := true; first || time.Since(mastersStarted) < mesosDelay; first = false {
 		for _, a := range c.agents {
