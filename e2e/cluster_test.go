@@ -787,10 +787,14 @@ func withDCOSTasks(t testing.TB, state []byte) []byte {
 }
 
 // dcosNames are the DC/OS names of the tasks withDCOSTasks adds and of
-// the fixture's, as dcos-net derives them (apps/dcos_dns/src/
-// dcos_dns_mesos.erl in dcos/dcos-net: task_agentip, task_containerip,
-// task_autoip; the mesos.thisdcos.directory copy of the cluster domain's
-// records).
+// the fixture's, as dcos-net derives them (dcos/dcos-net,
+// apps/dcos_dns/src/dcos_dns_mesos.erl: task_agentip, task_containerip,
+// task_autoip, which takes the agent's address when any port has a host
+// port (is_port_mapping) and the task's addresses otherwise;
+// apps/dcos_net/src/dcos_net_mesos_listener.erl: handle_agent_hostname,
+// the agent's address from its hostname, and handle_task_ip, the latest
+// status's network_infos addresses), and the mesos.thisdcos.directory
+// copy of the cluster domain's records.
 var dcosNames = []struct {
 	name  string
 	qtype uint16
