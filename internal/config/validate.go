@@ -188,7 +188,16 @@ func (m *Master) validate(clusterDomain string) error {
 		}
 		m.Listen[i] = hp
 	}
-	if m.StateFile == "" && len(m.Masters) == 0 && m.ZK == "" {
+	if m.ZK != "" {
+		if _, err := ParseZKURL(m.ZK); err != nil {
+			return fieldErr("master.zk", "%v", err)
+		}
+	}
+	if m.ZKDetectionTimeout < 0 || m.ZKDetectionTimeout > 86400 {
+		return fieldErr("master.zkDetectionTimeout", "must be between 0 (fall back to master.masters at once) and 86400 seconds, got %d", m.ZKDetectionTimeout)
+	}
+	// As in Mesos-DNS, a ZooKeeper URL alone is enough to find the leader.
+	if m.StateFile == "" && m.ZK == "" && len(m.Masters) == 0 {
 		return fieldErr("master.masters", "at least one Mesos master (or master.zk) is required")
 	}
 	for i, a := range m.Masters {
