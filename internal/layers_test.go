@@ -41,6 +41,7 @@ var layers = map[string]int{
 	"internal/proxy/cache": 1,
 	"internal/upstream":    1,
 	"internal/zones":       1,
+	"internal/mesosleader": 1,
 
 	"internal/proxy":       2,
 	"internal/zones/mesos": 2,
