@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs spartan's whole test suite. As root it first installs the tools the
 # end-to-end tests drive (dig, ip, getent, unshare, mount, systemd-analyze,
-# systemd-socket-activate) when they are missing and then runs the tests in
+# systemd-socket-activate) and the ZooKeeper server the master-mode tests
+# start when they are missing and then runs the tests in
 # strict mode (SPARTAN_TEST_STRICT=1): a test that would skip because a tool
 # is missing or a namespace cannot be created fails instead. As an ordinary
 # user the tests that need root or a missing tool skip and say why.
@@ -27,6 +28,10 @@ command -v mount >/dev/null || need+=(mount)
 command -v getent >/dev/null || need+=(libc-bin)
 if ! command -v systemd-analyze >/dev/null || ! command -v systemd-socket-activate >/dev/null; then
 	need+=(systemd)
+fi
+# A real ZooKeeper server (and the Java it runs on) for master.zk.
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
+	need+=(zookeeper)
 fi
 if [ "$(id -u)" = 0 ]; then
 	if [ "${#need[@]}" -gt 0 ] && command -v apt-get >/dev/null; then

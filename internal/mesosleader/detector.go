@@ -336,3 +336,6 @@ type zkLogger struct{ log *slog.Logger }
 func (l zkLogger) Printf(format string, args ...any) {
 	l.log.Debug("zookeeper client: " + fmt.Sprintf(format, args...))
 }
+
+// URL returns the ZooKeeper URL the detector follows.
+func (d *Detector) URL() config.ZKURL { return d.url }

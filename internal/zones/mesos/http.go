@@ -102,14 +102,17 @@ type mesosDNSConfig struct {
 // a counterpart say what master mode does: ExternalOn is whether names
 // outside the zone are forwarded (master.resolvers), Timeout the forward
 // timeout in whole seconds, no client certificate or authentication
-// secret is shown. Listener and Port are the first listen address; the
-// domain is written without the final dot, as Mesos-DNS writes it.
+// secret is shown. Zk is master.zk with its password hidden (Mesos-DNS
+// shows it as configured). Listener and Port are the first listen
+// address; the domain is written without the final dot, as Mesos-DNS
+// writes it.
 func (m *Master) mesosDNSConfig() mesosDNSConfig {
 	c := mesosDNSConfig{
 		RefreshSeconds:      m.cfg.RefreshSeconds,
 		Timeout:             int(m.cfg.ForwardTimeout.D().Seconds()),
 		StateTimeoutSeconds: m.cfg.StateTimeoutSeconds,
 		ZkDetectionTimeout:  m.cfg.ZKDetectionTimeout,
+		Zk:                  m.zkURL(),
 		TTL:                 int32(m.cfg.TTL),
 		SOASerial:           m.store.Load().Serial(),
 		SOARefresh:          m.cfg.SOARefresh,
@@ -121,7 +124,6 @@ func (m *Master) mesosDNSConfig() mesosDNSConfig {
 		Masters:             nonNil(m.cfg.Masters),
 		Resolvers:           nonNil(m.cfg.Resolvers),
 		IPSources:           nonNil(m.cfg.IPSources),
-		Zk:                  m.cfg.ZK,
 		Domain:              strings.TrimSuffix(m.cfg.Domain, "."),
 		RecurseOn:           m.cfg.RecursionAvailable,
 		DNSOn:               len(m.cfg.Listen) > 0,

@@ -76,6 +76,7 @@ func TestHTTPAPI(t *testing.T) {
 		"SOAMinttl":           60.0,
 		"SOASerial":           float64(m.Store().Load().Serial()),
 		"Zk":                  "",
+		"ZkDetectionTimeout":  30.0,
 		"MesosCredentials":    map[string]any{"Principal": "", "Secret": ""},
 	} {
 		require.Equal(t, want, cfg[key], key)

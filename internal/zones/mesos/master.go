@@ -20,6 +20,7 @@ import (
 
 	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/httpserve"
+	"github.com/spartan-dns/spartan/internal/mesosleader"
 	"github.com/spartan-dns/spartan/internal/zones"
 	"golang.org/x/sync/errgroup"
 )
@@ -56,7 +57,8 @@ type Stats struct {
 	Tasks, SkippedTasks, DroppedNames, PortCappedTasks int
 }
 
-// Master is master mode: it polls the Mesos masters, keeps the cluster
+// Master is master mode: it polls the Mesos masters (the leader found
+// through ZooKeeper first, when configured), keeps the cluster
 // zone in a zones.Store and serves the HTTP API. Create it with NewMaster
 // and run it with Run.
 type Master struct {
@@ -71,6 +73,8 @@ type Master struct {
 	fixed []byte
 	// lookup resolves host names; replaceable in tests.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// zk follows the leader named in ZooKeeper when master.zk is set.
+	zk *mesosleader.Detector
 
 	// httpLn is the API's socket when bound ahead of Run (ListenHTTP).
 	httpLn net.Listener
@@ -89,6 +93,9 @@ type Master struct {
 	// pending is the shrink held back at the last successful poll, if
 	// any; guarded by pollMu.
 	pending *pendingShrink
+	// zkFallback is set while polls ask master.masters because ZooKeeper
+	// has named no leader for zkDetectionTimeout; guarded by pollMu.
+	zkFallback bool
 
 	// mu guards what follows, and the zone swap with the stats that
 	// describe it. It is never held across I/O or a zone build.
@@ -139,6 +146,13 @@ func NewMaster(cfg config.Master, logger *slog.Logger) (*Master, error) {
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
+	}
+	if cfg.ZK != "" && cfg.StateFile == "" {
+		u, err := config.ParseZKURL(cfg.ZK)
+		if err != nil {
+			return nil, fmt.Errorf("master mode: master.zk: %w", err)
+		}
+		m.zk = mesosleader.New(u, logger)
 	}
 	z := EmptyZone(&m.opt, nextSerial(0))
 	m.store = zones.NewStore(z)
@@ -198,9 +212,10 @@ func (m *Master) closeHTTP() {
 	}
 }
 
-// Run polls until ctx ends, and serves the HTTP API when configured. It
-// returns nil on cancellation and an error only when the API cannot
-// listen.
+// Run polls until ctx ends, and serves the HTTP API when configured. With
+// master.zk it also follows the leader ZooKeeper names and polls at once
+// when that changes (see candidates). It returns nil on cancellation and
+// an error only when the API cannot listen.
 func (m *Master) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if m.cfg.HTTP != "" {
@@ -216,12 +231,26 @@ func (m *Master) Run(ctx context.Context) error {
 		})
 		m.log.Info("Mesos-DNS HTTP API listening", "addr", ln.Addr().String())
 	}
+	var zkChanged <-chan struct{}
+	if m.zk != nil {
+		zkChanged = m.zk.Changed()
+		g.Go(func() error { return m.zk.Run(ctx) })
+	}
 	g.Go(func() error {
 		refresh := time.Duration(m.cfg.RefreshSeconds) * time.Second
-		if err := m.Poll(ctx); err != nil && ctx.Err() == nil && m.Stats().LastSuccess.IsZero() {
-			m.log.Error("no Mesos master reachable: serving only SOA and NS for the cluster domain until one answers",
-				"domain", m.cfg.Domain, "masters", m.cfg.Masters, "err", err)
+		// With ZooKeeper the first poll waits for its first answer, or
+		// for zkDetectionTimeout when it gives none; fallback wakes the
+		// loop when ZooKeeper's silence reaches zkDetectionTimeout.
+		var fallback *time.Timer
+		var fallbackC <-chan time.Time
+		if m.zk != nil {
+			fallback = time.NewTimer(m.zkTimeout())
+			defer fallback.Stop()
+			fallbackC = fallback.C
+		} else {
+			m.firstPoll(ctx)
 		}
+		polled := m.zk == nil
 		t := time.NewTicker(refresh)
 		defer t.Stop()
 		for {
@@ -229,11 +258,103 @@ func (m *Master) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
+			case <-zkChanged:
+				// A new leader is asked at once, not at the next tick.
+			case <-fallbackC:
+			}
+			if polled {
 				_ = m.Poll(ctx)
+			} else {
+				polled = true
+				m.firstPoll(ctx)
+			}
+			if d, waiting := m.zkFallbackIn(); waiting {
+				fallback.Reset(d)
 			}
 		}
 	})
 	return g.Wait()
+}
+
+// firstPoll polls and says so loudly when no master answered.
+func (m *Master) firstPoll(ctx context.Context) {
+	if err := m.Poll(ctx); err != nil && ctx.Err() == nil && m.Stats().LastSuccess.IsZero() {
+		m.log.Error("no Mesos master reachable: serving only SOA and NS for the cluster domain until one answers",
+			"domain", m.cfg.Domain, "masters", m.cfg.Masters, "zk", m.zkURL(), "err", err)
+	}
+}
+
+// zkTimeout is master.zkDetectionTimeout.
+func (m *Master) zkTimeout() time.Duration {
+	return time.Duration(m.cfg.ZKDetectionTimeout) * time.Second
+}
+
+// zkURL is master.zk with its password hidden, for logs; "" without it.
+func (m *Master) zkURL() string {
+	if m.zk == nil {
+		return ""
+	}
+	return m.zk.URL().String()
+}
+
+// zkFallbackIn reports how long until ZooKeeper's silence makes polls
+// fall back to master.masters, when that is still ahead.
+func (m *Master) zkFallbackIn() (time.Duration, bool) {
+	if m.zk == nil {
+		return 0, false
+	}
+	st := m.zk.Status()
+	if st.OK() {
+		return 0, false
+	}
+	left := time.Until(st.Since.Add(m.zkTimeout()))
+	return left, left > 0
+}
+
+// candidates lists the masters a poll asks, in order. With ZooKeeper it is
+// the leader ZooKeeper names, alone. While ZooKeeper names none or cannot
+// be reached, polls keep asking the leader it named last, or, when it
+// named none, fail and keep the zone; once that has lasted
+// zkDetectionTimeout they fall back to master.masters, as Mesos-DNS asks
+// its configured masters when its detector names no leader. Without
+// ZooKeeper (or in fallback) it is the leader last seen in a state, then
+// master.masters. pollMu is held.
+func (m *Master) candidates() ([]string, error) {
+	if m.zk != nil {
+		st := m.zk.Status()
+		switch {
+		case st.OK():
+			if m.zkFallback {
+				m.zkFallback = false
+				m.log.Info("ZooKeeper names the leading Mesos master again; no longer asking master.masters", "leader", st.Leader)
+			}
+			return []string{st.Leader}, nil
+		case time.Since(st.Since) < m.zkTimeout():
+			if st.Leader != "" {
+				return []string{st.Leader}, nil
+			}
+			return nil, fmt.Errorf("waiting for ZooKeeper to name the leading Mesos master (%v); master.masters are asked once it has named none for zkDetectionTimeout (%s)", st.Err, m.zkTimeout())
+		case !m.zkFallback:
+			m.zkFallback = true
+			m.log.Warn("ZooKeeper has named no current leading Mesos master for zkDetectionTimeout; asking master.masters",
+				"reason", st.Err, "since", st.Since, "lastLeader", st.Leader, "masters", m.cfg.Masters)
+		}
+	}
+	m.mu.Lock()
+	candidates := []string{}
+	if m.leader != "" {
+		candidates = append(candidates, m.leader)
+	}
+	m.mu.Unlock()
+	for _, a := range m.cfg.Masters {
+		if !slices.Contains(candidates, a) {
+			candidates = append(candidates, a)
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, errors.New("no Mesos master to ask: ZooKeeper names no leader and master.masters is empty")
+	}
+	return candidates, nil
 }
 
 // Poll reads the state once and, when it changed, swaps in the new zone.
@@ -362,7 +483,7 @@ func (m *Master) resolver(ctx context.Context) func(string) []netip.Addr {
 }
 
 // readState returns the leader's state: from the fixed state or file when
-// configured, else from the masters, the last known leader first.
+// configured, else from the masters candidates lists.
 func (m *Master) readState(ctx context.Context) (*State, error) {
 	switch {
 	case m.fixed != nil:
@@ -379,16 +500,9 @@ func (m *Master) readState(ctx context.Context) (*State, error) {
 		}
 		return st, nil
 	}
-	m.mu.Lock()
-	candidates := []string{}
-	if m.leader != "" {
-		candidates = append(candidates, m.leader)
-	}
-	m.mu.Unlock()
-	for _, a := range m.cfg.Masters {
-		if !slices.Contains(candidates, a) {
-			candidates = append(candidates, a)
-		}
+	candidates, err := m.candidates()
+	if err != nil {
+		return nil, err
 	}
 	var errs []error
 	for _, addr := range candidates {

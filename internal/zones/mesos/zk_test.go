@@ -1,0 +1,126 @@
+package mesos
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spartan-dns/spartan/internal/testsupport"
+	"github.com/stretchr/testify/require"
+)
+
+// zkWaitBound bounds how long a ZooKeeper test waits for master mode to
+// reach a state: a bound on a hung test, not a measurement.
+const zkWaitBound = 60 * time.Second
+
+// waitMaster waits until ok holds, looking at the master now and then.
+func waitMaster(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(zkWaitBound)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("master mode never reached %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runMaster runs m until the test ends.
+func runMaster(t *testing.T, m *Master) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+func leaderSRVPort(m *Master) uint16 {
+	ports := lookupSRVPorts(m.Store().Load(), "_leader._tcp.mesos.")
+	if len(ports) != 1 {
+		return 0
+	}
+	return ports[0]
+}
+
+// TestZooKeeperLeader runs master mode against a real ZooKeeper server in
+// which the Mesos masters register as Mesos does (ephemeral sequential
+// json.info_ nodes under /mesos holding MasterInfo JSON, the leader the
+// lowest; see mesosleader). The refresh is an hour, so every poll here is
+// started by ZooKeeper or by its silence, never by the refresh.
+func TestZooKeeperLeader(t *testing.T) {
+	z := testsupport.StartZooKeeper(t)
+	mesosZK := z.Dial(t, "")
+	state := fixtureState(t)
+	a := testsupport.NewFakeMesosMaster(t, state)
+	b := testsupport.NewFakeMesosMaster(t, state)
+	c := testsupport.NewFakeMesosMaster(t, state) // the configured fallback
+	info := func(f *testsupport.FakeMesosMaster) []byte {
+		return testsupport.MesosMasterInfoJSON(t, "id-"+f.Addr(), netip.MustParseAddrPort(f.Addr()))
+	}
+	port := func(f *testsupport.FakeMesosMaster) uint16 { return netip.MustParseAddrPort(f.Addr()).Port() }
+
+	nodeA := mesosZK.RegisterMaster(t, "/mesos", "json.info", info(a))
+	m := newMaster(t, masterConfig(t, []string{c.Addr()},
+		`,"zk":"zk://`+z.Addr()+`/mesos","zkDetectionTimeout":1,"refreshSeconds":3600`))
+	runMaster(t, m)
+
+	// Leader found: the leader ZooKeeper names is asked, and only it.
+	waitMaster(t, "A's zone", func() bool { return m.Stats().Leader == a.Addr() })
+	z0 := m.Store().Load()
+	require.Equal(t, []string{"10.3.0.3"}, lookupA(z0, "nginx.marathon.mesos."))
+	require.Equal(t, port(a), leaderSRVPort(m))
+	require.Zero(t, c.StatePolls(""), "master.masters is not asked while ZooKeeper names a leader")
+
+	// Leader change: A steps down and B leads, as Mesos moves it: B's
+	// node is created, A's goes with A's session. No refresh is due for
+	// an hour; the change alone starts the poll.
+	a.SetLeader(b.Addr())
+	nodeB := mesosZK.RegisterMaster(t, "/mesos", "json.info", info(b))
+	mesosZK.Unregister(t, "/mesos", nodeA)
+	waitMaster(t, "B's zone", func() bool { return m.Stats().Leader == b.Addr() && leaderSRVPort(m) == port(b) })
+	require.Zero(t, c.StatePolls(""))
+	served := m.Store().Load()
+
+	// ZooKeeper stopped, and the leader it named fails too: once
+	// ZooKeeper has been silent for zkDetectionTimeout, master.masters are
+	// asked; with none answering the zone is kept.
+	b.SetMode(testsupport.MesosFail)
+	c.SetMode(testsupport.MesosFail)
+	z.Stop()
+	waitMaster(t, "the fallback to master.masters", func() bool { return c.StatePolls("") > 0 })
+	waitMaster(t, "the fallback poll's failure", func() bool { return m.Stats().LastError != "" })
+	require.Same(t, served, m.Store().Load(), "the last good zone is kept")
+	require.Equal(t, []string{"10.3.0.3"}, lookupA(m.Store().Load(), "nginx.marathon.mesos."))
+
+	// A configured master that leads is followed while ZooKeeper is away.
+	c.SetMode(testsupport.MesosOK)
+	require.NoError(t, m.Poll(t.Context()))
+	require.Equal(t, c.Addr(), m.Stats().Leader)
+	require.Equal(t, port(c), leaderSRVPort(m))
+
+	// ZooKeeper back: the leader it names is followed again at once.
+	b.SetMode(testsupport.MesosOK)
+	c.SetLeader(b.Addr())
+	z.Start()
+	// B's node outlives the restart with its session; a new session
+	// writing it again keeps B the lowest in line either way.
+	again := z.Dial(t, "")
+	nodeB2 := again.RegisterMaster(t, "/mesos", "json.info", info(b))
+	require.NotEqual(t, nodeB, nodeB2)
+	waitMaster(t, "B's zone again", func() bool { return m.Stats().Leader == b.Addr() && leaderSRVPort(m) == port(b) })
+}
+
+// TestZooKeeperConfigHidesPassword: /v1/config shows master.zk as
+// Mesos-DNS shows its zk, but without the digest password.
+func TestZooKeeperConfigHidesPassword(t *testing.T) {
+	m := newMaster(t, masterConfig(t, []string{"192.0.2.1:5050"}, `,"zk":"zk://mesos:s3cret@192.0.2.2:2181,192.0.2.3/mesos","zkDetectionTimeout":7`))
+	c := m.mesosDNSConfig()
+	require.Equal(t, "zk://mesos:xxxxx@192.0.2.2:2181,192.0.2.3:2181/mesos", c.Zk)
+	require.Equal(t, 7, c.ZkDetectionTimeout)
+	require.False(t, strings.Contains(c.Zk, "s3cret"))
+}
