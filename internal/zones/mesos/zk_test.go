@@ -2,11 +2,13 @@ package mesos
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spartan-dns/spartan/internal/mesosleader"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/stretchr/testify/require"
 )
@@ -16,7 +18,7 @@ import (
 const zkWaitBound = 60 * time.Second
 
 // waitMaster waits until ok holds, looking at the master now and then.
-func waitMaster(t *testing.T, what string, ok func() bool) {
+func waitMaster(t testing.TB, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(zkWaitBound)
 	for !ok() {
@@ -28,7 +30,7 @@ func waitMaster(t *testing.T, what string, ok func() bool) {
 }
 
 // runMaster runs m until the test ends.
-func runMaster(t *testing.T, m *Master) {
+func runMaster(t testing.TB, m *Master) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -123,4 +125,39 @@ func TestZooKeeperConfigHidesPassword(t *testing.T) {
 	require.Equal(t, "zk://mesos:xxxxx@192.0.2.2:2181,192.0.2.3:2181/mesos", c.Zk)
 	require.Equal(t, 7, c.ZkDetectionTimeout)
 	require.False(t, strings.Contains(c.Zk, "s3cret"))
+}
+
+// BenchmarkZooKeeperLeaderChange measures how long a leader change takes
+// to reach the served zone: from the new leader's node being written to
+// ZooKeeper (and the old one's deleted) to the zone naming the new leader,
+// through the watch, the MasterInfo read, the state fetch and the zone
+// build of the fixture state. The refresh is an hour: only the watch can
+// start these polls.
+func BenchmarkZooKeeperLeaderChange(b *testing.B) {
+	z := testsupport.StartZooKeeper(b)
+	mesosZK := z.Dial(b, "")
+	state := fixtureState(b)
+	fakes := []*testsupport.FakeMesosMaster{testsupport.NewFakeMesosMaster(b, state), testsupport.NewFakeMesosMaster(b, state)}
+	info := func(f *testsupport.FakeMesosMaster) []byte {
+		return testsupport.MesosMasterInfoJSON(b, "id-"+f.Addr(), netip.MustParseAddrPort(f.Addr()))
+	}
+	node := mesosZK.RegisterMaster(b, "/mesos", "json.info", info(fakes[0]))
+	m := newMaster(b, masterConfig(b, []string{fakes[0].Addr()}, `,"zk":"zk://`+z.Addr()+`/mesos","refreshSeconds":3600`))
+	quiet := slog.New(slog.DiscardHandler)
+	m.log, m.zk = quiet, mesosleader.New(m.zk.URL(), quiet)
+	runMaster(b, m)
+	waitMaster(b, "the first leader", func() bool { return m.Stats().Leader == fakes[0].Addr() })
+	cur := 0
+	b.ResetTimer()
+	for b.Loop() {
+		next := 1 - cur
+		fakes[cur].SetLeader(fakes[next].Addr())
+		fakes[next].SetLeader("")
+		newNode := mesosZK.RegisterMaster(b, "/mesos", "json.info", info(fakes[next]))
+		mesosZK.Unregister(b, "/mesos", node)
+		node, cur = newNode, next
+		for m.Stats().Leader != fakes[cur].Addr() {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
 }
