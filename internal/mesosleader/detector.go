@@ -188,8 +188,21 @@ func (d *Detector) session(ctx context.Context) (listed bool, err error) {
 }
 
 // wait returns nil when the path's children should be listed again: the
-// watch fired, or a session came back after a disconnection.
+// watch fired, or a session came back after a disconnection. It returns
+// an error when the session is over: expired, refused, or not regained
+// within the session timeout.
 func (d *Detector) wait(ctx context.Context, watch <-chan zk.Event, events <-chan zk.Event) error {
+	// lost runs while the connection is down. Past the session timeout
+	// the server has expired the session anyway, and a server that lost
+	// its data refuses a client that has seen more than it has (the
+	// client would retry forever): a new session is started instead.
+	var lost *time.Timer
+	var lostC <-chan time.Time
+	defer func() {
+		if lost != nil {
+			lost.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -199,6 +212,8 @@ func (d *Detector) wait(ctx context.Context, watch <-chan zk.Event, events <-cha
 				return fmt.Errorf("watching %s: %w", d.url.Path, ev.Err)
 			}
 			return nil
+		case <-lostC:
+			return fmt.Errorf("no ZooKeeper session regained within the session timeout (%s); starting a new one", d.sessionTimeout)
 		case ev, ok := <-events:
 			if !ok {
 				return errors.New("ZooKeeper connection closed")
@@ -209,11 +224,19 @@ func (d *Detector) wait(ctx context.Context, watch <-chan zk.Event, events <-cha
 				// ensemble, and keeps the session and its watches if it
 				// gets back within the session timeout.
 				d.unreachable(errors.New("connection to ZooKeeper lost"))
+				if lost == nil {
+					lost = time.NewTimer(d.sessionTimeout)
+					lostC = lost.C
+				}
 			case zk.StateExpired:
 				return zk.ErrSessionExpired
 			case zk.StateAuthFailed:
 				return zk.ErrAuthFailed
 			case zk.StateHasSession:
+				if lost != nil {
+					lost.Stop()
+					lost, lostC = nil, nil
+				}
 				if !d.Status().Current {
 					return nil
 				}

@@ -26,6 +26,9 @@ func startDetector(t *testing.T, zkURL string) *Detector {
 	require.NoError(t, err)
 	d := New(u, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	d.minBackoff, d.maxBackoff = 50*time.Millisecond, 500*time.Millisecond
+	// Short sessions, for the cases that lose theirs (the server allows
+	// 400 ms and up).
+	d.sessionTimeout = 2 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -168,5 +171,23 @@ func TestDetectorWithZooKeeper(t *testing.T) {
 		mesos.RegisterMaster(t, path, "json.info", infoJSON(t, "10.0.0.42:5050"))
 		mesos.Unregister(t, path, a)
 		waitFor(t, d, "new leader after the restart", leaderIs("10.0.0.42:5050"))
+	})
+
+	t.Run("session expired", func(t *testing.T) {
+		const path = "/expiry"
+		mesos.RegisterMaster(t, path, "json.info", infoJSON(t, "10.0.0.51:5050"))
+		d := startDetector(t, url(path))
+		waitFor(t, d, "leader", leaderIs("10.0.0.51:5050"))
+
+		// A server that lost its data knows no session and refuses a
+		// client that has seen a later transaction than it has: the
+		// detector gives up on its session and starts a new one.
+		z.Stop()
+		z.WipeData()
+		z.Start()
+		waitFor(t, d, "no path in the new tree", noLeader("/expiry does not exist"))
+		fresh := z.Dial(t, "")
+		fresh.RegisterMaster(t, path, "json.info", infoJSON(t, "10.0.0.52:5050"))
+		waitFor(t, d, "leader in the new session", leaderIs("10.0.0.52:5050"))
 	})
 }

@@ -160,6 +160,20 @@ func (z *ZooKeeper) Stop() {
 	<-done
 }
 
+// WipeData removes the stopped server's data directory, so that the next
+// Start serves an empty tree and knows no session: every client's session
+// has expired when it reconnects.
+func (z *ZooKeeper) WipeData() {
+	z.t.Helper()
+	z.mu.Lock()
+	running := z.cmd != nil
+	z.mu.Unlock()
+	if running {
+		z.t.Fatalf("ZooKeeper on %s: WipeData while running", z.addr)
+	}
+	require.NoError(z.t, os.RemoveAll(filepath.Join(z.dir, "data")))
+}
+
 // ruok asks the server at addr ZooKeeper's "ruok" four-letter word and
 // reports whether it answered "imok".
 func ruok(addr string) bool {
