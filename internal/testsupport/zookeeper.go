@@ -87,6 +87,8 @@ func StartZooKeeper(t testing.TB) *ZooKeeper {
 	z.cmdLine = []string{java,
 		// Start-up cost matters more than throughput here.
 		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx128m",
+		// No /tmp/hsperfdata_* file, which a killed JVM leaves behind.
+		"-XX:-UsePerfData",
 		"-Dzookeeper.admin.enableServer=false",
 		"-Dzookeeper.jmx.log4j.disable=true",
 		"-cp", zooKeeperJar, zooKeeperMain, filepath.Join(dir, "zoo.cfg")}
