@@ -2,6 +2,7 @@ package mesos
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -53,7 +54,12 @@ func leaderSRVPort(m *Master) uint16 {
 // which the Mesos masters register as Mesos does (ephemeral sequential
 // json.info_ nodes under /mesos holding MasterInfo JSON, the leader the
 // lowest; see mesosleader). The refresh is an hour, so every poll here is
-// started by ZooKeeper or by its silence, never by the refresh.
+// started by ZooKeeper or by its silence, never by the refresh. The
+// fallback follows Mesos-DNS's main.go: detectMasters seeds mesos-go's
+// detector with the configured masters (detect.NewMasters), so with no
+// leader detected ParseState asks them; Mesos-DNS exits once
+// ZkDetectionTimeout passes without a leader, where spartan keeps polling
+// them and keeps its last good zone.
 func TestZooKeeperLeader(t *testing.T) {
 	z := testsupport.StartZooKeeper(t)
 	mesosZK := z.Dial(t, "")
@@ -115,6 +121,19 @@ func TestZooKeeperLeader(t *testing.T) {
 	nodeB2 := again.RegisterMaster(t, "/mesos", "json.info", info(b))
 	require.NotEqual(t, nodeB, nodeB2)
 	waitMaster(t, "B's zone again", func() bool { return m.Stats().Leader == b.Addr() && leaderSRVPort(m) == port(b) })
+}
+
+// TestZooKeeperUnreachableAtStart: with no ZooKeeper server answering,
+// the first poll waits zkDetectionTimeout and then asks master.masters.
+func TestZooKeeperUnreachableAtStart(t *testing.T) {
+	fake := testsupport.NewFakeMesosMaster(t, fixtureState(t))
+	nobody := testsupport.FreePort(t, "127.0.0.1")
+	m := newMaster(t, masterConfig(t, []string{fake.Addr()},
+		fmt.Sprintf(`,"zk":"zk://127.0.0.1:%d/mesos","zkDetectionTimeout":1,"refreshSeconds":3600`, nobody)))
+	runMaster(t, m)
+	waitMaster(t, "the fallback's zone", func() bool { return m.Stats().Leader == fake.Addr() })
+	require.Equal(t, []string{"10.3.0.3"}, lookupA(m.Store().Load(), "nginx.marathon.mesos."))
+	require.Equal(t, 1, fake.StatePolls(""), "one poll, at the end of zkDetectionTimeout")
 }
 
 // TestZooKeeperConfigHidesPassword: /v1/config shows master.zk as
