@@ -73,8 +73,11 @@ func TestZooKeeperLeader(t *testing.T) {
 	port := func(f *testsupport.FakeMesosMaster) uint16 { return netip.MustParseAddrPort(f.Addr()).Port() }
 
 	nodeA := mesosZK.RegisterMaster(t, "/mesos", "json.info", info(a))
+	// zkDetectionTimeout is short, but long enough that a slow first
+	// ZooKeeper session on a loaded machine does not send the first poll
+	// to master.masters.
 	m := newMaster(t, masterConfig(t, []string{c.Addr()},
-		`,"zk":"zk://`+z.Addr()+`/mesos","zkDetectionTimeout":1,"refreshSeconds":3600`))
+		`,"zk":"zk://`+z.Addr()+`/mesos","zkDetectionTimeout":3,"refreshSeconds":3600`))
 	runMaster(t, m)
 
 	// Leader found: the leader ZooKeeper names is asked, and only it.
