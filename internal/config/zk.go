@@ -105,16 +105,16 @@ func zkServer(s string) (string, error) {
 		}
 		return net.JoinHostPort(a.String(), port), nil
 	}
-	if !hostName(host) {
+	if !IsHostName(host) {
 		return "", fmt.Errorf("not an IP address or host name: %q", host)
 	}
 	return net.JoinHostPort(host, port), nil
 }
 
-// hostName reports whether s is a host name: dot-separated labels of
-// letters, digits and hyphens, none empty or starting or ending with a
-// hyphen, at most 253 characters.
-func hostName(s string) bool {
+// IsHostName reports whether s is a DNS host name: dot-separated labels
+// of letters, digits and hyphens, none empty or starting or ending with a
+// hyphen, at most 253 characters, with an optional final dot.
+func IsHostName(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}

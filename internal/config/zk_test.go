@@ -119,3 +119,14 @@ func FuzzParseZKURL(f *testing.F) {
 		require.Equal(t, u, again)
 	})
 }
+
+func TestIsHostName(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	for s, want := range map[string]bool{
+		"zk1": true, "master-1.example.com": true, "example.com.": true, "10.0.0.1": true,
+		"": false, ".": false, "a..b": false, "-a": false, "a-": false, "a_b": false,
+		long: false, long[:63]: true, "ä.example": false,
+	} {
+		require.Equal(t, want, IsHostName(s), "%q", s)
+	}
+}

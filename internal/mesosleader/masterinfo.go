@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+
+	"github.com/spartan-dns/spartan/internal/config"
 )
 
 // mesosPort is MasterInfo.port's default in Mesos's mesos.proto.
@@ -72,7 +74,7 @@ func MasterAddr(data []byte) (string, error) {
 		if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
 			return net.JoinHostPort(ip.Unmap().String(), p), nil
 		}
-		if !hostName(host) {
+		if !config.IsHostName(host) {
 			return "", fmt.Errorf("MasterInfo: hostname %q is not a host name", host)
 		}
 		return net.JoinHostPort(host, p), nil
@@ -83,32 +85,4 @@ func MasterAddr(data []byte) (string, error) {
 		return net.JoinHostPort(netip.AddrFrom4(b).String(), p), nil
 	}
 	return "", errors.New("MasterInfo has no address: no address.ip, hostname or ip")
-}
-
-// hostName reports whether s is a DNS host name: dot-separated labels of
-// letters, digits and hyphens, none empty or starting or ending with a
-// hyphen.
-func hostName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && s[i] != '.' {
-			c := s[i]
-			if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-				return false
-			}
-			continue
-		}
-		label := s[start:i]
-		if label == "" && i == len(s) && i > 0 {
-			break // a trailing dot
-		}
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		start = i + 1
-	}
-	return true
 }

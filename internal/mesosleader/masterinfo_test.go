@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/spartan-dns/spartan/internal/config"
 	"github.com/spartan-dns/spartan/internal/testsupport"
 	"github.com/stretchr/testify/require"
 )
@@ -124,7 +125,7 @@ func cutHostPort(s string) (string, int, bool) {
 				}
 				p = p*10 + int(c-'0')
 			}
-			return s[:i], p, p > 0 && p < 65536 && hostName(s[:i])
+			return s[:i], p, p > 0 && p < 65536 && config.IsHostName(s[:i])
 		}
 	}
 	return "", 0, false
