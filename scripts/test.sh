@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs spartan's whole test suite. As root it first installs the tools the
-# end-to-end tests drive (dig, ip, getent, unshare, mount, systemd-analyze,
-# systemd-socket-activate) and the ZooKeeper server the master-mode tests
-# start when they are missing and then runs the tests in
-# strict mode (SPARTAN_TEST_STRICT=1): a test that would skip because a tool
-# is missing or a namespace cannot be created fails instead. As an ordinary
-# user the tests that need root or a missing tool skip and say why.
+# tests drive (dig, ip, getent, unshare, mount, systemd-analyze,
+# systemd-socket-activate, the ZooKeeper server the master-mode tests start,
+# and unbound as a DNS over TLS server) when they are missing and then runs
+# the tests in strict mode (SPARTAN_TEST_STRICT=1): a test that would skip
+# because a tool is missing or a namespace cannot be created fails instead.
+# As an ordinary user the tests that need root or a missing tool skip and
+# say why.
 #
 # Before the tests: gofmt, "go mod tidy -diff" (go.mod and go.sum must
 # be tidy), go vet and staticcheck (the pinned version below, installed
@@ -26,6 +27,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v mount >/dev/null || need+=(mount)
 command -v getent >/dev/null || need+=(libc-bin)
+command -v unbound >/dev/null || [ -x /usr/sbin/unbound ] || need+=(unbound)
 if ! command -v systemd-analyze >/dev/null || ! command -v systemd-socket-activate >/dev/null; then
 	need+=(systemd)
 fi

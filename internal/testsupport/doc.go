@@ -7,9 +7,10 @@
 // bridge with dig and getent run from a node (cluster.go), sd_notify and socket-activation stand-ins
 // (notify.go, activation.go), a Prometheus scraper (prometheus.go), a
 // socket-option reader (sockopt.go), a raw HTTP/1.1 client connection
-// (httpconn.go), and
-// builders of DNS queries and upstream replies for wire-format tests
-// (dnsmsg.go).
+// (httpconn.go), a certificate authority issuing server certificates
+// (tlsca.go), a real unbound serving DNS over TLS and a TLS server that
+// never completes a handshake (unbound.go), and builders of DNS queries
+// and upstream replies for wire-format tests (dnsmsg.go).
 //
 // Every helper takes a testing.TB and releases what it started through
 // t.Cleanup, so a test never has to remember to stop anything.
