@@ -11,7 +11,12 @@ type Config struct {
 	// mode alone, without the node-local proxy (as a drop-in Mesos-DNS).
 	Listen []string `json:"listen"`
 	// Upstreams is the upstream group for the root zone ("."): the
-	// external resolvers. When empty, UpstreamsFile is read instead.
+	// external resolvers. When empty, UpstreamsFile is read instead. An
+	// upstream of any group (upstreams, zones, masters) is "IP[:port]"
+	// (port 53; masters: 61053) for DNS over UDP, or
+	// "tls://IP[:port][#name]" (port 853) for DNS over TLS, the
+	// certificate checked against name, or against IP without one. The
+	// two kinds may be mixed in a group: they race alike.
 	Upstreams []string `json:"upstreams"`
 	// UpstreamsFile is a resolv.conf-format file whose nameservers form the
 	// root group when Upstreams is empty. Default: "/etc/resolv.conf".

@@ -28,7 +28,7 @@ func (c *Config) Validate() error {
 		c.Listen[i] = hp
 	}
 	for i, a := range c.Upstreams {
-		hp, err := NormalizeHostPort(a, DNSPort)
+		hp, err := NormalizeUpstream(a, DNSPort)
 		if err != nil {
 			return fieldErr(fmt.Sprintf("upstreams[%d]", i), "%v", err)
 		}
@@ -45,7 +45,7 @@ func (c *Config) Validate() error {
 		return fieldErr("clusterDomain", "the root zone cannot be the cluster domain")
 	}
 	for i, a := range c.Masters {
-		hp, err := NormalizeHostPort(a, MasterDNSPort)
+		hp, err := NormalizeUpstream(a, MasterDNSPort)
 		if err != nil {
 			return fieldErr(fmt.Sprintf("masters[%d]", i), "%v", err)
 		}
@@ -76,13 +76,19 @@ func (c *Config) Validate() error {
 		}
 		norm := make([]string, len(ups))
 		for i, a := range ups {
-			if norm[i], err = NormalizeHostPort(a, DNSPort); err != nil {
+			if norm[i], err = NormalizeUpstream(a, DNSPort); err != nil {
 				return fieldErr(fmt.Sprintf("%s[%d]", field, i), "%v", err)
 			}
 		}
 		zones[d] = norm
 	}
 	c.Zones = zones
+	if c.TLSCAFile != "" {
+		// Read now so a bad file stops the start, not the first query.
+		if _, err := c.TLSRoots(); err != nil {
+			return err
+		}
+	}
 	if err := validNets("allowNets", c.AllowNets); err != nil {
 		return err
 	}
