@@ -31,6 +31,11 @@ var (
 	dHealthy  = desc("upstream", "healthy", "1 when the passive health check considers the upstream healthy.", "group", "upstream")
 	dEWMA     = desc("upstream", "latency_ewma_seconds", "Smoothed reply latency of an upstream.", "group", "upstream")
 
+	dTLSHandshakes  = desc("upstream", "tls_handshakes_total", "TLS handshakes completed with a DNS over TLS upstream (connections opened).", "group", "upstream")
+	dTLSResumptions = desc("upstream", "tls_resumptions_total", "TLS handshakes with a DNS over TLS upstream that resumed an earlier session.", "group", "upstream")
+	dTLSCertErrors  = desc("upstream", "tls_certificate_errors_total", "TLS handshakes with a DNS over TLS upstream that failed because its certificate did not verify.", "group", "upstream")
+	dTLSConns       = desc("upstream", "tls_connections", "Open connections to a DNS over TLS upstream.", "group", "upstream")
+
 	dCacheEntries   = desc("cache", "entries", "Entries in the response cache.")
 	dCacheAnswers   = desc("cache", "answers", "Cache entries that answer a question (all but cached SERVFAILs).")
 	dCacheBytes     = desc("cache", "bytes", "Memory accounted to response cache entries.")
@@ -60,6 +65,7 @@ type collector Metrics
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		dRequests, dResponses, dMalformed, dDenied, dOverload, dUnrouted, dInFlight, dWaiting, dLegs, dWins, dTimeouts, dErrors, dFallback, dRaces, dHealthy, dEWMA,
+		dTLSHandshakes, dTLSResumptions, dTLSCertErrors, dTLSConns,
 		dCacheEntries, dCacheAnswers, dCacheBytes, dCacheHits, dCacheMisses, dCacheEvictions, dCacheStale,
 		dCachePrefetch, dCacheCoalesced, dZoneRecords, dZoneSerial, dPolls, dPollFailures, dPollLast, dPollLastOK,
 		dReloads, dReloadLastOK,
@@ -121,6 +127,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- gauge(dHealthy, h, u.Group, u.Addr)
 			ch <- gauge(dEWMA, u.Latency.Seconds(), u.Group, u.Addr)
+			if t := u.TLS; t != nil {
+				ch <- counter(dTLSHandshakes, t.Handshakes, u.Group, u.Addr)
+				ch <- counter(dTLSResumptions, t.Resumptions, u.Group, u.Addr)
+				ch <- counter(dTLSCertErrors, t.CertErrors, u.Group, u.Addr)
+				ch <- gauge(dTLSConns, float64(t.Connections), u.Group, u.Addr)
+			}
 		}
 	}
 	if f := m.cacheSrc.Load(); f != nil {

@@ -147,6 +147,17 @@ type UpstreamState struct {
 	Addr    string        // host:port
 	Healthy bool          // considered healthy by the passive health check
 	Latency time.Duration // smoothed (EWMA) reply latency; 0 when unknown
+	// TLS is set for a DNS over TLS upstream, with its connection
+	// counters since it was configured (a reload starts them again).
+	TLS *UpstreamTLS
+}
+
+// UpstreamTLS is the connection state of a DNS over TLS upstream.
+type UpstreamTLS struct {
+	Handshakes  uint64 // TLS handshakes completed (connections opened)
+	Resumptions uint64 // handshakes that resumed an earlier session
+	CertErrors  uint64 // handshakes failed on a certificate that did not verify
+	Connections int64  // connections open now
 }
 
 // Zone is the state of one authoritative zone.

@@ -86,6 +86,8 @@ func TestScrapeAfterKnownEvents(t *testing.T) {
 		return []metrics.UpstreamState{
 			{Group: ".", Addr: "127.0.0.2:53", Healthy: true, Latency: 2 * time.Millisecond},
 			{Group: ".", Addr: "127.0.0.3:53", Healthy: false},
+			{Group: ".", Addr: "tls://127.0.0.4:853#dns.example", Healthy: true,
+				TLS: &metrics.UpstreamTLS{Handshakes: 3, Resumptions: 2, CertErrors: 1, Connections: 1}},
 		}
 	})
 	m.SetZones(func() []metrics.Zone {
@@ -126,6 +128,11 @@ func TestScrapeAfterKnownEvents(t *testing.T) {
 		{"spartan_upstream_healthy", []string{"upstream", "127.0.0.2:53"}, 1},
 		{"spartan_upstream_healthy", []string{"upstream", "127.0.0.3:53"}, 0},
 		{"spartan_upstream_latency_ewma_seconds", []string{"upstream", "127.0.0.2:53"}, 0.002},
+		{"spartan_upstream_tls_handshakes_total", []string{"group", ".", "upstream", "tls://127.0.0.4:853#dns.example"}, 3},
+		{"spartan_upstream_tls_resumptions_total", []string{"upstream", "tls://127.0.0.4:853#dns.example"}, 2},
+		{"spartan_upstream_tls_certificate_errors_total", []string{"upstream", "tls://127.0.0.4:853#dns.example"}, 1},
+		{"spartan_upstream_tls_connections", []string{"upstream", "tls://127.0.0.4:853#dns.example"}, 1},
+		{"spartan_upstream_tls_handshakes_total", nil, 3}, // only TLS upstreams have it
 		{"spartan_cache_entries", nil, 7},
 		{"spartan_cache_answers", nil, 6},
 		{"spartan_dns_malformed_total", nil, 9},

@@ -296,7 +296,13 @@ func (n *Node) UpstreamStates() []metrics.UpstreamState {
 	var out []metrics.UpstreamState
 	for _, g := range n.Table().Groups() {
 		for _, u := range g.Upstreams() {
-			out = append(out, metrics.UpstreamState{Group: g.Zone(), Addr: u.String(), Healthy: u.Healthy(), Latency: u.Latency()})
+			st := metrics.UpstreamState{Group: g.Zone(), Addr: u.String(), Healthy: u.Healthy(), Latency: u.Latency()}
+			if u.TLS() {
+				s := u.TLSStats()
+				st.TLS = &metrics.UpstreamTLS{Handshakes: s.Handshakes, Resumptions: s.Resumptions,
+					CertErrors: s.CertErrors, Connections: s.Connections}
+			}
+			out = append(out, st)
 		}
 	}
 	return out

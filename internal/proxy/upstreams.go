@@ -59,22 +59,23 @@ func RootUpstreams(cfg *config.Config, logger *slog.Logger) ([]string, error) {
 	onLoopback := anyLoopback(listen)
 	var kept []string
 	for _, s := range addrs {
-		ap, err := netip.ParseAddrPort(s)
+		u, err := config.ParseUpstream(s, config.DNSPort)
 		if err != nil {
 			return nil, &config.FieldError{Field: field, Reason: fmt.Sprintf("upstream %q: %v", s, err)}
 		}
+		ap := u.Addr
 		stub := ap.Addr().Unmap().IsLoopback() && !onLoopback
 		switch {
-		case isSelf(ap, listen):
+		case !u.TLS && isSelf(ap, listen):
 			logger.Warn("upstream dropped: it is this proxy's own address", "upstream", s, "source", source)
 		case stub && fromFile:
 			logger.Warn("upstream dropped: a loopback resolver is the host's stub and would forward back to this proxy",
 				"upstream", s, "source", source)
 		case stub:
 			warnLoopbackKept(logger, s, "source", source)
-			kept = append(kept, ap.String())
+			kept = append(kept, u.String())
 		default:
-			kept = append(kept, ap.String())
+			kept = append(kept, u.String())
 		}
 	}
 	if len(kept) == 0 {
@@ -193,7 +194,16 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 			}
 		}
 	}
-	g, err := upstream.NewGroup(".", root, obs, upstream.WithLogger(logger))
+	roots, err := cfg.TLSRoots()
+	if err != nil {
+		return nil, err
+	}
+	// A dead TLS upstream must fail its leg while the race can still be
+	// answered by another: connect and handshake get a quarter of the
+	// race at most.
+	tlsOpts := upstream.WithTLS(upstream.TLSOptions{Roots: roots,
+		ConnectTimeout: min(upstream.DefaultTLSConnectTimeout, cfg.RaceTimeout.D()/4)})
+	g, err := upstream.NewGroup(".", root, obs, upstream.WithLogger(logger), tlsOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -206,17 +216,18 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 	for _, z := range zonesSorted {
 		var kept []string
 		for _, s := range zoneAddrs[z] {
-			ap, err := netip.ParseAddrPort(s)
+			u, err := config.ParseUpstream(s, config.DNSPort)
 			if err != nil {
 				return nil, &config.FieldError{Field: zoneField(cfg, z), Reason: fmt.Sprintf("upstream %q: %v", s, err)}
 			}
-			if isSelf(ap, listen) {
+			ap := u.Addr
+			if !u.TLS && isSelf(ap, listen) {
 				logger.Warn("upstream dropped: it is this proxy's own address", "upstream", s, "zone", z)
 				continue
 			}
 			// This node's own authoritative server is on loopback by
 			// design: no warning for it.
-			if ap.Addr().Unmap().IsLoopback() && !onLoopback && !isSelf(ap, masterListen) {
+			if ap.Addr().Unmap().IsLoopback() && !onLoopback && (u.TLS || !isSelf(ap, masterListen)) {
 				warnLoopbackKept(logger, s, "zone", z)
 			}
 			kept = append(kept, s)
@@ -224,7 +235,7 @@ func BuildTable(cfg *config.Config, logger *slog.Logger, obs upstream.Observer) 
 		if len(kept) == 0 {
 			return nil, &config.FieldError{Field: zoneField(cfg, z), Reason: fmt.Sprintf("zone %s: no usable upstream (every one is this proxy's own address)", z)}
 		}
-		g, err := upstream.NewGroup(z, kept, obs, upstream.WithLogger(logger))
+		g, err := upstream.NewGroup(z, kept, obs, upstream.WithLogger(logger), tlsOpts)
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +284,7 @@ func ownMaster(masterListen, group []string) (string, bool) {
 		return "", false // Validate has rejected this already
 	}
 	for _, s := range group {
-		if ap, err := netip.ParseAddrPort(s); err == nil && isSelf(ap, listen) {
+		if u, err := config.ParseUpstream(s, config.MasterDNSPort); err == nil && !u.TLS && isSelf(u.Addr, listen) {
 			return "", false
 		}
 	}

@@ -69,6 +69,7 @@ type Group struct {
 	silentFor time.Duration
 	logger    *slog.Logger
 	now       func() time.Time
+	tls       TLSOptions
 }
 
 // GroupOption configures NewGroup.
@@ -84,7 +85,8 @@ func WithLogger(l *slog.Logger) GroupOption { return func(g *Group) { g.logger =
 func WithClock(now func() time.Time) GroupOption { return func(g *Group) { g.now = now } }
 
 // NewGroup returns the group for zone (a lower-case FQDN, "." for the root)
-// made of the upstreams at addrs ("IP:port"). obs may be nil.
+// made of the upstreams at addrs ("IP:port", or "tls://IP:port#name" for
+// DNS over TLS: see New). obs may be nil.
 func NewGroup(zone string, addrs []string, obs Observer, opts ...GroupOption) (*Group, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("upstream: group %s: no upstreams", zone)
@@ -104,6 +106,9 @@ func NewGroup(zone string, addrs []string, obs Observer, opts ...GroupOption) (*
 		}
 		seen[u.str] = true
 		u.zone, u.logger, u.now = g.zone, g.logger, g.now
+		if u.dot != nil {
+			u.dot.configure(g.tls)
+		}
 		u.lastReply.Store(g.now().UnixNano())
 		g.ups = append(g.ups, u)
 	}
@@ -114,12 +119,17 @@ func NewGroup(zone string, addrs []string, obs Observer, opts ...GroupOption) (*
 	return g, nil
 }
 
-// Close waits for the legs of finished races and releases the group's
-// share of the socket poller. The group must not race after Close; a
+// Close waits for the legs of finished races, closes the TLS upstreams'
+// connections and releases the group's share of the socket poller. The group must not race after Close; a
 // second Close does nothing.
 func (g *Group) Close() {
 	g.closeOnce.Do(func() {
 		g.legs.Wait()
+		for _, u := range g.ups {
+			if u.dot != nil {
+				u.dot.close()
+			}
+		}
 		releasePoller()
 	})
 }
@@ -367,14 +377,22 @@ type legError struct {
 
 func (e *legError) Error() string { return e.u.str + ": " + e.reason }
 
-// run performs one leg: UDP, then TCP when the reply is truncated and the
-// client is on TCP (or the reply did not fit our buffer). It records the
+// run performs one leg: over TLS for a TLS upstream; otherwise UDP, then
+// TCP when the reply is truncated and the client is on TCP (or the reply
+// did not fit our buffer). It records the
 // upstream's health and the leg's metrics.
 func (r *race) run(l *leg) legResult {
 	u := l.u
 	start := time.Now()
 	u.sent.Add(1)
-	reply, v, err := r.exchangeUDP(l)
+	var reply []byte
+	var v verdict
+	var err error
+	if u.dot != nil {
+		reply, v, err = r.exchangeTLS(l)
+	} else {
+		reply, v, err = r.exchangeUDP(l)
+	}
 	if err == nil && v == truncated && r.tcp {
 		reply, v, err = r.exchangeTCP(l)
 	}

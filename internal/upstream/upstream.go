@@ -16,6 +16,17 @@
 // FORMERR and unparseable replies are held as failures while other legs are
 // pending. When every leg has failed, or the context's deadline passes, the
 // race returns an error so the caller can answer SERVFAIL at once.
+//
+// A DNS over TLS upstream (RFC 7858) races like any other, UDP upstreams
+// beside it included. Its legs share one persistent connection per
+// upstream, pipelined (RFC 7766 §6.2.1.1): each query has its own ID and
+// replies are matched to them in any order. The connection is opened on
+// demand within a connect timeout well under the race's, closed when idle,
+// and resumes the previous TLS session. A certificate that does not verify
+// makes the upstream unhealthy until one does; nothing is ever sent in
+// clear text instead. Over TLS the question keeps the client's casing: an
+// authenticated stream admits no spoofed reply, so 0x20 would protect
+// nothing, and the reply's question is matched ignoring case.
 package upstream
 
 import (
@@ -30,6 +41,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/spartan-dns/spartan/internal/config"
 )
 
 // Health tuning. They are constants, not configuration: they shape how
@@ -89,24 +102,33 @@ type Upstream struct {
 	// nothing that is checked. It is not reset: a reload builds new
 	// upstreams, which find out again.
 	caseFold atomic.Bool
+	// dot is the connection of a DNS over TLS upstream; nil for a UDP one.
+	dot *dotClient
 
 	mu      sync.Mutex
 	score   float64
 	scoreAt time.Time
 }
 
-// New returns an upstream for addr ("IP:port").
+// New returns an upstream for addr: "IP:port" for DNS over UDP (TCP for
+// truncated replies), or "tls://IP[:port][#name]" for DNS over TLS (see
+// config.ParseUpstream). A TLS upstream verifies its server against the
+// system roots until its group sets others (WithTLS).
 func New(addr string) (*Upstream, error) {
-	ap, err := netip.ParseAddrPort(addr)
+	cu, err := config.ParseUpstream(addr, config.DNSPort)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: bad address %q: %w", addr, err)
 	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	ap := netip.AddrPortFrom(cu.Addr.Addr().Unmap(), cu.Addr.Port())
+	cu.Addr = ap
 	u := &Upstream{
 		addr:   ap,
 		family: syscall.AF_INET,
-		str:    ap.String(),
+		str:    cu.String(),
 		now:    time.Now,
+	}
+	if cu.TLS {
+		u.dot = newDoT(u, cu.ServerName)
 	}
 	if ap.Addr().Is4() {
 		u.raw4.Family = syscall.AF_INET
@@ -132,10 +154,15 @@ func New(addr string) (*Upstream, error) {
 	return u, nil
 }
 
+// TLS reports whether queries go to the upstream over TLS (RFC 7858).
+func (u *Upstream) TLS() bool { return u.dot != nil }
+
 // Addr returns the server's address.
 func (u *Upstream) Addr() netip.AddrPort { return u.addr }
 
-// String returns the server's address as host:port.
+// String returns the server's address as host:port, or for a TLS
+// upstream as tls://host:port, followed by #name when a server name is
+// checked.
 func (u *Upstream) String() string { return u.str }
 
 // Latency returns the smoothed reply latency, 0 before the first reply.
@@ -144,6 +171,10 @@ func (u *Upstream) Latency() time.Duration { return time.Duration(u.ewma.Load())
 // Healthy reports whether the upstream is currently trusted: its decayed
 // failure score is below the threshold.
 func (u *Upstream) Healthy() bool {
+	if u.dot != nil && u.dot.certBad.Load() {
+		// Until it shows a valid certificate, whatever its score.
+		return false
+	}
 	if u.healthy.Load() {
 		return true
 	}
@@ -168,8 +199,10 @@ func (u *Upstream) FailureScore() float64 {
 
 // CaseRandomized reports whether legs to the upstream randomize the case
 // of the question's letters and accept only a reply that echoes it (DNS
-// 0x20): true until the upstream is seen to normalise case.
-func (u *Upstream) CaseRandomized() bool { return !u.caseFold.Load() }
+// 0x20): true until the upstream is seen to normalise case. Never for a
+// TLS upstream: no off-path spoofer can inject a reply into an
+// authenticated TLS stream, so the casing would protect nothing.
+func (u *Upstream) CaseRandomized() bool { return u.dot == nil && !u.caseFold.Load() }
 
 // caseFallback turns DNS 0x20 off for the upstream, which was seen to
 // normalise the case of the question over TCP, where a blind spoofer cannot
