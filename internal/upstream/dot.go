@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -286,10 +285,11 @@ type dotConn struct {
 	// to; a nil channel marks a query abandoned by its leg, whose ID stays
 	// reserved until its reply comes, so no new query can take the late
 	// reply for its own.
-	pending map[uint16]chan []byte
-	lastUse time.Time
-	dead    bool
-	err     error
+	pending   map[uint16]chan []byte
+	lastUse   time.Time // last query sent or reply received
+	lastReply time.Time // last reply received
+	dead      bool
+	err       error
 }
 
 // send writes query (length-prefixed, its ID overwritten) under a fresh
@@ -352,43 +352,40 @@ func (c *dotConn) error() error {
 }
 
 // idle reports whether nothing is awaited on the connection and it has
-// not been used for the idle timeout.
-func (c *dotConn) idle(now time.Time) bool {
+// not been used for the idle timeout; if not, next is when it may be.
+func (c *dotConn) idle(now time.Time) (idle bool, next time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	next = c.lastUse.Add(c.d.idleTimeout)
 	for _, ch := range c.pending {
 		if ch != nil {
-			return false
+			return false, now.Add(c.d.idleTimeout)
 		}
 	}
-	return now.Sub(c.lastUse) >= c.d.idleTimeout
+	if next.After(now) {
+		return false, next
+	}
+	return true, next
 }
 
 // read delivers replies to their queries until the connection fails or
 // has been idle for the idle timeout.
 func (c *dotConn) read() {
 	defer c.d.wg.Done()
+	// The read deadline only detects idleness; it is moved when it
+	// passes, not on every message.
+	if err := c.c.SetReadDeadline(time.Now().Add(c.d.idleTimeout)); err != nil {
+		c.fail(err)
+		return
+	}
 	var hdr [2]byte
 	for {
-		if err := c.c.SetReadDeadline(time.Now().Add(c.d.idleTimeout)); err != nil {
-			c.fail(err)
-			return
-		}
-		n, err := io.ReadFull(c.c, hdr[:])
-		if err != nil {
-			// A read timeout before any byte of a message leaves the TLS
-			// stream intact: go on unless the connection is idle.
-			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && !c.idle(time.Now()) {
-				continue
-			}
-			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-				err = errIdle
-			}
+		if err := c.readFull(hdr[:], true); err != nil {
 			c.fail(err)
 			return
 		}
 		msg := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-		if _, err := io.ReadFull(c.c, msg); err != nil {
+		if err := c.readFull(msg, false); err != nil {
 			c.fail(err)
 			return
 		}
@@ -397,17 +394,58 @@ func (c *dotConn) read() {
 			return
 		}
 		id := binary.BigEndian.Uint16(msg)
+		now := time.Now()
 		c.mu.Lock()
 		ch, ok := c.pending[id]
 		if ok {
 			delete(c.pending, id)
 		}
-		c.lastUse = time.Now()
+		c.lastUse, c.lastReply = now, now
 		c.mu.Unlock()
 		if ch != nil {
 			ch <- msg // buffered, and sent to once
 		}
 		// A reply to no query in flight is ignored, as UDP's would be.
+	}
+}
+
+// readFull fills buf from the connection. A read deadline that passes is
+// moved on, unless it passes between messages (start) on an idle
+// connection: errIdle. A TLS read timeout leaves the stream intact.
+func (c *dotConn) readFull(buf []byte, start bool) error {
+	for off := 0; off < len(buf); {
+		n, err := c.c.Read(buf[off:])
+		off += n
+		switch {
+		case err == nil || off == len(buf):
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			now := time.Now()
+			idle, next := c.idle(now)
+			if start && off == 0 && idle {
+				return errIdle
+			}
+			if err := c.c.SetReadDeadline(next); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// unanswered retires the connection after a query sent on it at sent got
+// no reply before its race's deadline while nothing else came back on it
+// either: a server that lost the connection's state without resetting it
+// (a reboot behind a firewall, a NAT timeout) would otherwise hold every
+// later query, probes included, until the idle timeout, which their own
+// traffic keeps from coming.
+func (c *dotConn) unanswered(sent time.Time) {
+	c.mu.Lock()
+	silent := c.lastReply.Before(sent)
+	c.mu.Unlock()
+	if silent {
+		c.fail(errors.New("no reply on the connection since a query that timed out"))
 	}
 }
 
@@ -477,6 +515,7 @@ func (r *race) exchangeTLS(l *leg) ([]byte, verdict, error) {
 			}
 			return nil, failure, r.netErr(l, "tls", c.error())
 		}
+		sent := time.Now()
 		select {
 		case msg, ok := <-ch:
 			if !ok {
@@ -493,12 +532,14 @@ func (r *race) exchangeTLS(l *leg) ([]byte, verdict, error) {
 				return msg, v, nil
 			}
 		case <-r.ctx.Done():
-			c.abandon(id)
-			return nil, failure, r.ended()
 		case <-r.stop:
-			c.abandon(id)
-			return nil, failure, r.ended()
 		}
+		c.abandon(id)
+		err = r.ended()
+		if errors.Is(err, errLegTimeout) {
+			c.unanswered(sent)
+		}
+		return nil, failure, err
 	}
 }
 

@@ -286,3 +286,24 @@ func TestDoTIdleCloseAndResumption(t *testing.T) {
 	require.Equal(t, uint64(3), s.Handshakes)
 	require.Equal(t, uint64(2), s.Resumptions, "the second and third connections resume the first's session")
 }
+
+// A connection on which a query goes unanswered past its race's deadline,
+// with nothing else answered since, is retired: the next query opens a
+// new one rather than waiting on a server that lost the connection.
+func TestDoTUnansweredConnectionRetired(t *testing.T) {
+	ca := testsupport.NewTestCA(t)
+	silent := testsupport.SilentTLS(t, goodLeaf(t, ca))
+	g, _, _ := newDoTGroup(t, ca, []string{"tls://" + silent.String() + "#" + dotServerName}, TLSOptions{})
+	u := g.Upstreams()[0]
+	for round := 1; round <= 2; round++ {
+		// The deadline is what the test is about: it must pass, long
+		// after the handshake on loopback.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _, err := g.Race(ctx, aQuery("a.dot.test."), false)
+		cancel()
+		require.ErrorIs(t, err, ErrTimeout)
+		s := u.TLSStats()
+		require.Equal(t, uint64(round), s.Handshakes, "a new connection for every query")
+		require.Zero(t, s.Connections, "the silent connection is closed")
+	}
+}

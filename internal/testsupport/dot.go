@@ -2,6 +2,8 @@ package testsupport
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,6 +147,49 @@ func StallingTLS(t testing.TB) netip.AddrPort {
 	t.Cleanup(func() {
 		ln.Close()
 		<-done
+	})
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// SilentTLS is a DNS over TLS server that completes handshakes with the
+// certificate of leaf and reads queries but never answers one: a server
+// that lost a connection's state without resetting it. It stops when the
+// test ends.
+func SilentTLS(t testing.TB, leaf Leaf) netip.AddrPort {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(leaf.CertFile, leaf.KeyFile)
+	require.NoError(t, err)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(io.Discard, c) // handshakes, then swallows queries
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
 	})
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
