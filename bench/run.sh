@@ -8,13 +8,15 @@
 #   S4 all upstreams dead after warm-up, entries expired: fraction answered (stale)
 #   S5 master-mode authoritative throughput (spartan, and base when set)
 #   S6 record generation time and memory for 100,000 tasks (go benchmark)
+#   S7 cache misses forwarded to a local unbound over DNS over TLS, against
+#      the same over UDP (spartan, and unbound with forward-tls-upstream)
 # The server under test runs on CPU $SERVER_CPU (spartan with GOMAXPROCS=1,
 # unbound with one thread); the load client (bench/cmd/loadgen, or dnsperf)
 # and the fake upstreams (bench/cmd/udpresponder) run on CPU $CLIENT_CPU.
 #
 # Usage: bench/run.sh            (about 4 minutes)
 #        QUICK=1 bench/run.sh    (under a minute, shorter and noisier runs)
-# Environment: SERVERS="spartan unbound dnsmasq coredns trivial", SCENARIOS="S1 ... S6",
+# Environment: SERVERS="spartan unbound dnsmasq coredns trivial", SCENARIOS="S1 ... S7",
 # SECS (seconds per throughput run), S3_RATE, S3_SECS, OUTSTANDING,
 # SERVER_CPU, CLIENT_CPU, BASE_PORT (uses BASE_PORT..BASE_PORT+30),
 # BASE_REF (a git revision: adds the server "base", spartan built from that
@@ -37,7 +39,7 @@ fi
 # CoreDNS has no Debian package: without one on PATH (or COREDNS naming a
 # binary) it is built once from its Go module into the user's cache.
 COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
-SCENARIOS=${SCENARIOS:-"S1 S2 S3 S4 S5 S6"}
+SCENARIOS=${SCENARIOS:-"S1 S2 S3 S4 S5 S6 S7"}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 OUTSTANDING=${OUTSTANDING:-200}
@@ -51,6 +53,9 @@ U_BH=127.0.0.1:$((BASE_PORT + 1))         # blackhole
 U_40=127.0.0.1:$((BASE_PORT + 2))         # 40 ms
 U_2=127.0.0.1:$((BASE_PORT + 3))          # 2 ms
 U_STALE=127.0.0.1:$((BASE_PORT + 4))      # TTL 1 s, blackholed after warm-up
+U_DOT=127.0.0.1:$((BASE_PORT + 5))        # S7: unbound's TLS port (local data)
+U_DOTUDP=127.0.0.1:$((BASE_PORT + 6))     # S7: the same unbound over UDP
+DOT_NAME=dns.bench                        # S7: its certificate's name
 SPORT=$((BASE_PORT + 10))                 # the server under test
 MESOS=127.0.0.1:$((BASE_PORT + 20))       # fake Mesos master (HTTP)
 MASTER_DNS=127.0.0.1:$((BASE_PORT + 21))  # master-mode authoritative listener
@@ -61,9 +66,9 @@ say() { printf '%s\n' "$*" >&2; }
 
 # --- tools ------------------------------------------------------------------
 command -v go >/dev/null || { say "go is required (https://go.dev/dl/)"; exit 1; }
-declare -A PKG=([dnsperf]=dnsperf [unbound]=unbound [dnsmasq]=dnsmasq-base [taskset]=util-linux)
+declare -A PKG=([dnsperf]=dnsperf [unbound]=unbound [dnsmasq]=dnsmasq-base [taskset]=util-linux [openssl]=openssl)
 MISSING=()
-for t in dnsperf unbound dnsmasq taskset; do
+for t in dnsperf unbound dnsmasq taskset openssl; do
 	command -v "$t" >/dev/null || MISSING+=("${PKG[$t]}")
 done
 if [ ${#MISSING[@]} -gt 0 ]; then
@@ -237,9 +242,12 @@ start_unbound() {
 			  serve-expired: yes
 			  serve-expired-ttl: 86400
 			  serve-expired-client-timeout: 1800
+			${UNBOUND_SERVER_EXTRA:-}
 			forward-zone:
 			  name: "."
+			${UNBOUND_FORWARD_EXTRA:-}
 		CONF
+		# ADDR:PORT[#NAME] becomes ADDR@PORT[#NAME].
 		for u in "$@"; do echo "  forward-addr: ${u/:/@}"; done
 	} >"$W/unbound.conf"
 	bg "$SERVER_CPU" unbound -c "$W/unbound.conf" 2>>"$W/unbound.log"
@@ -453,7 +461,94 @@ s6() {
 	done
 }
 
-for sc in S1 S2 S3 S4 S5 S6; do
+# s7: cache misses forwarded over DNS over TLS. The upstream is a real
+# unbound on the client CPU answering every name from local data, on a TLS
+# port (certificate for $DOT_NAME from a CA made here) and a UDP port, so
+# the two transports reach the same server: spartan over UDP, spartan over
+# TLS (one pipelined connection), unbound with forward-tls-upstream (and
+# over UDP, for reference).
+s7() {
+	if ! command -v unbound >/dev/null || ! command -v openssl >/dev/null; then
+		say "skipping S7: needs unbound and openssl"
+		return
+	fi
+	local d=$W/dot out s
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+		-keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$DOT_NAME" \
+		-keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$DOT_NAME" >"$d/ext"
+	openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+		-extfile "$d/ext" -out "$d/srv.pem" 2>/dev/null
+	cat >"$d/unbound.conf" <<-CONF
+		server:
+		  interface: ${U_DOT/:/@}
+		  interface: ${U_DOTUDP/:/@}
+		  tls-port: ${U_DOT##*:}
+		  tls-service-key: "$d/srv.key"
+		  tls-service-pem: "$d/srv.pem"
+		  num-threads: 1
+		  do-daemonize: no
+		  chroot: ""
+		  username: ""
+		  directory: "$d"
+		  pidfile: "$d/unbound.pid"
+		  use-syslog: no
+		  logfile: ""
+		  verbosity: 0
+		  access-control: 127.0.0.0/8 allow
+		  module-config: "iterator"
+		  num-queries-per-thread: 4096
+		  incoming-num-tcp: 1000
+		  tcp-idle-timeout: 120000
+		  local-zone: "example.com." redirect
+		  local-data: "example.com. 86400 IN A 192.0.2.1"
+	CONF
+	bg "$CLIENT_CPU" unbound -c "$d/unbound.conf" 2>>"$W/dot-upstream.log"
+	local up=$BG
+	if ! wait_ready "${U_DOTUDP##*:}"; then
+		say "S7: the DoT upstream did not come up: $(tail -3 "$W/dot-upstream.log")"
+		stop "$up"
+		return
+	fi
+	for s in "${RUN_SERVERS[@]}"; do
+		case $s in
+		spartan | base)
+			for mode in udp dot; do
+				local u=$U_DOTUDP
+				[ "$mode" = udp ] || u="tls://$U_DOT#$DOT_NAME"
+				SPARTAN_EXTRA=", \"tlsCAFile\": \"$d/ca.pem\""
+				server "$s" "$u" || { SPARTAN_EXTRA=""; continue; }
+				SPARTAN_EXTRA=""
+				next_names
+				out=$(measure "$SPID" -duration "${SECS}s" -outstanding "$OUTSTANDING" -names 0 -start "$NAMES_START")
+				lrow "S7 miss $mode" "$s" "$out"
+				stop "$SPID"
+			done
+			;;
+		unbound)
+			for mode in udp dot; do
+				local u=$U_DOTUDP
+				if [ "$mode" = dot ]; then
+					u="$U_DOT#$DOT_NAME"
+					UNBOUND_SERVER_EXTRA="  tls-cert-bundle: \"$d/ca.pem\""
+					UNBOUND_FORWARD_EXTRA="  forward-tls-upstream: yes"
+				fi
+				server unbound "$u" || { UNBOUND_SERVER_EXTRA="" UNBOUND_FORWARD_EXTRA=""; continue; }
+				UNBOUND_SERVER_EXTRA="" UNBOUND_FORWARD_EXTRA=""
+				next_names
+				out=$(measure "$SPID" -duration "${SECS}s" -outstanding "$OUTSTANDING" -names 0 -start "$NAMES_START")
+				lrow "S7 miss $mode" "$s" "$out" "$([ "$mode" = dot ] && echo forward-tls-upstream)"
+				stop "$SPID"
+			done
+			;;
+		esac
+	done
+	stop "$up"
+}
+
+for sc in S1 S2 S3 S4 S5 S6 S7; do
 	if have "$sc"; then
 		say "--- $sc (at ${SECONDS}s)"
 		"${sc,,}"
