@@ -402,8 +402,15 @@ func (c *dotConn) read() {
 		}
 		c.lastUse, c.lastReply = now, now
 		c.mu.Unlock()
-		if ch != nil {
+		switch {
+		case ch != nil:
 			ch <- msg // buffered, and sent to once
+		case ok:
+			// The late reply to a leg that lost its race: no answer for
+			// anyone, but proof the upstream is alive (see
+			// Upstream.observeCancelled), which a UDP leg, its socket
+			// closed, cannot see.
+			c.d.u.lastReply.Store(c.d.u.now().UnixNano())
 		}
 		// A reply to no query in flight is ignored, as UDP's would be.
 	}
