@@ -9,7 +9,8 @@
 // socket-option reader (sockopt.go), a raw HTTP/1.1 client connection
 // (httpconn.go), a certificate authority issuing server certificates
 // (tlsca.go), a real unbound serving DNS over TLS, a TLS server that
-// never completes a handshake and one that never answers (dot.go), and builders of DNS queries
+// never completes a handshake, one that never answers and a TLS front for
+// a fake upstream (dot.go), and builders of DNS queries
 // and upstream replies for wire-format tests (dnsmsg.go).
 //
 // Every helper takes a testing.TB and releases what it started through

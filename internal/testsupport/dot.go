@@ -193,3 +193,65 @@ func SilentTLS(t testing.TB, leaf Leaf) netip.AddrPort {
 	})
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
+
+// TLSFront terminates TLS with the certificate of leaf and relays each
+// connection's bytes to and from the TCP port of backend ("host:port"),
+// such as a fake Upstream's: a DNS over TLS server with that upstream's
+// behaviours. It stops when the test ends.
+func TLSFront(t testing.TB, leaf Leaf, backend string) netip.AddrPort {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(leaf.CertFile, leaf.KeyFile)
+	require.NoError(t, err)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	track := func(c net.Conn, add bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if add {
+			conns[c] = struct{}{}
+		} else {
+			delete(conns, c)
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			front, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			back, err := net.Dial("tcp", backend)
+			if err != nil {
+				front.Close()
+				continue
+			}
+			track(front, true)
+			track(back, true)
+			wg.Add(2)
+			relay := func(dst, src net.Conn) {
+				defer wg.Done()
+				_, _ = io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+				track(dst, false)
+				track(src, false)
+			}
+			go relay(back, front)
+			go relay(front, back)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}

@@ -217,7 +217,7 @@ func (d *dotClient) runDial(dl *dialing) {
 		tc.Close()
 		err = errClosed
 	default:
-		c = &dotConn{d: d, c: tc, pending: make(map[uint16]chan []byte), lastUse: time.Now()}
+		c = &dotConn{d: d, c: tc, pending: make(map[uint16]*pendingQuery), lastUse: time.Now()}
 		d.conn = c
 		d.open.Add(1)
 		d.wg.Add(1)
@@ -281,21 +281,30 @@ type dotConn struct {
 	wmu sync.Mutex // one query written at a time
 
 	mu sync.Mutex
-	// pending maps the ID of each query sent to the channel its reply goes
-	// to; a nil channel marks a query abandoned by its leg, whose ID stays
-	// reserved until its reply comes, so no new query can take the late
-	// reply for its own.
-	pending   map[uint16]chan []byte
+	// pending maps the ID of each query sent to the query; nil marks a
+	// query abandoned by its leg, whose ID stays reserved until its reply
+	// comes, so no new query can take the late reply for its own.
+	pending   map[uint16]*pendingQuery
 	lastUse   time.Time // last query sent or reply received
 	lastReply time.Time // last reply received
 	dead      bool
 	err       error
 }
 
-// send writes query (length-prefixed, its ID overwritten) under a fresh
-// ID free on the connection and returns that ID and the channel its
-// reply will arrive on (closed if the connection fails first).
-func (c *dotConn) send(query []byte) (uint16, chan []byte, error) {
+// pendingQuery is a query in flight on a connection: its question, for
+// the reader to tell its reply from another with the same ID, and the
+// channel its reply goes to (closed if the connection fails first).
+type pendingQuery struct {
+	question []byte
+	ch       chan []byte
+}
+
+// send writes query (length-prefixed, its ID overwritten, its question
+// qlen bytes long) under a fresh ID free on the connection and returns
+// that ID and the channel its reply will arrive on (closed if the
+// connection fails first). query must not change while the query is in
+// flight: the reader compares replies with its question.
+func (c *dotConn) send(query []byte, qlen int) (uint16, chan []byte, error) {
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
@@ -314,7 +323,7 @@ func (c *dotConn) send(query []byte) (uint16, chan []byte, error) {
 		}
 	}
 	ch := make(chan []byte, 1)
-	c.pending[id] = ch
+	c.pending[id] = &pendingQuery{question: query[2+headerLen : 2+headerLen+qlen], ch: ch}
 	c.lastUse = time.Now()
 	c.mu.Unlock()
 
@@ -338,7 +347,7 @@ func (c *dotConn) send(query []byte) (uint16, chan []byte, error) {
 // reserved until the reply comes or the connection closes.
 func (c *dotConn) abandon(id uint16) {
 	c.mu.Lock()
-	if ch, ok := c.pending[id]; ok && ch != nil {
+	if p, ok := c.pending[id]; ok && p != nil {
 		c.pending[id] = nil
 	}
 	c.mu.Unlock()
@@ -357,8 +366,8 @@ func (c *dotConn) idle(now time.Time) (idle bool, next time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next = c.lastUse.Add(c.d.idleTimeout)
-	for _, ch := range c.pending {
-		if ch != nil {
+	for _, p := range c.pending {
+		if p != nil {
 			return false, now.Add(c.d.idleTimeout)
 		}
 	}
@@ -396,16 +405,25 @@ func (c *dotConn) read() {
 		id := binary.BigEndian.Uint16(msg)
 		now := time.Now()
 		c.mu.Lock()
-		ch, ok := c.pending[id]
-		if ok {
+		p, ok := c.pending[id]
+		switch {
+		case !ok:
+		case p == nil:
+			delete(c.pending, id)
+		case match(msg, id, p.question, false) == mismatch:
+			// Not the reply to this ID's question: ignored, and the
+			// query's reply awaited still, as over TCP.
+			ok = false
+		default:
 			delete(c.pending, id)
 		}
 		c.lastUse, c.lastReply = now, now
 		c.mu.Unlock()
 		switch {
-		case ch != nil:
-			ch <- msg // buffered, and sent to once
-		case ok:
+		case !ok:
+		case p != nil:
+			p.ch <- msg // buffered, and sent to once
+		default:
 			// The late reply to a leg that lost its race: no answer for
 			// anyone, but proof the upstream is alive (see
 			// Upstream.observeCancelled), which a UDP leg, its socket
@@ -471,9 +489,9 @@ func (c *dotConn) fail(err error) {
 	pending := c.pending
 	c.pending = nil
 	c.mu.Unlock()
-	for _, ch := range pending {
-		if ch != nil {
-			close(ch)
+	for _, p := range pending {
+		if p != nil {
+			close(p.ch)
 		}
 	}
 	d := c.d
@@ -492,13 +510,14 @@ func (c *dotConn) fail(err error) {
 }
 
 // exchangeTLS sends the query on the upstream's TLS connection (opening
-// one if none is open) and waits for the reply with its ID. The question
-// goes as the client cased it and the reply's question must match it
-// ignoring case: over an authenticated TLS stream no off-path spoofer can
-// answer, so DNS 0x20 would protect nothing. A reply is otherwise checked
-// as over UDP or TCP; with TC set (meaningless over a stream) it is relayed
-// as it came. A connection that closed before the query went out is
-// replaced once.
+// one if none is open) and waits for the reply with its ID and question;
+// a message with another ID, or with its ID and another question, is
+// ignored, as over TCP. The question goes as the client cased it and the
+// reply's question must match it ignoring case: over an authenticated TLS
+// stream no off-path spoofer can answer, so DNS 0x20 would protect
+// nothing. A reply is otherwise checked as over UDP or TCP; with TC set
+// (meaningless over a stream) it is relayed as it came. A connection that
+// closed before the query went out is replaced once.
 func (r *race) exchangeTLS(l *leg) ([]byte, verdict, error) {
 	d := l.u.dot
 	out := make([]byte, 2+len(r.query))
@@ -515,7 +534,7 @@ func (r *race) exchangeTLS(l *leg) ([]byte, verdict, error) {
 			}
 			return nil, failure, err
 		}
-		id, ch, err := c.send(out)
+		id, ch, err := c.send(out, len(r.question))
 		if err != nil {
 			if attempt == 0 {
 				continue
@@ -523,23 +542,8 @@ func (r *race) exchangeTLS(l *leg) ([]byte, verdict, error) {
 			return nil, failure, r.netErr(l, "tls", c.error())
 		}
 		sent := time.Now()
-		select {
-		case msg, ok := <-ch:
-			if !ok {
-				return nil, failure, r.netErr(l, "tls read", c.error())
-			}
-			switch v := check(msg, id, r.question, false); v {
-			case mismatch:
-				// The reply to this ID, but not to this question: the
-				// server's mistake, not a spoof.
-				return msg, failure, nil
-			case truncated:
-				return msg, answer, nil
-			default:
-				return msg, v, nil
-			}
-		case <-r.ctx.Done():
-		case <-r.stop:
+		if msg, v, done, err := c.await(r, id, ch); done {
+			return msg, v, err
 		}
 		c.abandon(id)
 		err = r.ended()
@@ -548,6 +552,26 @@ func (r *race) exchangeTLS(l *leg) ([]byte, verdict, error) {
 		}
 		return nil, failure, err
 	}
+}
+
+// await waits for the reply to query id on ch; done is false when the
+// race ended first.
+func (c *dotConn) await(r *race, id uint16, ch chan []byte) (msg []byte, v verdict, done bool, err error) {
+	select {
+	case msg, ok := <-ch:
+		if !ok {
+			return nil, failure, true, fmt.Errorf("tls read: %w", c.error())
+		}
+		// The reader matched the ID and the question; check looks at
+		// the rest as for any leg.
+		if v = check(msg, id, r.question, false); v == truncated {
+			v = answer // TC means nothing on a stream: relayed as it came
+		}
+		return msg, v, true, nil
+	case <-r.ctx.Done():
+	case <-r.stop:
+	}
+	return nil, failure, false, nil
 }
 
 // log returns the upstream's logger.

@@ -307,3 +307,62 @@ func TestDoTUnansweredConnectionRetired(t *testing.T) {
 		require.Zero(t, s.Connections, "the silent connection is closed")
 	}
 }
+
+// Replies over TLS are checked as over UDP and TCP: error rcodes and
+// replies the parser refuses fail the leg at once, a reply with another
+// ID or (with the query's ID) another question is waited past, and TC is
+// relayed as it came. The fake upstreams are reached through a TLS front.
+func TestDoTReplyChecks(t *testing.T) {
+	ca := testsupport.NewTestCA(t)
+	leaf := goodLeaf(t, ca)
+	for _, c := range []struct {
+		name    string
+		f       fake
+		timeout time.Duration
+		err     error // nil: answered with DefaultIP
+	}{
+		{"answer", fake{b: testsupport.Answer}, time.Hour, nil},
+		{"SERVFAIL fails at once", fake{b: testsupport.ServFail}, time.Hour, ErrAllFailed},
+		{"garbage fails at once", fake{b: testsupport.Garbage}, time.Hour, ErrAllFailed},
+		{"opcode STATUS fails at once", fake{h: replyWith(func(m *dns.Msg) { m.Opcode = dns.OpcodeStatus })}, time.Hour, ErrAllFailed},
+		{"a 3-byte A record fails at once", fake{h: replyWith(func(m *dns.Msg) { m.Answer = []dns.RR{rawRR(m, dns.TypeA, "c00002")} })}, time.Hour, ErrAllFailed},
+		{"another ID ignored, the real reply accepted", fake{b: testsupport.WrongID}, time.Hour, nil},
+		{"another question ignored, the real reply accepted", fake{b: testsupport.WrongQuestion}, time.Hour, nil},
+		{"only another ID: nothing accepted", fake{b: testsupport.WrongIDOnly}, 500 * time.Millisecond, ErrTimeout},
+		{"only another question: nothing accepted", fake{b: testsupport.WrongQuestionOnly}, 500 * time.Millisecond, ErrTimeout},
+		{"TC over TLS relayed", fake{b: testsupport.Truncate}, time.Hour, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, addrs := startFakes(t, []fake{c.f})
+			front := testsupport.TLSFront(t, leaf, addrs[0])
+			g, _, _ := newDoTGroup(t, ca, []string{"tls://" + front.String() + "#" + dotServerName}, TLSOptions{})
+			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+			defer cancel()
+			m, _, err := g.Race(ctx, aQuery("Www.Example."), false)
+			if c.err != nil {
+				require.ErrorIs(t, err, c.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, testsupport.DefaultIP.String(), answerIP(m))
+			require.Equal(t, "Www.Example.", m.Question[0].Name)
+		})
+	}
+}
+
+// Over TLS the question goes as the client cased it: no spoofer can
+// answer into the stream, so 0x20 would protect nothing, and an upstream
+// that normalises case is no reason for a fallback.
+func TestDoTNoCaseRandomization(t *testing.T) {
+	ca := testsupport.NewTestCA(t)
+	cu := startCaseUpstream(t, strings.ToLower)
+	front := testsupport.TLSFront(t, goodLeaf(t, ca), cu.Addr())
+	g, m, _ := newDoTGroup(t, ca, []string{"tls://" + front.String() + "#" + dotServerName}, TLSOptions{})
+	for _, name := range []string{"WwW.ExAmPlE.CoM.", "www.example.com.", "WWW.EXAMPLE.COM."} {
+		reply, _, err := raceA(t, g, name)
+		require.NoError(t, err, "a reply in another case is accepted")
+		require.Equal(t, name, reply.Question[0].Name, "the client's casing restored")
+	}
+	require.Equal(t, []string{"WwW.ExAmPlE.CoM.", "www.example.com.", "WWW.EXAMPLE.COM."}, cu.names())
+	require.Zero(t, testsupport.Gather(t, m.Registry()).Must(t, "spartan_upstream_0x20_fallbacks_total"))
+}
