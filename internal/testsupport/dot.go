@@ -3,8 +3,8 @@ package testsupport
 import (
 	"context"
 	"crypto/tls"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
