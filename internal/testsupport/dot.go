@@ -27,9 +27,9 @@ const (
 )
 
 // UnboundDoT is a real unbound serving DNS over TLS (RFC 7858) on a
-// loopback port with a certificate the test chose, answering DoTZone from
-// local data. It runs until the test ends; Stop and Start restart it on
-// the same port.
+// loopback port with a certificate the test chose, and plain DNS on
+// another, answering DoTZone from local data. It runs until the test ends;
+// Stop and Start restart it on the same ports.
 type UnboundDoT struct {
 	t    testing.TB
 	bin  string
@@ -37,6 +37,8 @@ type UnboundDoT struct {
 	proc *Process
 	// Addr is the address its TLS port listens on.
 	Addr netip.AddrPort
+	// PlainAddr is the address of its plain DNS port (UDP and TCP).
+	PlainAddr netip.AddrPort
 }
 
 // StartUnboundDoT starts unbound with tls-port on a free loopback port,
@@ -52,13 +54,15 @@ func StartUnboundDoT(t testing.TB, leaf Leaf) *UnboundDoT {
 		bin = "/usr/sbin/unbound"
 	}
 	dir := t.TempDir()
-	port := FreePort(t, "127.0.0.1")
+	port, plain := FreePort(t, "127.0.0.1"), FreePort(t, "127.0.0.1")
+	lo := netip.MustParseAddr("127.0.0.1")
 	u := &UnboundDoT{t: t, bin: bin, conf: filepath.Join(dir, "unbound.conf"),
-		Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))}
+		Addr: netip.AddrPortFrom(lo, uint16(port)), PlainAddr: netip.AddrPortFrom(lo, uint16(plain))}
 	conf := fmt.Sprintf(`server:
 	verbosity: 1
 	num-threads: 1
 	interface: 127.0.0.1@%[1]d
+	interface: 127.0.0.1@%[8]d
 	tls-port: %[1]d
 	tls-service-key: %[2]q
 	tls-service-pem: %[3]q
@@ -78,7 +82,7 @@ func StartUnboundDoT(t testing.TB, leaf Leaf) *UnboundDoT {
 	local-zone: "nx.%[6]s" always_nxdomain
 remote-control:
 	control-enable: no
-`, port, leaf.KeyFile, leaf.CertFile, dir, filepath.Join(dir, "unbound.pid"), DoTZone, DoTZoneAddr)
+`, port, leaf.KeyFile, leaf.CertFile, dir, filepath.Join(dir, "unbound.pid"), DoTZone, DoTZoneAddr, plain)
 	require.NoError(t, os.WriteFile(u.conf, []byte(conf), 0o600))
 	u.Start()
 	return u

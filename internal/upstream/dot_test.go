@@ -366,3 +366,32 @@ func TestDoTNoCaseRandomization(t *testing.T) {
 	require.Equal(t, []string{"WwW.ExAmPlE.CoM.", "www.example.com.", "WWW.EXAMPLE.COM."}, cu.names())
 	require.Zero(t, testsupport.Gather(t, m.Registry()).Must(t, "spartan_upstream_0x20_fallbacks_total"))
 }
+
+// BenchmarkRaceDoT is one race to unbound over a warm DoT connection, and
+// over UDP to the same unbound's plain port. On a shared machine compare
+// the allocations and bytes per race, not the time.
+func BenchmarkRaceDoT(b *testing.B) {
+	ca := testsupport.NewTestCA(b)
+	leaf := ca.Issue(b, "good", testsupport.LeafSpec{DNSNames: []string{dotServerName}})
+	srv := testsupport.StartUnboundDoT(b, leaf)
+	for _, c := range []struct{ name, addr string }{{"tls", srv.URL(dotServerName)}, {"udp", srv.PlainAddr.String()}} {
+		b.Run(c.name, func(b *testing.B) {
+			g, err := NewGroup(".", []string{c.addr}, nil, WithTLS(TLSOptions{Roots: ca.Pool, ConnectTimeout: 20 * time.Second}))
+			require.NoError(b, err)
+			defer g.Close()
+			q := aQuery("www.dot.test.")
+			q.SetEdns0(EDNSSize, false)
+			wire, err := q.Pack()
+			require.NoError(b, err)
+			ctx := context.Background()
+			_, _, err = g.RaceWire(ctx, wire, false)
+			require.NoError(b, err)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := g.RaceWire(ctx, wire, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
