@@ -27,6 +27,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v mount >/dev/null || need+=(mount)
 command -v getent >/dev/null || need+=(libc-bin)
+# unbound: a real DNS over TLS server for the upstream tests.
 command -v unbound >/dev/null || [ -x /usr/sbin/unbound ] || need+=(unbound)
 if ! command -v systemd-analyze >/dev/null || ! command -v systemd-socket-activate >/dev/null; then
 	need+=(systemd)
