@@ -12,9 +12,8 @@ type Config struct {
 	Listen []string `json:"listen"`
 	// Upstreams is the upstream group for the root zone ("."): the
 	// external resolvers. When empty, UpstreamsFile is read instead. An
-	// upstream of any group (upstreams, zones, masters) is "IP[:port]"
-	// (port 53; masters: 61053) for DNS over UDP, or
-	// "tls://IP[:port][#name]" (port 853) for DNS over TLS, the
+	// upstream here or in Zones is "IP[:port]" (port 53) for DNS over UDP,
+	// or "tls://IP[:port][#name]" (port 853) for DNS over TLS, the
 	// certificate checked against name, or against IP without one. The
 	// two kinds may be mixed in a group: they race alike.
 	Upstreams []string `json:"upstreams"`

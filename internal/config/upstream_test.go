@@ -53,21 +53,22 @@ func TestParseUpstream(t *testing.T) {
 	}
 }
 
-// Every group takes TLS upstreams, mixed with UDP ones; a bad one is
-// reported with its field.
+// The root group and zone groups take TLS upstreams, mixed with UDP
+// ones; a bad one is reported with its field, and masters take none.
 func TestTLSUpstreamFields(t *testing.T) {
 	cfg, err := Parse([]byte(`{"upstreams": ["192.0.2.1", "tls://192.0.2.2#dns.example"],
  "zones": {"corp.example": ["tls://10.0.0.1:8853#ns.corp.example", "10.0.0.2"]},
- "masters": ["tls://192.0.2.10#master.mesos", "192.0.2.11"]}`))
+ "masters": ["192.0.2.11"]}`))
 	require.NoError(t, err)
 	require.Equal(t, []string{"192.0.2.1:53", "tls://192.0.2.2:853#dns.example"}, cfg.Upstreams)
 	require.Equal(t, []string{"tls://10.0.0.1:8853#ns.corp.example", "10.0.0.2:53"}, cfg.Zones["corp.example."])
-	require.Equal(t, []string{"tls://192.0.2.10:853#master.mesos", "192.0.2.11:61053"}, cfg.Masters)
+	require.Equal(t, []string{"192.0.2.11:61053"}, cfg.Masters)
 
 	for _, c := range []struct{ conf, field string }{
 		{`{"upstreams": ["tls://dns.example"]}`, "upstreams[0]"},
 		{`{"upstreams": ["192.0.2.1"], "zones": {"corp.example": ["10.0.0.2", "tls://10.0.0.1#"]}}`, `zones["corp.example"][1]`},
-		{`{"upstreams": ["192.0.2.1"], "masters": ["tls://192.0.2.10#a b"]}`, "masters[0]"},
+		// Masters serve the cluster zone in master mode: no TLS there.
+		{`{"upstreams": ["192.0.2.1"], "masters": ["tls://192.0.2.10#master.mesos"]}`, "masters[0]"},
 	} {
 		_, err := Parse([]byte(c.conf))
 		var fe *FieldError

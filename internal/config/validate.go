@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -45,7 +46,12 @@ func (c *Config) Validate() error {
 		return fieldErr("clusterDomain", "the root zone cannot be the cluster domain")
 	}
 	for i, a := range c.Masters {
-		hp, err := NormalizeUpstream(a, MasterDNSPort)
+		if strings.HasPrefix(a, tlsScheme) {
+			// Masters are spartan's (or Mesos-DNS's) authoritative
+			// servers, which have no TLS listener.
+			return fieldErr(fmt.Sprintf("masters[%d]", i), "%q: DNS over TLS is for upstreams and zones; masters serve the cluster zone over UDP and TCP only", a)
+		}
+		hp, err := NormalizeHostPort(a, MasterDNSPort)
 		if err != nil {
 			return fieldErr(fmt.Sprintf("masters[%d]", i), "%v", err)
 		}

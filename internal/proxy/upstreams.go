@@ -284,7 +284,7 @@ func ownMaster(masterListen, group []string) (string, bool) {
 		return "", false // Validate has rejected this already
 	}
 	for _, s := range group {
-		if u, err := config.ParseUpstream(s, config.MasterDNSPort); err == nil && !u.TLS && isSelf(u.Addr, listen) {
+		if ap, err := netip.ParseAddrPort(s); err == nil && isSelf(ap, listen) {
 			return "", false
 		}
 	}
