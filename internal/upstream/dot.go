@@ -133,17 +133,9 @@ func (d *dotClient) configure(o TLSOptions) {
 		// addresses, and sends no SNI for it.
 		serverName = d.u.addr.Addr().String()
 	}
-	roots := o.Roots
-	if roots == nil {
-		// Load the system roots now rather than in the first handshake,
-		// whose connect timeout parsing them could use up.
-		if pool, err := x509.SystemCertPool(); err == nil {
-			roots = pool
-		}
-	}
 	d.cfg = &tls.Config{
 		ServerName: serverName,
-		RootCAs:    roots,
+		RootCAs:    o.Roots,          // nil: the system roots
 		MinVersion: tls.VersionTLS12, // RFC 8310 §9
 		// One entry per upstream is enough: it talks to one server.
 		ClientSessionCache: tls.NewLRUClientSessionCache(4),

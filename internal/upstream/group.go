@@ -2,9 +2,11 @@ package upstream
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +113,12 @@ func NewGroup(zone string, addrs []string, obs Observer, opts ...GroupOption) (*
 		}
 		u.lastReply.Store(g.now().UnixNano())
 		g.ups = append(g.ups, u)
+	}
+	if g.tls.Roots == nil && slices.ContainsFunc(g.ups, (*Upstream).TLS) {
+		// Read the system roots now rather than in the first handshake,
+		// whose connect timeout reading them could use up; crypto/x509
+		// keeps them for the process.
+		_, _ = x509.SystemCertPool()
 	}
 	var err error
 	if g.poll, err = acquirePoller(); err != nil {
