@@ -121,6 +121,7 @@ type dialing struct {
 
 func newDoT(u *Upstream, serverName string) *dotClient {
 	d := &dotClient{u: u, serverName: serverName}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.configure(TLSOptions{})
 	return d
 }
@@ -147,7 +148,6 @@ func (d *dotClient) configure(o TLSOptions) {
 	if d.idleTimeout <= 0 {
 		d.idleTimeout = DefaultTLSIdleTimeout
 	}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
 }
 
 // close closes the connection, stops a dial in progress and waits for
