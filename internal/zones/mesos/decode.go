@@ -23,8 +23,15 @@ type decoder struct {
 	// Scratch space reused from task to task.
 	cur, best status
 	niIPs     []netip.Addr
-	label     []byte
-	idHash    []byte
+	// niStrict, niPM and niListed are what the network info being read
+	// says for dcos-net (see navLatest).
+	niStrict []netip.Addr
+	// lat is the latest status of the task being read, whatever its
+	// state, as far as dcos-net reads it; nav its other dcos-net fields.
+	lat    navLatest
+	nav    navTask
+	label  []byte
+	idHash []byte
 	// chunks gathers the running tasks of the framework being read, in
 	// fixed-size chunks reused from framework to framework: a growing
 	// slice would copy every task several times over as it grew. They
@@ -75,10 +82,17 @@ type status struct {
 	netInfoIPs []netip.Addr
 	mesosIPs   []netip.Addr
 	dockerIPs  []netip.Addr
+	// containerIPs, containerVoid and netPorts are what the status's
+	// network_infos say for dcos-net: every ip_addresses address (void
+	// when a network info has no such list) and its port mappings.
+	containerIPs  []netip.Addr
+	containerVoid bool
+	netPorts      portMap
 }
 
 func (st *status) reset() {
-	*st = status{netInfoIPs: st.netInfoIPs[:0], mesosIPs: st.mesosIPs[:0], dockerIPs: st.dockerIPs[:0]}
+	*st = status{netInfoIPs: st.netInfoIPs[:0], mesosIPs: st.mesosIPs[:0], dockerIPs: st.dockerIPs[:0],
+		containerIPs: st.containerIPs[:0]}
 }
 
 // str interns b: strings that repeat across tasks are stored once.
@@ -359,6 +373,8 @@ func (d *decoder) task() (t Task, running bool, err error) {
 	d.lenient, d.typeErr, d.stateRead = true, false, false
 	defer func() { d.lenient = false }()
 	d.best.reset()
+	d.nav.reset()
+	d.lat.reset()
 	d.idHash = d.idHash[:0]
 	haveBest := false
 	var disc *Discovery
@@ -401,6 +417,7 @@ func (d *decoder) task() (t Task, running bool, err error) {
 			})
 		case is(key, "statuses"):
 			haveBest = false
+			d.lat.reset()
 			return d.arrayOf("task statuses", func() error {
 				d.cur.reset()
 				if err := d.status(&d.cur); err != nil {
@@ -408,6 +425,7 @@ func (d *decoder) task() (t Task, running bool, err error) {
 				}
 				// Statuses come in no guaranteed order: the latest
 				// running one, by timestamp, carries the addresses.
+				d.lat.consider(&d.cur)
 				if d.cur.running && (!haveBest || d.cur.ts > d.best.ts) {
 					d.cur, d.best = d.best, d.cur
 					haveBest = true
@@ -415,6 +433,7 @@ func (d *decoder) task() (t Task, running bool, err error) {
 				return nil
 			})
 		case is(key, "discovery"):
+			d.nav.disc = pmNone
 			ok, err := d.container('{', "task discovery")
 			if !ok || err != nil {
 				disc = nil
@@ -422,6 +441,10 @@ func (d *decoder) task() (t Task, running bool, err error) {
 			}
 			disc = &Discovery{}
 			return d.discovery(disc)
+		case string(key) == "container":
+			return d.navContainer(&d.nav)
+		case string(key) == "labels":
+			return d.navTaskLabels(&d.nav)
 		}
 		return d.s.skip()
 	})
@@ -432,6 +455,14 @@ func (d *decoder) task() (t Task, running bool, err error) {
 	if disc != nil && disc.Name != "" {
 		t.Discovery = disc
 	}
+	if d.lat.have && !d.lat.void {
+		t.ContainerIPs = cloneAddrs(d.lat.ips)
+	}
+	ports := 0
+	for _, r := range t.Ports {
+		ports += int(r.Hi) - int(r.Lo) + 1
+	}
+	t.HostPorts = d.nav.hostPorts(d.lat.netPorts, ports)
 	if haveBest {
 		b := &d.best
 		t.Unhealthy = b.unhealthy
@@ -485,7 +516,8 @@ func (d *decoder) status(st *status) error {
 				if !is(key, "network_infos") {
 					return d.s.skip()
 				}
-				st.netInfoIPs = st.netInfoIPs[:0]
+				st.netInfoIPs, st.containerIPs = st.netInfoIPs[:0], st.containerIPs[:0]
+				st.containerVoid, st.netPorts = false, pmNone
 				return d.arrayOf("network_infos", func() error { return d.networkInfo(st) })
 			})
 		}
@@ -533,25 +565,38 @@ func (d *decoder) statusLabel(st *status) error {
 // networkInfo reads one network_infos element: its ip_addresses, or the
 // older single ip_address when that list is empty.
 func (d *decoder) networkInfo(st *status) error {
-	d.niIPs = d.niIPs[:0]
+	d.niIPs, d.niStrict = d.niIPs[:0], d.niStrict[:0]
 	listed := 0
+	// dcos-net reads only ip_addresses, and fails on a network info
+	// without that list.
+	strictListed := false
+	niPorts := pmNone
+	if d.s.kind() == 'n' {
+		st.containerVoid = true
+	}
 	var single netip.Addr
 	err := d.objectOf("network_info", func(key []byte) error {
 		switch {
 		case is(key, "ip_addresses"):
-			d.niIPs, listed = d.niIPs[:0], 0
+			d.niIPs, d.niStrict, listed = d.niIPs[:0], d.niStrict[:0], 0
+			strictListed = d.s.kind() == '['
 			return d.arrayOf("ip_addresses", func() error {
 				listed++
-				return d.objectOf("ip_address", func(key []byte) error {
+				var last []byte
+				err := d.objectOf("ip_address", func(key []byte) error {
 					if !is(key, "ip_address") {
 						return d.s.skip()
 					}
 					v, set, err := d.string("ip_address")
 					if set {
 						d.niIPs = appendIPBytes(d.niIPs, v)
+						last = append(d.label[:0], v...)
+						d.label = last
 					}
 					return err
 				})
+				d.niStrict = appendStrictIP(d.niStrict, last)
+				return err
 			})
 		case is(key, "ip_address"):
 			v, set, err := d.string("ip_address")
@@ -562,6 +607,10 @@ func (d *decoder) networkInfo(st *status) error {
 				}
 			}
 			return err
+		case is(key, "port_mappings"):
+			var err error
+			niPorts, err = d.portMappings()
+			return err
 		}
 		return d.s.skip()
 	})
@@ -569,6 +618,12 @@ func (d *decoder) networkInfo(st *status) error {
 		st.netInfoIPs = append(st.netInfoIPs, d.niIPs...)
 	} else if single.IsValid() {
 		st.netInfoIPs = append(st.netInfoIPs, single)
+	}
+	st.netPorts = max(st.netPorts, niPorts)
+	if strictListed {
+		st.containerIPs = append(st.containerIPs, d.niStrict...)
+	} else {
+		st.containerVoid = true
 	}
 	return err
 }
@@ -585,20 +640,39 @@ func (d *decoder) discovery(disc *Discovery) error {
 					return d.s.skip()
 				}
 				disc.Ports = nil
+				d.nav.disc = pmNone
 				return d.arrayOf("discovery ports", func() error {
 					var p DiscoveryPort
+					var np navDiscPort
+					if d.s.kind() == 'n' {
+						// handle_task_discovery_port fails on it.
+						d.nav.disc = pmVoid
+					}
 					err := d.objectOf("discovery port", func(key []byte) error {
+						switch string(key) {
+						case "number":
+							np.number = d.s.kind() != 'n'
+						case "protocol":
+							np.proto = d.s.kind() != 'n'
+						case "labels":
+							return d.navPortLabels(&np)
+						}
 						switch {
 						case is(key, "number"):
 							return d.int(&p.Number, "port number")
 						case is(key, "protocol"):
-							return d.stringTo(&p.Protocol, "port protocol", true)
+							err := d.stringTo(&p.Protocol, "port protocol", true)
+							if string(key) == "protocol" {
+								np.tcpUDP = np.proto && isTCPOrUDP([]byte(p.Protocol))
+							}
+							return err
 						case is(key, "name"):
 							return d.stringTo(&p.Name, "port name", true)
 						}
 						return d.s.skip()
 					})
 					disc.Ports = append(disc.Ports, p)
+					d.nav.disc = max(d.nav.disc, np.portMap())
 					return err
 				})
 			})

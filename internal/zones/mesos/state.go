@@ -67,6 +67,23 @@ type Task struct {
 	Ports []PortRange
 	// Discovery is the task's DiscoveryInfo; nil without a name.
 	Discovery *Discovery
+
+	// The fields dcos-net's names need (see navstar.go):
+
+	// ContainerIPs are the addresses listed in the ip_addresses of every
+	// container_status.network_infos entry of the task's latest status
+	// (by timestamp, whatever its state), IPv4 and IPv6, in order; nil
+	// when there are none or a network info has no ip_addresses list
+	// (dcos_net_mesos_listener:handle_task_ip).
+	ContainerIPs []netip.Addr
+	// HostPorts reports whether one of the task's ports is mapped to a
+	// host port (dcos_dns_mesos:is_port_mapping over handle_task_ports):
+	// a TCP or UDP port mapping of a DOCKER container, or in the
+	// network_infos of a MESOS container (the task's own, else its
+	// latest status's), a port resource named by a VIP_PORT<n> task
+	// label, or a DiscoveryInfo port whose network-scope label is
+	// "host". A malformed port list counts as none, as in dcos-net.
+	HostPorts bool
 }
 
 // PortRange is an inclusive range of host ports.

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"net/netip"
+	"strings"
 )
 
 // rawTask mirrors the JSON of a task, only the fields used.
@@ -40,7 +43,8 @@ type rawStatus struct {
 				IPAddress string `json:"ip_address"`
 			} `json:"ip_addresses"`
 			// IPAddress is the Mesos 0.25 form.
-			IPAddress string `json:"ip_address"`
+			IPAddress    string `json:"ip_address"`
+			PortMappings any    `json:"port_mappings"`
 		} `json:"network_infos"`
 	} `json:"container_status"`
 }
@@ -247,6 +251,7 @@ func decodeFrameworkRef(dec *json.Decoder, st *State) (Framework, error) {
 					return err
 				}
 				if t, ok := reduceTaskRef(&raw); ok {
+					navTaskRef(&t, &raw, msg)
 					fw.Tasks = append(fw.Tasks, t)
 				}
 				return nil
@@ -314,6 +319,197 @@ func reduceTaskRef(raw *rawTask) (Task, bool) {
 		}
 	}
 	return t, true
+}
+
+// navTaskRef fills the task's dcos-net fields from its JSON, written from
+// dcos_net_mesos_listener's functions over generic JSON values (exact
+// keys, as dcos-net's maps have), the way DecodeState documents them.
+func navTaskRef(t *Task, raw *rawTask, msg []byte) {
+	var obj map[string]any
+	_ = json.Unmarshal(msg, &obj)
+	// The latest status, whatever its state; the first of equal
+	// timestamps.
+	latest := -1
+	for i := range raw.Statuses {
+		if latest < 0 || raw.Statuses[i].Timestamp > raw.Statuses[latest].Timestamp {
+			latest = i
+		}
+	}
+	statusNI := pmNone
+	if latest >= 0 {
+		var ips []netip.Addr
+		void := false
+		for _, ni := range raw.Statuses[latest].ContainerStatus.NetworkInfos {
+			if ni.IPAddresses == nil {
+				void = true
+			}
+			for _, a := range ni.IPAddresses {
+				ips = appendStrictIP(ips, []byte(a.IPAddress))
+			}
+			statusNI = max(statusNI, portMappingsRef(ni.PortMappings))
+		}
+		if !void && len(ips) > 0 {
+			t.ContainerIPs = ips
+		}
+	}
+	pm := pmNone
+	switch c := obj["container"].(type) {
+	case nil:
+		pm = statusNI
+	case map[string]any:
+		typ, typeSet := c["type"]
+		nis, niSet := c["network_infos"]
+		switch {
+		case typ == nil || typ == "MESOS":
+			_, isStr := typ.(string)
+			if typeSet && typ != nil && !isStr {
+				pm = pmVoid
+			} else if niSet && nis != nil {
+				list, ok := nis.([]any)
+				if !ok {
+					pm = pmVoid
+				}
+				for _, ni := range list {
+					m, ok := ni.(map[string]any)
+					if !ok {
+						pm = pmVoid
+						continue
+					}
+					pm = max(pm, portMappingsRef(m["port_mappings"]))
+				}
+			} else {
+				pm = statusNI
+			}
+		case typ == "DOCKER":
+			switch dk := c["docker"].(type) {
+			case nil:
+			case map[string]any:
+				pm = portMappingsRef(dk["port_mappings"])
+			default:
+				pm = pmVoid
+			}
+		default:
+			pm = pmVoid
+		}
+	default:
+		pm = pmVoid
+	}
+	// VIP_PORT<n> task labels.
+	ports := 0
+	for _, r := range t.Ports {
+		ports += int(r.Hi) - int(r.Lo) + 1
+	}
+	labelsRef(obj["labels"], true, func(k, v string, hasK, hasV bool) {
+		if !hasK || !hasV {
+			pm = pmVoid
+			return
+		}
+		lk := strings.ToLower(k)
+		if !strings.HasPrefix(lk, "vip_port") || !(strings.HasPrefix(v, "tcp://") || strings.HasPrefix(v, "udp://")) {
+			return
+		}
+		idx, ok := new(big.Int).SetString(lk[len("vip_port"):], 10)
+		if !ok || idx.Sign() < 0 || lk[len("vip_port"):] == "" {
+			return
+		}
+		if !idx.IsInt64() || idx.Int64() >= int64(ports) {
+			pm = pmVoid
+		} else {
+			pm = max(pm, pmHost)
+		}
+	}, func() { pm = pmVoid })
+	// DiscoveryInfo ports of network-scope host, read as rawTask reads
+	// the DiscoveryInfo.
+	var extra struct {
+		Discovery *struct {
+			Ports struct {
+				Ports []any `json:"ports"`
+			} `json:"ports"`
+		} `json:"discovery"`
+	}
+	_ = json.Unmarshal(msg, &extra)
+	if d := extra.Discovery; d != nil {
+		for _, p := range d.Ports.Ports {
+			m, ok := p.(map[string]any)
+			if !ok {
+				pm = pmVoid
+				continue
+			}
+			scopes, host, other, void := 0, false, false, false
+			labelsRef(m["labels"], false, func(k, v string, hasK, hasV bool) {
+				if hasK && hasV && k == "network-scope" {
+					scopes++
+					host = v == "host"
+					other = other || (v != "host" && v != "container")
+				}
+			}, func() { void = true })
+			proto, _ := m["protocol"].(string)
+			switch {
+			case void || m["number"] == nil || m["protocol"] == nil || scopes > 1 || other:
+				pm = pmVoid
+			case scopes == 1 && host && isTCPOrUDP([]byte(proto)):
+				pm = max(pm, pmHost)
+			}
+		}
+	}
+	t.HostPorts = pm == pmHost
+}
+
+// portMappingsRef is handle_port_mappings over a generic JSON value.
+func portMappingsRef(v any) portMap {
+	if v == nil {
+		return pmNone
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return pmVoid
+	}
+	pm := pmNone
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok || m["host_port"] == nil || m["container_port"] == nil || m["protocol"] == nil {
+			pm = pmVoid
+			continue
+		}
+		if p, ok := m["protocol"].(string); ok && isTCPOrUDP([]byte(p)) {
+			pm = max(pm, pmHost)
+		}
+	}
+	return pm
+}
+
+// labelsRef calls fn for each label of a Labels value (an array, or an
+// object holding one under "labels"), and void for a list that is not
+// one and, when strict, for a label it cannot read.
+func labelsRef(v any, strict bool, fn func(k, v string, hasK, hasV bool), void func()) {
+	if m, ok := v.(map[string]any); ok {
+		v = m["labels"]
+	} else if v != nil {
+		if _, ok := v.([]any); !ok {
+			void()
+			return
+		}
+	}
+	if v == nil {
+		return
+	}
+	list, ok := v.([]any)
+	if !ok {
+		void()
+		return
+	}
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		k, kOK := m["key"].(string)
+		val, vOK := m["value"].(string)
+		if !ok || (m["key"] != nil && !kOK) || (m["value"] != nil && !vOK) {
+			if strict {
+				void()
+			}
+			continue
+		}
+		fn(k, val, kOK, vOK)
+	}
 }
 
 func expectDelim(dec *json.Decoder, want json.Delim) error {

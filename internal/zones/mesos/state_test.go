@@ -55,6 +55,21 @@ var decodeCases = []string{
 	  {"id":5,"state":"x","state":null},{"id":5,"state":"TASK_RUNNING","state":null},{"id":5,"state":null,"State":"TASK_KILLED"}]}]}`,
 	`{"completed_frameworks":[{"id":"f1","tasks":[{"id":1}]},{"id":5},{"id":"f2","id":null},{"ID":"f3"},null,7,{"id":""}],"completed_frameworks":null}`,
 	`{"completed_frameworks":{"id":"f"}}`, `{"completed_frameworks":[{"id":"a","id":5}],"completed_frameworks":[{"id":"b"}]}`,
+	// dcos-net's fields: container addresses of the latest status of any
+	// state, host ports from every source, and the shapes that void them.
+	`{"frameworks":[{"name":"m","tasks":[{"id":"t","name":"x","state":"TASK_RUNNING","resources":{"ports":"[31000-31001]"},
+	  "statuses":[{"state":"TASK_RUNNING","timestamp":2,"container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"10.1.1.1"},{"ip_address":"fd00::1"},{"ip_address":"::ffff:10.0.0.1"},{"ip_address":"fe80::1%eth0"},{}],"port_mappings":[{"host_port":1,"container_port":2,"protocol":"UDP"}]}]}},
+	    {"state":"TASK_STARTING","timestamp":1,"container_status":{"network_infos":[{"ip_address":"10.2.2.2"}]}}],
+	  "container":{"type":"DOCKER","docker":{"port_mappings":[{"host_port":31000,"container_port":80,"protocol":"tcp"}]}},
+	  "labels":[{"key":"VIP_PORT1","value":"tcp://1.2.3.4:80"}],
+	  "discovery":{"name":"d","ports":{"ports":[{"number":80,"protocol":"tcp","labels":{"labels":[{"key":"network-scope","value":"host"},null,5]}}]}}},
+	 {"id":"u","state":"TASK_RUNNING","statuses":[{"state":"TASK_KILLING","timestamp":3,"container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"10.3.3.3"}]},{"ip_address":"10.4.4.4"}]}}],
+	  "container":{"type":"MESOS","network_infos":[{"port_mappings":[{"host_port":1,"container_port":2}]}]},"labels":{"labels":[{"key":"vip_port9","value":"udp://x"}]}},
+	 {"id":"v","state":"TASK_RUNNING","container":{"type":"APPC"},"labels":[{"key":"a"}],"discovery":{"name":"e","ports":{"ports":[{"number":1,"protocol":"tcp","labels":{"labels":[{"key":"network-scope","value":"host"},{"key":"network-scope","value":"host"}]}},null]}}},
+	 {"id":"w","state":"TASK_RUNNING","container":{"docker":5,"network_infos":[null]},"labels":[{"key":"VIP_PORT-1","value":"tcp://a"},{"key":"vip_port99999999999999999999","value":"tcp://a"}],
+	  "statuses":[{"state":"TASK_RUNNING","container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"10.5.5.5"}],"port_mappings":[{"host_port":1,"container_port":2,"protocol":"tcp"}]}]}}]},
+	 {"id":"x","state":"TASK_RUNNING","container":null,"labels":null,"discovery":{"name":"f","ports":{"ports":[{"number":0,"protocol":"udp","labels":{"labels":[{"key":"network-scope","value":"host"}]}}]}},
+	  "statuses":[{"state":"TASK_RUNNING","timestamp":1,"container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"10.6.6.6"}],"port_mappings":"x"}]}}]}]}]}`,
 	// Malformed (but for the nesting within the limit): each must fail.
 	``, `null`, `[]`, `{"frameworks":`, `{"frameworks":[{"tasks":[{]}]}`, `{"leader":"x"} trailing`,
 	`{"frameworks":{"not":"an array"}}`, "\x00\x01garbage", `<html>502 Bad Gateway</html>`,
