@@ -14,7 +14,8 @@ const advertisedUDPSize = dnswire.MaxUDPSize
 // a Store so it can be swapped while serving. It is not a resolver: a query
 // outside its zones is REFUSED.
 type Authority struct {
-	stores []*Store
+	stores  []*Store
+	aliases []Alias
 }
 
 // NewAuthority returns an Authority for the zones in stores.
@@ -76,12 +77,11 @@ func (a *Authority) Reply(req *dns.Msg, tcp bool) *dns.Msg {
 		resp.Rcode = dns.RcodeRefused
 		return resp
 	}
-	z := a.zoneFor(dns.CanonicalName(q.Name))
-	if z == nil {
+	res, ok := a.lookup(q.Name, q.Qtype)
+	if !ok {
 		resp.Rcode = dns.RcodeRefused
 		return resp
 	}
-	res := z.Lookup(q.Name, q.Qtype)
 	resp.Rcode = res.Rcode
 	resp.Authoritative = res.Authoritative
 	resp.Answer, resp.Ns, resp.Extra = res.Answer, res.Ns, res.Extra

@@ -66,6 +66,9 @@ type Master struct {
 	log    *slog.Logger
 	opt    Options
 	store  *zones.Store
+	// navStore holds the thisdcos.directory zone, built from the same
+	// states and swapped with the cluster zone.
+	navStore *zones.Store
 	client *http.Client
 	scheme string // "http", or "https" with master.MesosHTTPSOn
 	// fixed, when set, is the state read on every poll instead of the
@@ -83,8 +86,8 @@ type Master struct {
 	httpLimits httpserve.Limits
 	// observe, when set, is told about every poll (metrics).
 	observe func(time.Duration, error)
-	// polled is set once the first poll has ended, however it ended.
-	polled atomic.Bool
+	// loaded is set once a state has been read successfully.
+	loaded atomic.Bool
 	// enumBuilds counts enumerations generated, for tests.
 	enumBuilds atomic.Uint64
 
@@ -156,12 +159,22 @@ func NewMaster(cfg config.Master, logger *slog.Logger) (*Master, error) {
 	}
 	z := EmptyZone(&m.opt, nextSerial(0))
 	m.store = zones.NewStore(z)
+	m.navStore = zones.NewStore(EmptyNavstarZone(z.Serial()))
 	m.stats.Records, m.stats.Serial = z.Len(), z.Serial()
 	return m, nil
 }
 
 // Store returns the store holding the cluster zone, for zones.NewAuthority.
 func (m *Master) Store() *zones.Store { return m.store }
+
+// NavstarStore returns the store holding the thisdcos.directory zone.
+func (m *Master) NavstarStore() *zones.Store { return m.navStore }
+
+// Authority returns the authority master mode serves: the cluster zone,
+// the thisdcos.directory zone and their aliases (NavstarAliases).
+func (m *Master) Authority() *zones.Authority {
+	return zones.NewAuthority(m.store, m.navStore).WithAliases(NavstarAliases(m.opt.Domain)...)
+}
 
 // Stats returns a snapshot of the generator's counters.
 func (m *Master) Stats() Stats {
@@ -174,10 +187,11 @@ func (m *Master) Stats() Stats {
 // instead of asking the masters: the demo's fixed cluster.
 func (m *Master) UseState(data []byte) { m.fixed = data }
 
-// Polled reports whether the first poll has ended, successfully or not:
-// until then the zone served is the empty start-up zone, which says
-// nothing yet about the names in it.
-func (m *Master) Polled() bool { return m.polled.Load() }
+// Loaded reports whether a state has been read successfully: until then
+// the zones served are the empty start-up zones, which say nothing yet
+// about the names in them. A later failed poll keeps the last good zones
+// and does not change it.
+func (m *Master) Loaded() bool { return m.loaded.Load() }
 
 // ObservePolls makes every poll call f with its duration and error (nil
 // on success), for metrics. Call it before Run.
@@ -300,7 +314,6 @@ func (m *Master) Poll(ctx context.Context) error {
 	if err == nil {
 		err = checkTasks(st)
 	}
-	defer m.polled.Store(true)
 	if m.observe != nil {
 		defer func() { m.observe(time.Since(start), err) }()
 	}
@@ -354,10 +367,17 @@ func (m *Master) Poll(ctx context.Context) error {
 			"tasks", gs.PortsCapped, "maxPortsPerTask", MaxTaskPorts)
 	}
 
+	curNav := m.navStore.Load()
+	nz := BuildNavstarZone(st, &opt, nextSerial(curNav.Serial()))
+	navSwapped := nz.Hash() != curNav.Hash()
+
 	m.mu.Lock()
 	if swapped {
 		m.store.Swap(z)
 		m.stats.Swaps++
+	}
+	if navSwapped {
+		m.navStore.Swap(nz)
 	}
 	if swapped || m.enum == nil {
 		// The state that built the served zone; an unchanged zone keeps
@@ -383,6 +403,7 @@ func (m *Master) pollSucceededLocked(st *State, start time.Time) {
 	if st.Leader != "" {
 		m.leader = st.Leader
 	}
+	m.loaded.Store(true)
 	m.stats.Polls++
 	m.stats.LastPollDuration = time.Since(start)
 	m.stats.LastSuccess = time.Now()

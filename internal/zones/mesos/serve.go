@@ -26,11 +26,12 @@ import (
 // read goroutine (ServeFast) and never blocks.
 type DNSHandler struct {
 	Auth *zones.Authority
-	// Loaded, when set, reports whether the zone has been loaded; until
-	// then every query gets SERVFAIL. The start-up zone has no records
-	// yet, and an NXDOMAIN from it would be cached by every agent's
-	// proxy for names that exist; SERVFAIL makes them use another master
-	// or their stale copy instead.
+	// Loaded, when set, reports whether the zones have been loaded;
+	// until then every name below a zone's apex gets SERVFAIL, while the
+	// apexes still answer (SOA, NS) and other names are REFUSED. The
+	// start-up zones have no records yet, and an NXDOMAIN from them would
+	// be cached by every agent's proxy for names that exist; SERVFAIL
+	// makes them use another master or their stale copy instead.
 	Loaded func() bool
 	// Guard, when set, refuses clients outside the allowed networks and
 	// rate limits UDP replies (see Guard).
@@ -137,8 +138,10 @@ func (h DNSHandler) answer(req *server.Request, dst []byte, q *dnswire.Query) []
 		// Keep ID, opcode and RD; FORMERR with no sections, no RA.
 		return dnswire.AppendFormErr(dst, msg, false)
 	}
-	if !loaded {
-		return pack(new(dns.Msg).SetRcode(&m, dns.RcodeServerFailure), msg, dst)
+	if !loaded && len(m.Question) == 1 && !h.Auth.IsApex(m.Question[0].Name) {
+		if resp := h.Auth.Reply(&m, req.TCP); resp.Rcode != dns.RcodeRefused {
+			return pack(new(dns.Msg).SetRcode(&m, dns.RcodeServerFailure), msg, dst)
+		}
 	}
 	// The whole reply first: it is what the memo keeps, and what the
 	// client gets whenever it fits.
@@ -248,7 +251,7 @@ func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Serv
 		}
 		return nil, fmt.Errorf("master.listen: %w", err)
 	}
-	h := NewDNSHandler(zones.NewAuthority(m.Store()), m.Polled)
+	h := NewDNSHandler(m.Authority(), m.Loaded)
 	h.Guard = guard
 	h.Forward = fwd
 	h.RecursionAvailable = cfg.RecursionAvailable

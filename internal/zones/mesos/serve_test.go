@@ -264,35 +264,110 @@ func TestServiceLifecycle(t *testing.T) {
 	ln.Close()
 }
 
-// TestServeFailsUntilFirstPoll: while the first poll is still running
-// (the Mesos master hangs), queries get SERVFAIL rather than NXDOMAIN from
-// the empty start-up zone; once that poll has failed, the zone's SOA, NS
-// and NXDOMAIN are served.
-func TestServeFailsUntilFirstPoll(t *testing.T) {
+// TestServeFailsUntilLoaded: until a state has been read, every name below
+// the zones' apexes gets SERVFAIL (never NXDOMAIN, which agents would
+// cache for names that exist), also after polls have failed, while the
+// apexes answer SOA and NS and names outside the zones are REFUSED.
+func TestServeFailsUntilLoaded(t *testing.T) {
 	fake := testsupport.NewFakeMesosMaster(t, DemoState)
 	fake.SetMode(testsupport.MesosHang)
-	cfg := masterConfig(t, []string{fake.Addr()}, "") // stateTimeoutSeconds 1
+	cfg := masterConfig(t, []string{fake.Addr()}, `,"refreshSeconds":1`) // stateTimeoutSeconds 1
 	s := startService(t, cfg, ServiceOptions{Logger: discardLogger()})
+	addr := s.Addrs()[0]
 
-	c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
-	ask := func(name string, qtype uint16) *dns.Msg {
-		q := new(dns.Msg)
-		q.SetQuestion(name, qtype)
-		r, _, err := c.Exchange(q, s.Addrs()[0])
-		require.NoError(t, err)
-		require.Equal(t, q.Question, r.Question)
-		return r
+	check := func(when string) {
+		for _, c := range notLoadedCases {
+			for _, network := range []string{"udp", "tcp"} {
+				r := exchange(t, network, addr, c.name, c.qtype)
+				require.Equal(t, dns.RcodeToString[c.rcode], dns.RcodeToString[r.Rcode], "%s: %s %s over %s", when, c.name, dns.TypeToString[c.qtype], network)
+				require.Len(t, r.Answer, c.answers, "%s: %s", when, c.name)
+				require.Equal(t, c.rcode != dns.RcodeServerFailure && c.rcode != dns.RcodeRefused, r.Authoritative, "%s: %s", when, c.name)
+			}
+		}
 	}
-	r := ask("leader.mesos.", dns.TypeA)
-	require.Equal(t, dns.RcodeServerFailure, r.Rcode, "before the first poll ends")
-	require.False(t, r.Authoritative)
-	require.False(t, s.Master.Polled())
+	check("while the first poll hangs")
+	require.False(t, s.Master.Loaded())
+	require.Eventually(t, func() bool { return s.Master.Stats().Failures >= 2 }, 10*time.Second, 10*time.Millisecond)
+	check("after failed polls")
+	require.False(t, s.Master.Loaded())
 
-	require.Eventually(t, s.Master.Polled, 10*time.Second, 10*time.Millisecond)
-	r = ask("leader.mesos.", dns.TypeA)
-	require.Equal(t, dns.RcodeNameError, r.Rcode)
-	require.True(t, r.Authoritative)
-	r = ask("mesos.", dns.TypeSOA)
+	fake.SetMode(testsupport.MesosOK)
+	require.Eventually(t, s.Master.Loaded, 10*time.Second, 10*time.Millisecond)
+	r := exchange(t, "udp", addr, "liquor-store.marathon.mesos.", dns.TypeA)
 	require.Equal(t, dns.RcodeSuccess, r.Rcode)
-	require.Len(t, r.Answer, 1)
+	require.Len(t, r.Answer, 2)
+	r = exchange(t, "udp", addr, "nosuch.marathon.mesos.", dns.TypeA)
+	require.Equal(t, dns.RcodeNameError, r.Rcode, "NXDOMAIN once a state was read")
+
+	// A failed poll after that keeps the last good zones.
+	fake.SetMode(testsupport.MesosFail)
+	failures := s.Master.Stats().Failures
+	require.Eventually(t, func() bool { return s.Master.Stats().Failures > failures }, 10*time.Second, 10*time.Millisecond)
+	r = exchange(t, "udp", addr, "liquor-store.marathon.mesos.", dns.TypeA)
+	require.Equal(t, dns.RcodeSuccess, r.Rcode)
+	require.Len(t, r.Answer, 2)
+	r = exchange(t, "udp", addr, "liquor-store.marathon.agentip.dcos.thisdcos.directory.", dns.TypeA)
+	require.Equal(t, dns.RcodeSuccess, r.Rcode)
+	require.Len(t, r.Answer, 2)
+}
+
+// notLoadedCases are the answers of master mode before it read a state.
+var notLoadedCases = []struct {
+	name    string
+	qtype   uint16
+	rcode   int
+	answers int
+}{
+	{"mesos.", dns.TypeSOA, dns.RcodeSuccess, 1},
+	{"MESOS.", dns.TypeNS, dns.RcodeSuccess, 1},
+	{"thisdcos.directory.", dns.TypeSOA, dns.RcodeSuccess, 1},
+	{"thisdcos.directory.", dns.TypeNS, dns.RcodeSuccess, 1},
+	{"thisdcos.global.", dns.TypeSOA, dns.RcodeSuccess, 1},
+	{"mesos.thisdcos.directory.", dns.TypeSOA, dns.RcodeSuccess, 1},
+	{"thisdcos.directory.", dns.TypeA, dns.RcodeSuccess, 0},
+	{"leader.mesos.", dns.TypeA, dns.RcodeServerFailure, 0},
+	{"nosuch.marathon.mesos.", dns.TypeA, dns.RcodeServerFailure, 0},
+	{"liquor-store.marathon.autoip.dcos.thisdcos.directory.", dns.TypeA, dns.RcodeServerFailure, 0},
+	{"leader.dcos.thisdcos.directory.", dns.TypeA, dns.RcodeServerFailure, 0},
+	{"leader.mesos.thisdcos.directory.", dns.TypeA, dns.RcodeServerFailure, 0},
+	{"x.dcos.thisdcos.global.", dns.TypeA, dns.RcodeServerFailure, 0},
+	{"example.com.", dns.TypeA, dns.RcodeRefused, 0},
+}
+
+// TestServeBootOrder is a cluster booting: master mode starts while no
+// Mesos master listens, which starts later. Names get SERVFAIL until then
+// and resolve within a refresh of the Mesos master answering.
+func TestServeBootOrder(t *testing.T) {
+	mesosAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testsupport.FreePort(t, "127.0.0.1")))
+	cfg := masterConfig(t, []string{mesosAddr}, `,"refreshSeconds":1`)
+	s := startService(t, cfg, ServiceOptions{Logger: discardLogger()})
+	addr := s.Addrs()[0]
+	require.Eventually(t, func() bool { return s.Master.Stats().Failures >= 1 }, 10*time.Second, 10*time.Millisecond)
+	for _, name := range []string{"liquor-store.marathon.mesos.", "liquor-store.marathon.autoip.dcos.thisdcos.directory."} {
+		r := exchange(t, "udp", addr, name, dns.TypeA)
+		require.Equal(t, dns.RcodeServerFailure, r.Rcode, name)
+	}
+
+	fake := testsupport.NewFakeMesosMasterAt(t, mesosAddr, DemoState)
+	require.Eventually(t, func() bool { return fake.Requests("/master/state") > 0 }, 10*time.Second, 10*time.Millisecond)
+	// One refresh (1 s) after the master answers, with slack for a
+	// loaded machine.
+	for _, name := range []string{"liquor-store.marathon.mesos.", "liquor-store.marathon.autoip.dcos.thisdcos.directory."} {
+		require.Eventually(t, func() bool {
+			r := exchange(t, "udp", addr, name, dns.TypeA)
+			return r.Rcode == dns.RcodeSuccess && len(r.Answer) == 2
+		}, 5*time.Second, 20*time.Millisecond, name)
+	}
+}
+
+// exchange asks addr for name over network.
+func exchange(t *testing.T, network, addr, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{Net: network, Timeout: 5 * time.Second}
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	r, _, err := c.Exchange(q, addr)
+	require.NoError(t, err)
+	require.Equal(t, q.Question, r.Question)
+	return r
 }
