@@ -62,15 +62,15 @@ type Stats struct {
 // zone in a zones.Store and serves the HTTP API. Create it with NewMaster
 // and run it with Run.
 type Master struct {
-	cfg    config.Master
-	log    *slog.Logger
-	opt    Options
-	store  *zones.Store
+	cfg   config.Master
+	log   *slog.Logger
+	opt   Options
+	store *zones.Store
 	// navStore holds the thisdcos.directory zone, built from the same
 	// states and swapped with the cluster zone.
 	navStore *zones.Store
-	client *http.Client
-	scheme string // "http", or "https" with master.MesosHTTPSOn
+	client   *http.Client
+	scheme   string // "http", or "https" with master.MesosHTTPSOn
 	// fixed, when set, is the state read on every poll instead of the
 	// masters (the demo).
 	fixed []byte
