@@ -166,7 +166,8 @@ func nonNil(s []string) []string {
 }
 
 // Handler serves the Mesos-DNS style HTTP API: /v1/version, /v1/config,
-// /v1/hosts/{host}, /v1/services/{service} and /v1/enumerate.
+// /v1/hosts/{host}, /v1/hosts/{host}/ports, /v1/services/{service},
+// /v1/enumerate and /v1/axfr, and dcos-net's /v1/records.
 func (m *Master) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, _ *http.Request) {
@@ -184,6 +185,7 @@ func (m *Master) Handler() http.Handler {
 			_, _ = w.Write(m.enumerateJSON())
 		})
 	}
+	m.navstarRoutes(mux)
 	return mux
 }
 

@@ -3,8 +3,10 @@ package mesos
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +214,71 @@ func TestAPIListenerBoundsClients(t *testing.T) {
 	slow := testsupport.DialHTTP(t, m.HTTPAddr())
 	slow.Write(t, "GET /v1/version HTTP/1.1\r\n")
 	require.Eventually(t, slow.ClosedByServer(), 10*time.Second, 10*time.Millisecond)
+}
+
+// TestHTTPAXFRAndRecords checks Mesos-DNS's /v1/axfr (its models.AXFR,
+// field for field) and dcos-net's /v1/records (the objects of
+// dcos_rest_dns_handler:record_to_term) against the served zones.
+func TestHTTPAXFRAndRecords(t *testing.T) {
+	m := newMaster(t, masterConfig(t, []string{"144.76.157.37:5050"}, `,"http":"127.0.0.1:8123"`))
+	m.UseState(DemoState)
+	require.NoError(t, m.Poll(t.Context()))
+	srv := httptest.NewServer(m.Handler())
+	t.Cleanup(srv.Close)
+
+	var raw map[string]json.RawMessage
+	apiGet(t, srv, "/v1/axfr", &raw)
+	require.ElementsMatch(t, []string{"TTL", "Serial", "RefreshSeconds", "Mname", "Rname", "Domain", "Records"}, slices.Collect(maps.Keys(raw)))
+	var axfr AXFR
+	apiGet(t, srv, "/v1/axfr", &axfr)
+	z := m.Store().Load()
+	require.Equal(t, AXFR{TTL: 60, Serial: z.Serial(), RefreshSeconds: 30, Mname: "ns1.mesos.", Rname: "root.ns1.mesos.", Domain: "mesos",
+		Records: axfr.Records}, axfr)
+	var lines []string
+	for name, hosts := range axfr.Records.As {
+		for _, h := range hosts {
+			lines = append(lines, name+" A "+h)
+		}
+	}
+	for name, hosts := range axfr.Records.AAAAs {
+		for _, h := range hosts {
+			lines = append(lines, name+" AAAA "+h)
+		}
+	}
+	for name, hosts := range axfr.Records.SRVs {
+		for _, h := range hosts {
+			lines = append(lines, name+" SRV "+h)
+		}
+	}
+	require.ElementsMatch(t, recordLines(z), lines)
+	require.Equal(t, []string{"1.2.3.4"}, axfr.Records.As["leader.mesos."])
+
+	var objs []map[string]string
+	apiGet(t, srv, "/v1/records", &objs)
+	var recs []NavstarRecord
+	apiGet(t, srv, "/v1/records", &recs)
+	require.Len(t, objs, len(recs))
+	for _, o := range objs {
+		require.ElementsMatch(t, []string{"name", "host", "rtype"}, slices.Collect(maps.Keys(o)))
+	}
+	require.Contains(t, recs, NavstarRecord{Name: "leader.dcos.thisdcos.directory", Host: "1.2.3.4", Rtype: "A"})
+	require.Contains(t, recs, NavstarRecord{Name: "liquor-store.marathon.agentip.dcos.thisdcos.directory", Host: "1.2.3.12", Rtype: "A"})
+	require.Contains(t, recs, NavstarRecord{Name: "leader.mesos.thisdcos.directory", Host: "1.2.3.4", Rtype: "A"})
+	require.Contains(t, recs, NavstarRecord{Name: "_leader._tcp.mesos.thisdcos.directory", Host: "leader.mesos.thisdcos.directory:5050", Rtype: "SRV"})
+	nav := 0
+	for _, rr := range m.NavstarStore().Load().Records() {
+		if _, _, _, ok := recordHost(rr); ok {
+			nav++
+		}
+	}
+	require.Len(t, recs, nav+len(recordLines(z)))
+	for _, r := range recs {
+		require.True(t, strings.HasSuffix(r.Name, ".thisdcos.directory"), r.Name)
+	}
+
+	// Mesos-DNS never implemented it, and says so.
+	resp, err := srv.Client().Get(srv.URL + "/v1/hosts/leader.mesos/ports")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotImplemented, resp.StatusCode)
 }

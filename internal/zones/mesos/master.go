@@ -88,6 +88,8 @@ type Master struct {
 	observe func(time.Duration, error)
 	// loaded is set once a state has been read successfully.
 	loaded atomic.Bool
+	// axfrCache and recordsCache keep /v1/axfr and /v1/records.
+	axfrCache, recordsCache apiCache
 	// enumBuilds counts enumerations generated, for tests.
 	enumBuilds atomic.Uint64
 
