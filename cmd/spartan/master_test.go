@@ -231,7 +231,8 @@ func localhostRecords(t *testing.T) int {
 }
 
 // TestMasterModeWithoutMesos starts master mode with no Mesos master
-// listening: it must serve SOA/NS and NXDOMAIN and say why.
+// listening: it must serve SOA/NS at the apexes, SERVFAIL below them
+// (never an NXDOMAIN agents would cache), and say why.
 func TestMasterModeWithoutMesos(t *testing.T) {
 	bin := testsupport.BuildBinary(t, pkg)
 	p, proxyAddr, masterAddr, _, _ := startMaster(t, bin, []string{loopbackAddr(t)})
@@ -247,11 +248,16 @@ func TestMasterModeWithoutMesos(t *testing.T) {
 	out, err = testsupport.Dig(t, masterAddr, "+tcp", "mesos", "NS", "+short")
 	require.NoError(t, err)
 	require.Equal(t, "ns1.mesos.", strings.TrimSpace(out))
-	for _, server := range []string{masterAddr, proxyAddr} {
-		out, err = testsupport.Dig(t, server, "nginx.marathon.mesos", "A")
+	out, err = testsupport.Dig(t, masterAddr, "thisdcos.directory", "SOA", "+short")
+	require.NoError(t, err)
+	require.Contains(t, out, "ns.spartan. support.mesosphere.com.")
+	for _, q := range [][2]string{
+		{masterAddr, "nginx.marathon.mesos"}, {masterAddr, "nginx.marathon.autoip.dcos.thisdcos.directory"},
+		{proxyAddr, "nginx.marathon.mesos"},
+	} {
+		out, err = testsupport.Dig(t, q[0], q[1], "A")
 		require.NoError(t, err)
-		require.Contains(t, out, "status: NXDOMAIN", server)
-		require.Contains(t, digSection(out, "AUTHORITY"), "SOA", server)
+		require.Contains(t, out, "status: SERVFAIL", "%s from %s", q[1], q[0])
 	}
 	stopCleanly(t, p)
 }
