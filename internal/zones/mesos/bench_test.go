@@ -3,6 +3,7 @@ package mesos
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"runtime/metrics"
 	"sync"
@@ -97,6 +98,63 @@ func BenchmarkRegenerate(b *testing.B) {
 	}
 	cpu.report(b)
 	b.ReportMetric(float64(records), "records")
+}
+
+// BenchmarkRegenerateNavstar is BenchmarkRegenerate with the
+// thisdcos.directory zone built too, as a poll does: the cost the dcos-net
+// names add. The agents' host names resolve (to their PID addresses), so
+// every task gets its three names.
+func BenchmarkRegenerateNavstar(b *testing.B) {
+	data := benchData(b)
+	opt := goldenOptions()
+	b.SetBytes(int64(len(data)))
+	var records int
+	cpu := startCPU()
+	for b.Loop() {
+		st, err := DecodeState(bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		z, _ := BuildZone(st, opt, 1)
+		nopt := *opt
+		nopt.Resolve = agentResolver(st)
+		nz := BuildNavstarZone(st, &nopt, 1)
+		records = z.Len() + nz.Len()
+	}
+	cpu.report(b)
+	b.ReportMetric(float64(records), "records")
+}
+
+// BenchmarkBuildNavstarZone is the thisdcos.directory part of a
+// regeneration.
+func BenchmarkBuildNavstarZone(b *testing.B) {
+	st, err := DecodeState(bytes.NewReader(benchData(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt := *goldenOptions()
+	opt.Resolve = agentResolver(st)
+	var records int
+	cpu := startCPU()
+	for b.Loop() {
+		records = BuildNavstarZone(st, &opt, 1).Len()
+	}
+	cpu.report(b)
+	b.ReportMetric(float64(records), "records")
+}
+
+// agentResolver resolves the agents' host names to the addresses of their
+// PIDs, as a cluster's resolver would.
+func agentResolver(st *State) func(string) []netip.Addr {
+	hosts := make(map[string][]netip.Addr, len(st.Slaves))
+	for _, s := range st.Slaves {
+		if host, _, ok := splitPID(s.PID); ok {
+			if a, err := netip.ParseAddr(host); err == nil {
+				hosts[s.Hostname] = []netip.Addr{a}
+			}
+		}
+	}
+	return func(host string) []netip.Addr { return hosts[host] }
 }
 
 // cpuClock measures the CPU time the process uses. On a machine shared

@@ -66,9 +66,10 @@ const navstarNS = "ns.spartan."
 
 // BuildNavstarZone generates the thisdcos.directory zone for st.
 func BuildNavstarZone(st *State, opt *Options, serial uint32) *zones.Zone {
+	// Not sized ahead (Builder.Grow): instances of an app share their
+	// three names, so the number of names is not known, and a table
+	// sized for the worst case costs more to clear than growing does.
 	b := zones.NewBuilder(NavstarOrigin, navstarSOA, []string{navstarNS})
-	// Instances of an app share their three names.
-	b.Grow(3*st.RunningTasks()/2 + 8)
 	g := navGen{b: b, opt: opt, agents: make(map[string]netip.Addr, len(st.Slaves))}
 	g.masters(st.Leader)
 	for i := range st.Slaves {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,4 +157,54 @@ func BenchmarkDNSHandlerLimited(b *testing.B) {
 	b.StopTimer()
 	require.Positive(b, guard.Stats().Dropped)
 	require.Positive(b, guard.Stats().Slipped)
+}
+
+// BenchmarkDNSHandlerNavstar is BenchmarkDNSHandler for master mode's
+// whole authority (the cluster zone, thisdcos.directory and the aliases)
+// and a question of each kind: a cluster name, a dcos-net task name, a
+// cluster name under mesos.thisdcos.directory and a name under
+// thisdcos.global. "memo" is the handler master mode runs (without the
+// Guard, measured above), "general" builds every reply; the aliased names
+// pay for renaming only on the general path.
+func BenchmarkDNSHandlerNavstar(b *testing.B) {
+	st, err := DecodeState(bytes.NewReader(benchData(b)))
+	require.NoError(b, err)
+	opt := goldenOptions()
+	z, _ := BuildZone(st, opt, 1)
+	nopt := *opt
+	nopt.Resolve = agentResolver(st)
+	nz := BuildNavstarZone(st, &nopt, 1)
+	auth := zones.NewAuthority(zones.NewStore(z), zones.NewStore(nz)).WithAliases(NavstarAliases(opt.Domain)...)
+	for _, name := range []string{
+		"app-4242.marathon.mesos.",
+		"app-4242.marathon.autoip.dcos.thisdcos.directory.",
+		"app-4242.marathon.mesos.thisdcos.directory.",
+		"app-4242.marathon.autoip.dcos.thisdcos.global.",
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		m.SetEdns0(1232, false)
+		wire, err := m.Pack()
+		require.NoError(b, err)
+		for _, h := range []struct {
+			name string
+			h    DNSHandler
+		}{{"general", DNSHandler{Auth: auth}}, {"memo", NewDNSHandler(auth, nil)}} {
+			b.Run(strings.TrimSuffix(name, ".")+"/"+h.name, func(b *testing.B) {
+				req := &server.Request{Msg: wire, Client: netip.MustParseAddrPort("10.0.0.7:5300"), Received: time.Now()}
+				dst := make([]byte, 0, 4096)
+				reply, ok := h.h.ServeFast(req, dst)
+				require.True(b, ok)
+				var r dns.Msg
+				require.NoError(b, r.Unpack(reply))
+				require.True(b, r.Authoritative)
+				require.NotEmpty(b, r.Answer)
+				require.Equal(b, name, r.Answer[0].Header().Name)
+				b.ReportAllocs()
+				for b.Loop() {
+					h.h.ServeFast(req, dst)
+				}
+			})
+		}
+	}
 }
