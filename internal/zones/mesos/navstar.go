@@ -66,10 +66,11 @@ const navstarNS = "ns.spartan."
 
 // BuildNavstarZone generates the thisdcos.directory zone for st.
 func BuildNavstarZone(st *State, opt *Options, serial uint32) *zones.Zone {
-	// Not sized ahead (Builder.Grow): instances of an app share their
-	// three names, so the number of names is not known, and a table
-	// sized for the worst case costs more to clear than growing does.
 	b := zones.NewBuilder(NavstarOrigin, navstarSOA, []string{navstarNS})
+	// Sized for three names a task, as if no two tasks shared a name:
+	// instances of an app do, but a table that grows as it fills costs
+	// more than one cleared once.
+	b.Grow(3*st.RunningTasks() + 8)
 	g := navGen{b: b, opt: opt, agents: make(map[string]netip.Addr, len(st.Slaves))}
 	g.masters(st.Leader)
 	for i := range st.Slaves {
@@ -78,14 +79,18 @@ func BuildNavstarZone(st *State, opt *Options, serial uint32) *zones.Zone {
 			g.agents[s.ID] = ip
 		}
 	}
-	for i := range st.Frameworks {
-		fw := &st.Frameworks[i]
-		g.fw = AppendNavstarLabel(g.fw[:0], fw.Name)
-		if len(g.fw) == 0 {
-			continue
-		}
-		for j := range fw.Tasks {
-			g.task(&fw.Tasks[j])
+	// One kind of name per pass: the names of a pass share their parent
+	// domain, and the builder finds it known at once.
+	for kind := range navKinds {
+		for i := range st.Frameworks {
+			fw := &st.Frameworks[i]
+			g.fw = AppendNavstarLabel(g.fw[:0], fw.Name)
+			if len(g.fw) == 0 {
+				continue
+			}
+			for j := range fw.Tasks {
+				g.task(&fw.Tasks[j], kind)
+			}
 		}
 	}
 	return b.Build(serial)
@@ -147,40 +152,43 @@ func (g *navGen) masters(leader string) {
 	}
 }
 
-// Name parts that do not change.
-var (
-	agentipB     = []byte(".agentip." + navstarTasks)
-	containeripB = []byte(".containerip." + navstarTasks)
-	autoipB      = []byte(".autoip." + navstarTasks)
+// The kinds of task names, and their tails.
+const (
+	agentIP = iota
+	containerIP
+	autoIP
+	navKinds
 )
 
-// task adds a running task's three names.
-func (g *navGen) task(t *Task) {
+var navTails = [navKinds][]byte{
+	[]byte(".agentip." + navstarTasks),
+	[]byte(".containerip." + navstarTasks),
+	[]byte(".autoip." + navstarTasks),
+}
+
+// task adds a running task's name of one kind.
+func (g *navGen) task(t *Task, kind int) {
 	agent, ok := g.agents[t.SlaveID]
-	if !ok {
+	if !ok || (kind == containerIP && len(t.ContainerIPs) == 0) {
 		return
 	}
 	name := t.Name
 	if t.Discovery != nil {
 		name = t.Discovery.Name
 	}
+	// The name is assembled in g.name, kept so its capacity is reused
+	// from task to task.
 	g.name = AppendNavstarLabel(g.name[:0], name)
 	if len(g.name) == 0 {
 		return
 	}
-	g.name = append(append(g.name, '.'), g.fw...)
-	base := len(g.name)
-	g.b.AddAddr(append(g.name, agentipB...), agent, NavstarTTL)
-	for _, ip := range t.ContainerIPs {
-		g.b.AddAddr(append(g.name[:base], containeripB...), ip, NavstarTTL)
-	}
-	auto := append(g.name[:base], autoipB...)
-	if len(t.ContainerIPs) == 0 || t.HostPorts {
-		g.b.AddAddr(auto, agent, NavstarTTL)
+	g.name = append(append(append(g.name, '.'), g.fw...), navTails[kind]...)
+	if kind == agentIP || (kind == autoIP && (len(t.ContainerIPs) == 0 || t.HostPorts)) {
+		g.b.AddAddr(g.name, agent, NavstarTTL)
 		return
 	}
 	for _, ip := range t.ContainerIPs {
-		g.b.AddAddr(auto, ip, NavstarTTL)
+		g.b.AddAddr(g.name, ip, NavstarTTL)
 	}
 }
 
