@@ -23,15 +23,17 @@ type decoder struct {
 	// Scratch space reused from task to task.
 	cur, best status
 	niIPs     []netip.Addr
-	// niStrict, niPM and niListed are what the network info being read
-	// says for dcos-net (see navLatest).
+	// niStrict holds the addresses of the network info being read as
+	// dcos-net reads them (see navLatest).
 	niStrict []netip.Addr
 	// lat is the latest status of the task being read, whatever its
 	// state, as far as dcos-net reads it; nav its other dcos-net fields.
-	lat    navLatest
-	nav    navTask
-	label  []byte
-	idHash []byte
+	lat   navLatest
+	nav   navTask
+	label []byte
+	// labelValue holds a label's value while navLabels reads it.
+	labelValue []byte
+	idHash     []byte
 	// chunks gathers the running tasks of the framework being read, in
 	// fixed-size chunks reused from framework to framework: a growing
 	// slice would copy every task several times over as it grew. They
@@ -455,14 +457,6 @@ func (d *decoder) task() (t Task, running bool, err error) {
 	if disc != nil && disc.Name != "" {
 		t.Discovery = disc
 	}
-	if d.lat.have && !d.lat.void {
-		t.ContainerIPs = cloneAddrs(d.lat.ips)
-	}
-	ports := 0
-	for _, r := range t.Ports {
-		ports += int(r.Hi) - int(r.Lo) + 1
-	}
-	t.HostPorts = d.nav.hostPorts(d.lat.netPorts, ports)
 	if haveBest {
 		b := &d.best
 		t.Unhealthy = b.unhealthy
@@ -470,6 +464,19 @@ func (d *decoder) task() (t Task, running bool, err error) {
 		t.MesosIPs = cloneAddrs(b.mesosIPs)
 		t.DockerIPs = cloneAddrs(b.dockerIPs)
 	}
+	if d.lat.have && !d.lat.void && len(d.lat.ips) > 0 {
+		// Mostly the addresses Mesos-DNS reads too: one copy for both.
+		if slices.Equal(d.lat.ips, t.NetInfoIPs) {
+			t.ContainerIPs = t.NetInfoIPs
+		} else {
+			t.ContainerIPs = cloneAddrs(d.lat.ips)
+		}
+	}
+	ports := 0
+	for _, r := range t.Ports {
+		ports += int(r.Hi) - int(r.Lo) + 1
+	}
+	t.HostPorts = d.nav.hostPorts(d.lat.netPorts, ports)
 	return t, true, nil
 }
 
@@ -582,20 +589,28 @@ func (d *decoder) networkInfo(st *status) error {
 			strictListed = d.s.kind() == '['
 			return d.arrayOf("ip_addresses", func() error {
 				listed++
-				var last []byte
+				// Each address is parsed once for both lists; the
+				// strict one keeps the entry's last.
+				var last netip.Addr
 				err := d.objectOf("ip_address", func(key []byte) error {
 					if !is(key, "ip_address") {
 						return d.s.skip()
 					}
 					v, set, err := d.string("ip_address")
 					if set {
-						d.niIPs = appendIPBytes(d.niIPs, v)
-						last = append(d.label[:0], v...)
-						d.label = last
+						last = netip.Addr{}
+						if len(v) > 0 {
+							if a, perr := netip.ParseAddr(string(v)); perr == nil {
+								d.niIPs = append(d.niIPs, a.Unmap().WithZone(""))
+								last = a
+							}
+						}
 					}
 					return err
 				})
-				d.niStrict = appendStrictIP(d.niStrict, last)
+				if last.IsValid() && last.Zone() == "" {
+					d.niStrict = append(d.niStrict, last)
+				}
 				return err
 			})
 		case is(key, "ip_address"):

@@ -264,7 +264,8 @@ func (d *decoder) navLabels(strict bool, fn func(key, value []byte, hasKey, hasV
 						k, hasK = append(d.label[:0], s...), present
 						d.label = k
 					} else {
-						v, hasV = append([]byte(nil), s...), present
+						v, hasV = append(d.labelValue[:0], s...), present
+						d.labelValue = v
 					}
 					return err
 				}

@@ -295,7 +295,7 @@ func (m *Master) Run(ctx context.Context) error {
 // firstPoll polls and says so loudly when no master answered.
 func (m *Master) firstPoll(ctx context.Context) {
 	if err := m.Poll(ctx); err != nil && ctx.Err() == nil && m.Stats().LastSuccess.IsZero() {
-		m.log.Error("no Mesos master reachable: serving only SOA and NS for the cluster domain until one answers",
+		m.log.Error("no Mesos master reachable: answering SOA and NS at the apexes and SERVFAIL below them until one answers",
 			"domain", m.cfg.Domain, "masters", m.cfg.Masters, "zk", m.zkURL(), "err", err)
 	}
 }
