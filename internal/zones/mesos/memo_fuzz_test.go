@@ -12,7 +12,6 @@ import (
 
 	"github.com/spartan-dns/spartan/internal/dnswire"
 	"github.com/spartan-dns/spartan/internal/server"
-	"github.com/spartan-dns/spartan/internal/zones"
 )
 
 // FuzzMemoPatch sends any query bytes to a handler whose reply memo was
@@ -25,7 +24,9 @@ import (
 // path answers with, in any order.
 func FuzzMemoPatch(f *testing.F) {
 	m := demoMaster(f)
-	auth := zones.NewAuthority(m.Store())
+	// Master mode's authority: the cluster zone, thisdcos.directory and
+	// the aliases that rename replies.
+	auth := m.Authority()
 	h := NewDNSHandler(auth, nil)
 	general := DNSHandler{Auth: auth}
 
@@ -112,7 +113,10 @@ func memoSeeds(tb testing.TB) [][]byte {
 		qtype uint16
 	}
 	qs := []question{{"mesos.", dns.TypeSOA}, {"mesos.", dns.TypeNS}, {"mesos.", dns.TypeANY},
-		{"nope.marathon.mesos.", dns.TypeA}, {"nginx.marathon.mesos.", dns.TypeAAAA}}
+		{"nope.marathon.mesos.", dns.TypeA}, {"nginx.marathon.mesos.", dns.TypeAAAA},
+		{"liquor-store.marathon.autoip.dcos.thisdcos.directory.", dns.TypeA}, {"thisdcos.directory.", dns.TypeSOA},
+		{"_leader._tcp.mesos.thisdcos.global.", dns.TypeSRV}, {"nope.mesos.thisdcos.directory.", dns.TypeA},
+		{"leader.dcos.thisdcos.global.", dns.TypeA}}
 	seen := map[question]bool{}
 	sc := bufio.NewScanner(file)
 	for sc.Scan() {
