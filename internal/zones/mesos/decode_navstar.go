@@ -379,17 +379,6 @@ func (p *navDiscPort) portMap() portMap {
 	return pmNone
 }
 
-// appendStrictIP appends s as dcos-net's inet:parse_strict_address reads
-// it: an IPv4 or IPv6 address without a zone; an IPv4-mapped IPv6 address
-// stays IPv6.
-func appendStrictIP(ips []netip.Addr, s []byte) []netip.Addr {
-	a, err := netip.ParseAddr(string(s))
-	if err != nil || a.Zone() != "" {
-		return ips
-	}
-	return append(ips, a)
-}
-
 // navLatest is the latest status of a task (by timestamp, whatever its
 // state: dcos_net_mesos_listener:handle_task_status) as dcos-net reads it.
 type navLatest struct {

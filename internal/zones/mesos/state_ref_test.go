@@ -455,6 +455,17 @@ func navTaskRef(t *Task, raw *rawTask, msg []byte) {
 	t.HostPorts = pm == pmHost
 }
 
+// appendStrictIP appends s as dcos-net's inet:parse_strict_address reads
+// it: an IPv4 or IPv6 address without a zone; an IPv4-mapped IPv6 address
+// stays IPv6.
+func appendStrictIP(ips []netip.Addr, s []byte) []netip.Addr {
+	a, err := netip.ParseAddr(string(s))
+	if err != nil || a.Zone() != "" {
+		return ips
+	}
+	return append(ips, a)
+}
+
 // portMappingsRef is handle_port_mappings over a generic JSON value.
 func portMappingsRef(v any) portMap {
 	if v == nil {
