@@ -336,7 +336,18 @@ func (m *Master) Poll(ctx context.Context) error {
 	// Only Poll swaps the store, and polls are serialized: cur stays the
 	// served zone until the swap below.
 	cur := m.store.Load()
+	// The thisdcos.directory zone is built beside the cluster zone, on
+	// another core when there is one, so that it adds little to the
+	// time a poll takes; it is dropped if the cluster zone is held.
+	curNav := m.navStore.Load()
+	var nz *zones.Zone
+	var navBuild errgroup.Group
+	navBuild.Go(func() error {
+		nz = BuildNavstarZone(st, &opt, nextSerial(curNav.Serial()))
+		return nil
+	})
 	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
+	_ = navBuild.Wait() // never fails
 	swapped := z.Hash() != cur.Hash()
 	held := false
 	if swapped {
@@ -369,8 +380,6 @@ func (m *Master) Poll(ctx context.Context) error {
 			"tasks", gs.PortsCapped, "maxPortsPerTask", MaxTaskPorts)
 	}
 
-	curNav := m.navStore.Load()
-	nz := BuildNavstarZone(st, &opt, nextSerial(curNav.Serial()))
 	navSwapped := nz.Hash() != curNav.Hash()
 
 	m.mu.Lock()
