@@ -101,6 +101,10 @@ type Master struct {
 	// zkFallback is set while polls ask master.masters because ZooKeeper
 	// has named no leader for zkDetectionTimeout; guarded by pollMu.
 	zkFallback bool
+	// agentAddrs caches the lookups of agents' host names for the
+	// thisdcos.directory zone across polls, as dcos-net resolves an agent
+	// once, when it registers; guarded by pollMu.
+	agentAddrs map[string]cachedAddrs
 
 	// mu guards what follows, and the zone swap with the stats that
 	// describe it. It is never held across I/O or a zone build.
@@ -341,9 +345,11 @@ func (m *Master) Poll(ctx context.Context) error {
 	// time a poll takes; it is dropped if the cluster zone is held.
 	curNav := m.navStore.Load()
 	var nz *zones.Zone
+	navOpt := opt
+	navOpt.Resolve = m.agentResolver(ctx)
 	var navBuild errgroup.Group
 	navBuild.Go(func() error {
-		nz = BuildNavstarZone(st, &opt, nextSerial(curNav.Serial()))
+		nz = BuildNavstarZone(st, &navOpt, nextSerial(curNav.Serial()))
 		return nil
 	})
 	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
@@ -436,6 +442,42 @@ func (m *Master) resolver(ctx context.Context) func(string) []netip.Addr {
 		if err != nil {
 			m.log.Debug("cannot resolve host name from the Mesos state", "host", host, "err", err)
 			return nil
+		}
+		return ips
+	}
+}
+
+// cachedAddrs is a host name's addresses as looked up at a time.
+type cachedAddrs struct {
+	ips []netip.Addr
+	at  time.Time
+}
+
+// agentAddrTTL is how long an agent's looked-up addresses are used
+// before the name is looked up again.
+const agentAddrTTL = 10 * time.Minute
+
+// agentResolver resolves agents' host names through the cache of
+// successful lookups, dropping entries older than agentAddrTTL first.
+// m.pollMu is held.
+func (m *Master) agentResolver(ctx context.Context) func(string) []netip.Addr {
+	resolve := m.resolver(ctx)
+	now := time.Now()
+	if m.agentAddrs == nil {
+		m.agentAddrs = make(map[string]cachedAddrs)
+	}
+	for host, c := range m.agentAddrs {
+		if now.Sub(c.at) >= agentAddrTTL {
+			delete(m.agentAddrs, host)
+		}
+	}
+	return func(host string) []netip.Addr {
+		if c, ok := m.agentAddrs[host]; ok {
+			return c.ips
+		}
+		ips := resolve(host)
+		if len(ips) > 0 {
+			m.agentAddrs[host] = cachedAddrs{ips: ips, at: now}
 		}
 		return ips
 	}

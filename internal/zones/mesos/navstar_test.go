@@ -2,11 +2,14 @@ package mesos
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -219,4 +222,32 @@ func TestServeNavstarShuffles(t *testing.T) {
 		}
 	}
 	t.Fatalf("200 answers all started with %v", seen)
+}
+
+// TestNavstarAgentLookupsCached: an agent's host name is looked up once
+// across polls, not on every poll (dcos-net resolves an agent when it
+// registers), and its address names the agent's tasks.
+func TestNavstarAgentLookupsCached(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(fixtureDir, "navstar-state.json"))
+	require.NoError(t, err)
+	m := newMaster(t, masterConfig(t, []string{"10.0.0.11:5050"}, ""))
+	m.UseState(data)
+	var mu sync.Mutex
+	lookups := map[string]int{}
+	m.lookup = func(_ context.Context, host string) ([]netip.Addr, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		lookups[host]++
+		if host == "agent3.example.internal" {
+			return []netip.Addr{netip.MustParseAddr("10.0.1.3")}, nil
+		}
+		return nil, fmt.Errorf("no such host %q", host)
+	}
+	for range 3 {
+		require.NoError(t, m.Poll(t.Context()))
+	}
+	require.Equal(t, 1, lookups["agent3.example.internal"])
+	res := m.NavstarStore().Load().Lookup("ucr-bridge.marathon.agentip.dcos.thisdcos.directory.", dns.TypeA)
+	require.Len(t, res.Answer, 1)
+	require.Equal(t, "10.0.1.3", res.Answer[0].(*dns.A).A.String())
 }
