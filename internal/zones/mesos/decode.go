@@ -601,7 +601,11 @@ func (d *decoder) networkInfo(st *status) error {
 						last = netip.Addr{}
 						if len(v) > 0 {
 							if a, perr := netip.ParseAddr(string(v)); perr == nil {
-								d.niIPs = append(d.niIPs, a.Unmap().WithZone(""))
+								// A zoned address is no address to
+								// Mesos-DNS (see appendIP).
+								if a.Zone() == "" {
+									d.niIPs = append(d.niIPs, a.Unmap())
+								}
 								last = a
 							}
 						}

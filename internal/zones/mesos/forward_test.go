@@ -16,18 +16,6 @@ import (
 	"github.com/spartan-dns/spartan/internal/zones"
 )
 
-// exchange asks addr for name over network and returns the reply.
-func exchange(t *testing.T, network, addr, name string, qtype uint16) *dns.Msg {
-	t.Helper()
-	q := new(dns.Msg)
-	q.SetQuestion(name, qtype)
-	c := &dns.Client{Net: network, Timeout: 5 * time.Second}
-	r, _, err := c.Exchange(q, addr)
-	require.NoError(t, err)
-	require.Equal(t, q.Question, r.Question)
-	return r
-}
-
 // TestForwardOutsideZone: with resolvers (Mesos-DNS's externalOn), the
 // authoritative port answers the zone itself and forwards every other
 // name, over UDP and TCP, the longest zone resolver suffix first, as
@@ -40,7 +28,7 @@ func TestForwardOutsideZone(t *testing.T) {
 		"zoneResolvers":{"weave":["`+weave.Addr()+`"]},"recursionAvailable":true`)
 	s := startService(t, cfg, ServiceOptions{Logger: discardLogger(), State: DemoState})
 	addr := s.Addrs()[0]
-	require.Eventually(t, s.Master.Polled, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, s.Master.Loaded, 10*time.Second, 10*time.Millisecond)
 
 	for _, network := range []string{"udp", "tcp"} {
 		r := exchange(t, network, addr, "www.Example.com.", dns.TypeA)
@@ -93,7 +81,7 @@ func TestForwardOutsideZone(t *testing.T) {
 // returns a ForwardError, which it answers REFUSED (resolver.rcode).
 func TestForwardOffRefuses(t *testing.T) {
 	s := startService(t, masterConfig(t, []string{"192.0.2.250:5050"}, ""), ServiceOptions{Logger: discardLogger(), State: DemoState})
-	require.Eventually(t, s.Master.Polled, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, s.Master.Loaded, 10*time.Second, 10*time.Millisecond)
 	r := exchange(t, "udp", s.Addrs()[0], "www.example.com.", dns.TypeA)
 	require.Equal(t, dns.RcodeRefused, r.Rcode)
 	r = exchange(t, "udp", s.Addrs()[0], "nginx.marathon.mesos.", dns.TypeA)
@@ -104,7 +92,7 @@ func TestForwardOffRefuses(t *testing.T) {
 // weight, priority 0 (resolver.formatSRV).
 func TestSRVRecordDefaultWeight(t *testing.T) {
 	s := startService(t, masterConfig(t, []string{"192.0.2.250:5050"}, `,"SRVRecordDefaultWeight":7`), ServiceOptions{Logger: discardLogger(), State: DemoState})
-	require.Eventually(t, s.Master.Polled, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, s.Master.Loaded, 10*time.Second, 10*time.Millisecond)
 	r := exchange(t, "udp", s.Addrs()[0], "_car-store._tcp.marathon.mesos.", dns.TypeSRV)
 	require.NotEmpty(t, r.Answer)
 	for _, rr := range r.Answer {
@@ -142,7 +130,7 @@ func TestHTTPOnly(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	require.Empty(t, s.Addrs())
-	require.Eventually(t, s.Master.Polled, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, s.Master.Loaded, 10*time.Second, 10*time.Millisecond)
 	resp, err := http.Get("http://" + s.Master.HTTPAddr() + "/v1/hosts/nginx.marathon.mesos")
 	require.NoError(t, err)
 	resp.Body.Close()
