@@ -813,6 +813,7 @@ var dcosNames = []struct {
 	{"e2e-cni.marathon.autoip.dcos.thisdcos.directory", dns.TypeAAAA, []string{"2001:db8::7"}},
 	// The thisdcos.global alias.
 	{"e2e-cni.marathon.autoip.dcos.thisdcos.global", dns.TypeA, []string{"198.51.100.7"}},
+	{"e2e-cni.marathon.autoip.dcos.thisdcos.global", dns.TypeAAAA, []string{"2001:db8::7"}},
 	// mesos.thisdcos.directory: the cluster domain's records, renamed.
 	{"chronos.marathon.mesos.thisdcos.directory", dns.TypeA, []string{"1.2.3.11"}},
 	{"_chronos._tcp.marathon.mesos.thisdcos.directory", dns.TypeSRV, []string{"chronos-rx8q6-0.marathon.slave.mesos.thisdcos.directory.:31332"}},
