@@ -1,0 +1,85 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// clients records the Client of every request it answers.
+type clients struct {
+	mu   sync.Mutex
+	seen []netip.AddrPort
+}
+
+func (h *clients) ServeFast(req *Request, dst []byte) ([]byte, bool) {
+	h.mu.Lock()
+	h.seen = append(h.seen, req.Client)
+	h.mu.Unlock()
+	return answer(req.Msg, dst), true
+}
+
+func (h *clients) ServeDNS(_ context.Context, req *Request, dst []byte) []byte {
+	return answer(req.Msg, dst)
+}
+
+// TestBatchBurst sends a burst of queries from one socket without waiting
+// (so that recvmmsg returns several at once) over IPv4 and IPv6: every
+// query is answered, to the socket that sent it, and the handler sees
+// that socket's address as the client.
+func TestBatchBurst(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			network := "udp4"
+			if addr[0] == '[' {
+				network = "udp6"
+				if c, err := net.ListenPacket(network, addr); err != nil {
+					t.Skipf("no IPv6 loopback: %v", err)
+				} else {
+					c.Close()
+				}
+			}
+			h := new(clients)
+			r := serve(t, &Server{Handler: h}, addr)
+			c, err := net.ListenUDP(network, nil)
+			require.NoError(t, err)
+			defer c.Close()
+			srv := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(r.addr))
+			const n = 200
+			for i := range n {
+				m := new(dns.Msg).SetQuestion(dns.Fqdn("q"+string(rune('a'+i%26))+".burst."), dns.TypeA)
+				m.Id = uint16(i)
+				b, err := m.Pack()
+				require.NoError(t, err)
+				_, err = c.WriteToUDP(b, srv)
+				require.NoError(t, err)
+			}
+			got := make(map[uint16]bool)
+			buf := make([]byte, 4096)
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+			for len(got) < n {
+				k, from, err := c.ReadFromUDPAddrPort(buf)
+				require.NoError(t, err, "%d of %d answered", len(got), n)
+				require.Equal(t, r.addr, from.String())
+				var m dns.Msg
+				require.NoError(t, m.Unpack(buf[:k]))
+				require.Len(t, m.Answer, 1)
+				got[m.Id] = true
+			}
+			local := c.LocalAddr().(*net.UDPAddr).AddrPort()
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			require.Len(t, h.seen, n)
+			for _, a := range h.seen {
+				require.Equal(t, local.Port(), a.Port())
+				require.Equal(t, netip.MustParseAddrPort(r.addr).Addr(), a.Addr())
+			}
+		})
+	}
+}
