@@ -28,13 +28,14 @@ func main() {
 	mode := flag.String("mode", "fixed", `"fixed": prepared reply; "upstream": fake upstream answering any A query`)
 	ttl := flag.Uint("ttl", 86400, "TTL of the answers")
 	batch := flag.Int("batch", 32, "packets per recvmmsg/sendmmsg; 0 reads and writes one at a time (fixed mode)")
+	io := flag.String("io", "batch", `fixed mode: "batch" (recvmmsg/sendmmsg of -batch packets through the network poller), "conn" (net.PacketConn, one packet per call), "thread" (blocking recvfrom/sendto on a locked OS thread)`)
 	latency := flag.Duration("latency", 0, "upstream mode: delay of every reply")
 	loss := flag.Float64("loss", 0, "upstream mode: fraction of queries dropped (1 = blackhole)")
 	flag.Parse()
 	var err error
 	switch *mode {
 	case "fixed":
-		err = serveFixed(*addr, uint32(*ttl), *batch)
+		err = serveFixed(*addr, uint32(*ttl), *batch, *io)
 	case "upstream":
 		err = serveUpstream(*addr, uint32(*ttl), max(*batch, 1), *latency, *loss)
 	default:
@@ -49,7 +50,7 @@ func main() {
 // serveFixed answers with a reply prepared once for an A query of the same
 // question length: it copies the client's question over the prepared one
 // (so any name of that length gets a well-formed reply) and patches the ID.
-func serveFixed(addr string, ttl uint32, batch int) error {
+func serveFixed(addr string, ttl uint32, batch int, io string) error {
 	conn, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
@@ -76,8 +77,13 @@ func serveFixed(addr string, ttl uint32, batch int) error {
 		<-ch
 		uc.Close()
 	}()
-	if batch > 0 {
+	switch {
+	case io == "thread":
+		return serveThread(uc, prepared, qend)
+	case io == "batch" && batch > 0:
 		return serveBatch(uc, prepared, qend, batch)
+	case io != "batch" && io != "conn":
+		return fmt.Errorf("unknown -io %q", io)
 	}
 	in := make([]byte, 1500)
 	out := make([]byte, len(prepared))
