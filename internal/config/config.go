@@ -61,6 +61,13 @@ type Config struct {
 	// kernel caps at net.core.rmem_max. 0 keeps the system default.
 	// Default: 4194304 (4 MiB).
 	UDPReceiveBuffer int `json:"udpReceiveBuffer"`
+	// ListenerThreads is how many UDP sockets serve each listen address,
+	// bound together with SO_REUSEPORT (the kernel spreads clients over
+	// them by address and port), each read by its own goroutine, so that
+	// cache hits use more than one core. 0 means one per core the Go
+	// runtime uses (GOMAXPROCS). A socket passed by the service manager
+	// gets siblings only when its unit sets ReusePort=yes. Default: 0.
+	ListenerThreads int `json:"listenerThreads"`
 	// MaxInFlight caps concurrent upstream races; beyond it queries get
 	// SERVFAIL at once instead of queueing. Default: 10000.
 	MaxInFlight int `json:"maxInFlight"`

@@ -75,6 +75,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad duration", `{"raceTimeout": "2 seconds"}`, `field raceTimeout: not a duration: "2 seconds"`},
 		{"negative timeout", `{"raceTimeout": "-1s"}`, "field raceTimeout: must be positive"},
 		{"negative receive buffer", `{"udpReceiveBuffer": -1}`, "field udpReceiveBuffer: must be between 0 (system default) and 1073741824 bytes, got -1"},
+		{"negative listener threads", `{"listenerThreads": -1}`, "field listenerThreads: must be between 0 (one per core) and 256, got -1"},
+		{"too many listener threads", `{"listenerThreads": 257}`, "field listenerThreads: must be between 0 (one per core) and 256, got 257"},
 		{"bad cidr", `{"allowNets": ["10.0.0.0"]}`, "field allowNets[0]: not a CIDR prefix"},
 		{"servFailTTL over 1s", `{"cache": {"servFailTTL": "1.5s"}}`, "field cache.servFailTTL: at most 1s (SERVFAIL is a transient failure), got 1.5s"},
 		{"servFailTTL in seconds", `{"cache": {"servFailTTL": 30}}`, "field cache.servFailTTL: at most 1s"},

@@ -13,6 +13,10 @@ const (
 	MesosPort = 5050
 )
 
+// MaxListenerThreads bounds ListenerThreads: more sockets per address
+// than cores only split the same work.
+const MaxListenerThreads = 256
+
 // Default returns the configuration used for every field a file leaves out.
 func Default() Config {
 	return Config{

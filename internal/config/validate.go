@@ -117,6 +117,9 @@ func (c *Config) Validate() error {
 	if c.UDPReceiveBuffer < 0 || c.UDPReceiveBuffer > 1<<30 {
 		return fieldErr("udpReceiveBuffer", "must be between 0 (system default) and 1073741824 bytes, got %d", c.UDPReceiveBuffer)
 	}
+	if c.ListenerThreads < 0 || c.ListenerThreads > MaxListenerThreads {
+		return fieldErr("listenerThreads", "must be between 0 (one per core) and %d, got %d", MaxListenerThreads, c.ListenerThreads)
+	}
 	if c.MaxInFlight <= 0 {
 		return fieldErr("maxInFlight", "must be positive, got %d", c.MaxInFlight)
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -112,11 +114,17 @@ func NewNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	if !n.clusterServed {
 		n.warnClusterUnserved(table)
 	}
+	threads := cfg.ListenerThreads
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
 	if len(n.pcs) == 0 && len(n.lns) == 0 {
-		if n.pcs, n.lns, err = server.ListenAll(ctx, cfg.Listen); err != nil {
+		if n.pcs, n.lns, err = server.ListenAll(ctx, cfg.Listen, threads); err != nil {
 			fwd.Close()
 			return nil, err
 		}
+	} else {
+		n.pcs = n.siblings(ctx, threads)
 	}
 	n.Server = &server.Server{
 		Handler: fwd, Logger: logger,
@@ -167,6 +175,22 @@ func NodeAddress(ctx context.Context, cfg *config.Config, logger *slog.Logger) n
 	return a
 }
 
+// siblings returns the passed UDP sockets with threads-1 more bound beside
+// each one that has SO_REUSEPORT. They only spread the load: when binding
+// them fails (a unit without ReusePort=yes, another user's socket), the
+// passed socket serves alone, with a warning.
+func (n *Node) siblings(ctx context.Context, threads int) []net.PacketConn {
+	pcs := slices.Clone(n.pcs)
+	for _, pc := range n.pcs {
+		more, err := server.Siblings(ctx, pc, threads)
+		if err != nil {
+			n.logger.Warn("serving a passed UDP socket with fewer listener threads", "addr", pc.LocalAddr(), "threads", 1+len(more), "err", err)
+		}
+		pcs = append(pcs, more...)
+	}
+	return pcs
+}
+
 // ownAddrs returns the proxy's own specific listen addresses as host
 // prefixes. A process on the node that queries one of them sends from that
 // same address (the kernel picks the destination as source for a local
@@ -204,7 +228,10 @@ func ownAddrs(listen []string, pcs []net.PacketConn, lns []net.Listener) []netip
 func (n *Node) Addrs() []string {
 	var out []string
 	for _, pc := range n.pcs {
-		out = append(out, pc.LocalAddr().String())
+		// SO_REUSEPORT siblings share their address: listed once.
+		if a := pc.LocalAddr().String(); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
 	}
 	return out
 }

@@ -244,7 +244,7 @@ func NewService(ctx context.Context, cfg config.Master, o ServiceOptions) (*Serv
 	if err != nil {
 		return nil, err
 	}
-	pcs, lns, err := server.ListenAll(ctx, cfg.Listen)
+	pcs, lns, err := server.ListenAll(ctx, cfg.Listen, 1)
 	if err != nil {
 		if fwd != nil {
 			fwd.Close()
