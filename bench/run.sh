@@ -10,19 +10,31 @@
 #   S6 record generation time and memory for 100,000 tasks (go benchmark)
 #   S7 cache misses forwarded to a local unbound over DNS over TLS, against
 #      the same over UDP (spartan, and unbound with forward-tls-upstream)
+# and, run alone with `bench/run.sh sweep` (or SCENARIOS="SWEEP CORES"):
+#   SWEEP cache hits at fixed rates (1k, 5k, 10k, 30k qps) and at the maximum
+#         for every server, the two trivial Go responders included, and a
+#         cache miss at 5k qps, with the server's CPU per query on every row
+#   CORES cache-hit maximum with one and with two cores (GOMAXPROCS and
+#         listener sockets), two load generators
 # The server under test runs on CPU $SERVER_CPU (spartan with GOMAXPROCS=1,
 # unbound with one thread); the load client (bench/cmd/loadgen, or dnsperf)
 # and the fake upstreams (bench/cmd/udpresponder) run on CPU $CLIENT_CPU.
 #
 # Usage: bench/run.sh            (about 4 minutes)
 #        QUICK=1 bench/run.sh    (under a minute, shorter and noisier runs)
-# Environment: SERVERS="spartan unbound dnsmasq coredns trivial", SCENARIOS="S1 ... S7",
+#        bench/run.sh sweep      (the rate sweep and the core comparison, about 5 minutes)
+# Environment: SERVERS="spartan unbound dnsmasq coredns trivial goconn gothread", SCENARIOS="S1 ... S7",
 # SECS (seconds per throughput run), S3_RATE, S3_SECS, OUTSTANDING,
 # SERVER_CPU, CLIENT_CPU, BASE_PORT (uses BASE_PORT..BASE_PORT+30),
 # BASE_REF (a git revision: adds the server "base", spartan built from that
 # revision, to every scenario, for before/after figures from one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case ${1:-} in
+"") ;;
+sweep) SCENARIOS=${SCENARIOS:-"SWEEP CORES"} ;;
+*) printf 'usage: %s [sweep]\n' "$0" >&2; exit 2 ;;
+esac
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
@@ -32,9 +44,9 @@ else
 fi
 BASE_REF=${BASE_REF:-}
 if [ -n "$BASE_REF" ]; then
-	SERVERS=${SERVERS:-"spartan base unbound dnsmasq coredns trivial"}
+	SERVERS=${SERVERS:-"spartan base unbound dnsmasq coredns trivial goconn gothread"}
 else
-	SERVERS=${SERVERS:-"spartan unbound dnsmasq coredns trivial"}
+	SERVERS=${SERVERS:-"spartan unbound dnsmasq coredns trivial goconn gothread"}
 fi
 # CoreDNS has no Debian package: without one on PATH (or COREDNS naming a
 # binary) it is built once from its Go module into the user's cache.
@@ -47,6 +59,12 @@ S1_NAMES=${S1_NAMES:-1000}
 S3_RATE=${S3_RATE:-2000}
 S5_TASKS=${S5_TASKS:-10000}
 BASE_PORT=${BASE_PORT:-5400}
+SWEEP_RATES=${SWEEP_RATES:-"1000 5000 10000 30000"}
+# CORES: the server's CPUs with one core and with two, and how many load
+# generators run (unpinned, each with OUTSTANDING/LOADGENS in flight).
+CORES1_CPUS=${CORES1_CPUS:-$SERVER_CPU}
+if [ "$(nproc)" -ge 4 ]; then CORES2_CPUS=${CORES2_CPUS:-1-2}; else CORES2_CPUS=${CORES2_CPUS:-0-1}; fi
+LOADGENS=${LOADGENS:-2}
 
 U_FAST=127.0.0.1:$BASE_PORT               # answers at once, TTL 1 day
 U_BH=127.0.0.1:$((BASE_PORT + 1))         # blackhole
@@ -287,6 +305,21 @@ start_trivial() {
 	SPID=$BG
 }
 
+# The floors of a Go server at low rates: net.PacketConn reads and writes
+# (the network poller), and blocking recvfrom/sendto on a locked OS thread.
+start_goconn() {
+	bg "$SERVER_CPU" "$W/udpresponder" -mode fixed -io conn -addr "127.0.0.1:$SPORT"
+	SPID=$BG
+}
+start_gothread() {
+	bg "$SERVER_CPU" "$W/udpresponder" -mode fixed -io thread -addr "127.0.0.1:$SPORT"
+	SPID=$BG
+}
+
+# responder NAME: whether NAME is one of the trivial responders (no cache,
+# no forwarding: hit rows only).
+responder() { case $1 in trivial | goconn | gothread) return 0 ;; esac; return 1; }
+
 # server NAME UPSTREAM...: start it and wait until it answers.
 server() {
 	"start_$1" "${@:2}"
@@ -352,7 +385,7 @@ s2() {
 	upstream "$U_FAST"
 	local up=$BG out dp=""
 	for s in "${RUN_SERVERS[@]}"; do
-		[ "$s" != trivial ] || continue
+		! responder "$s" || continue
 		server "$s" "$U_FAST" || continue
 		next_names
 		out=$(measure "$SPID" -duration "${SECS}s" -outstanding "$OUTSTANDING" -names 0 -start "$NAMES_START")
@@ -379,7 +412,7 @@ s3() {
 	out=$(on "$CLIENT_CPU" "$W/loadgen" -server "$U_2" -rate "$S3_RATE" -duration "${S3_SECS}s" -names 0 -start "$NAMES_START")
 	lrow "S3 @$S3_RATE/s" "2ms-only" "$out" "the 2 ms upstream queried directly"
 	for s in "${RUN_SERVERS[@]}"; do
-		[ "$s" != trivial ] || continue
+		! responder "$s" || continue
 		server "$s" "$U_BH" "$U_40" "$U_2" || continue
 		next_names
 		# A short run at the same rate first: what the server learns about
@@ -395,7 +428,7 @@ s3() {
 s4() {
 	local up out
 	for s in "${RUN_SERVERS[@]}"; do
-		[ "$s" != trivial ] || continue
+		! responder "$s" || continue
 		upstream "$U_STALE" -ttl 1
 		up=$BG
 		server "$s" "$U_STALE" || { stop "$up"; continue; }
@@ -548,7 +581,82 @@ s7() {
 	stop "$up"
 }
 
-for sc in S1 S2 S3 S4 S5 S6 S7; do
+# sweep: cache hits at each of SWEEP_RATES and at the maximum, for every
+# server; a cache miss at 5k qps for the forwarders.
+sweep() {
+	next_names
+	local start=$NAMES_START out r
+	DNSPERF_FILE=$(names_file "$start" "$S1_NAMES")
+	upstream "$U_FAST"
+	local up=$BG
+	for s in "${RUN_SERVERS[@]}"; do
+		server "$s" "$U_FAST" || continue
+		loadgen -once -names "$S1_NAMES" -start "$start" -outstanding 50 >/dev/null
+		for r in $SWEEP_RATES; do
+			out=$(measure "$SPID" -duration "${SECS}s" -rate "$r" -names "$S1_NAMES" -start "$start")
+			lrow "hit @$((r / 1000))k/s" "$s" "$out"
+		done
+		out=$(measure "$SPID" -duration "${SECS}s" -outstanding "$OUTSTANDING" -names "$S1_NAMES" -start "$start")
+		local dp=""
+		if [ "$DNSPERF" = 1 ]; then dp="dnsperf $(dnsperf_qps "$DNSPERF_FILE") qps"; fi
+		lrow "hit max" "$s" "$out" "$dp"
+		stop "$SPID"
+	done
+	for s in "${RUN_SERVERS[@]}"; do
+		! responder "$s" || continue
+		server "$s" "$U_FAST" || continue
+		next_names
+		out=$(measure "$SPID" -duration "${SECS}s" -rate 5000 -names 0 -start "$NAMES_START")
+		lrow "miss @5k/s" "$s" "$out"
+		stop "$SPID"
+	done
+	stop "$up"
+	DNSPERF_FILE=""
+}
+
+# cores: spartan's cache-hit maximum on one core (GOMAXPROCS=1, one
+# socket) and on two (GOMAXPROCS=2, two SO_REUSEPORT sockets), from
+# LOADGENS load generators at once; qps is their sum.
+cores() {
+	next_names
+	local start=$NAMES_START n cpus out i t0 t1 qps ans
+	upstream "$U_FAST"
+	local up=$BG
+	for n in 1 2; do
+		cpus=$CORES1_CPUS
+		[ "$n" = 1 ] || cpus=$CORES2_CPUS
+		SPARTAN_EXTRA=", \"listenerThreads\": $n"
+		GOMAXPROCS=$n SERVER_CPU=$cpus start_spartan "$U_FAST"
+		SPARTAN_EXTRA=""
+		if ! wait_ready "$SPORT" || ! kill -0 "$SPID" 2>/dev/null; then
+			say "spartan ($n cores) did not come up"
+			stop "$SPID"
+			continue
+		fi
+		loadgen -once -names "$S1_NAMES" -start "$start" -outstanding 50 >/dev/null
+		t0=$(cputicks "$SPID")
+		local lg=()
+		for i in $(seq "$LOADGENS"); do
+			GOMAXPROCS=1 "$W/loadgen" -server "127.0.0.1:$SPORT" -duration "${SECS}s" -outstanding $((OUTSTANDING / LOADGENS)) \
+				-names "$S1_NAMES" -start "$start" >"$W/cores.$i" &
+			lg+=($!)
+		done
+		wait "${lg[@]}"
+		t1=$(cputicks "$SPID")
+		qps=0 ans=0
+		for i in $(seq "$LOADGENS"); do
+			out=$(cat "$W/cores.$i")
+			qps=$((qps + $(kv qps "$out" | cut -d. -f1))) ans=$((ans + $(kv answered "$out")))
+		done
+		row "hit max, $n core(s)" spartan "$qps" "" "" "" "" \
+			"$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$ans" 'BEGIN { printf "%.2f", (n > 0 ? 1e6 * d / hz / n : 0) }')" \
+			"server on CPUs $cpus, GOMAXPROCS=$n, listenerThreads $n; $LOADGENS unpinned loadgens"
+		stop "$SPID"
+	done
+	stop "$up"
+}
+
+for sc in S1 S2 S3 S4 S5 S6 S7 SWEEP CORES; do
 	if have "$sc"; then
 		say "--- $sc (at ${SECONDS}s)"
 		"${sc,,}"
