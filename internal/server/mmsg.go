@@ -24,9 +24,18 @@ type mmsgBatch struct {
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6
 	bufs  [][]byte
+	// ctrl holds each slot's control messages (packet info) on a
+	// wildcard socket; nil otherwise.
+	ctrl [][]byte
 }
 
-func newMmsgBatch(n, size int) *mmsgBatch {
+// ctrlSize is room for one IPv4 or IPv6 packet-info control message, the
+// only one a listener asks for, with slack for another the kernel adds.
+var ctrlSize = 2 * unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+
+// newMmsgBatch makes n slots, with buffers of size bytes when size is
+// positive and room for packet info when pktinfo is set.
+func newMmsgBatch(n, size int, pktinfo bool) *mmsgBatch {
 	b := &mmsgBatch{
 		hs:    make([]mmsghdr, n),
 		iovs:  make([]unix.Iovec, n),
@@ -40,6 +49,13 @@ func newMmsgBatch(n, size int) *mmsgBatch {
 		b.hs[i].hdr.Iov = &b.iovs[i]
 		b.hs[i].hdr.SetIovlen(1)
 		b.hs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+	}
+	if pktinfo {
+		b.ctrl = make([][]byte, n)
+		for i := range n {
+			b.ctrl[i] = make([]byte, ctrlSize)
+			b.hs[i].hdr.Control = &b.ctrl[i][0]
+		}
 	}
 	return b
 }
@@ -59,6 +75,9 @@ func (b *mmsgBatch) recv(fd uintptr) (int, syscall.Errno) {
 		h.hdr.Namelen = uint32(unsafe.Sizeof(b.names[i]))
 		h.hdr.Flags = 0
 		h.n = 0
+		if b.ctrl != nil {
+			h.hdr.SetControllen(len(b.ctrl[i]))
+		}
 		b.iovs[i].Base = &b.bufs[i][0]
 		b.iovs[i].SetLen(len(b.bufs[i]))
 	}
@@ -90,11 +109,64 @@ func port(p uint16) uint16 {
 	return uint16(b[0])<<8 | uint16(b[1])
 }
 
-// set fills send slot i with reply to the sender of slot j of in.
-func (b *mmsgBatch) set(i int, reply []byte, in *mmsgBatch, j int) {
+// dst returns the destination address of the i-th datagram from its
+// packet info, invalid when absent.
+func (b *mmsgBatch) dst(i int) netip.Addr {
+	if b.ctrl == nil {
+		return netip.Addr{}
+	}
+	c := b.ctrl[i][:b.hs[i].hdr.Controllen]
+	for len(c) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+		if h.Len < unix.SizeofCmsghdr || uint64(h.Len) > uint64(len(c)) {
+			break
+		}
+		data := c[unix.CmsgLen(0):h.Len]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			return netip.AddrFrom4((*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0])).Addr)
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			return netip.AddrFrom16((*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0])).Addr)
+		}
+		next := unix.CmsgSpace(int(h.Len) - unix.CmsgLen(0))
+		if next > len(c) {
+			break
+		}
+		c = c[next:]
+	}
+	return netip.Addr{}
+}
+
+// set fills send slot i with reply to the sender of slot j of in, sent
+// from src when valid (a wildcard socket's reply leaves from the address
+// queried).
+func (b *mmsgBatch) set(i int, reply []byte, in *mmsgBatch, j int, src netip.Addr) {
 	b.bufs[i] = reply
 	b.names[i] = in.names[j]
-	b.hs[i].hdr.Namelen = in.hs[j].hdr.Namelen
+	h := &b.hs[i].hdr
+	h.Namelen = in.hs[j].hdr.Namelen
+	if b.ctrl == nil {
+		return
+	}
+	h.SetControllen(0)
+	h.Control = nil
+	if !src.IsValid() {
+		return
+	}
+	c := b.ctrl[i]
+	ch := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+	if in.names[j].Family == unix.AF_INET6 {
+		ch.Level, ch.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+		ch.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+		*(*unix.Inet6Pktinfo)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = unix.Inet6Pktinfo{Addr: src.As16()}
+		h.SetControllen(unix.CmsgSpace(unix.SizeofInet6Pktinfo))
+	} else {
+		ch.Level, ch.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		ch.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+		*(*unix.Inet4Pktinfo)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = unix.Inet4Pktinfo{Spec_dst: src.Unmap().As4()}
+		h.SetControllen(unix.CmsgSpace(unix.SizeofInet4Pktinfo))
+	}
+	h.Control = &c[0]
 }
 
 // send writes slots [from, to) with one sendmmsg on the non-blocking

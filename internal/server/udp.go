@@ -57,52 +57,15 @@ type udpJob struct {
 	req   Request
 	buf   []byte // query
 	reply []byte
-	oob   []byte
 }
 
 var udpJobs = sync.Pool{New: func() any {
-	return &udpJob{buf: make([]byte, bufSize), reply: make([]byte, 0, bufSize), oob: make([]byte, 128)}
+	return &udpJob{buf: make([]byte, bufSize), reply: make([]byte, 0, bufSize)}
 }}
 
 func (u *udpListener) serve() error {
 	fast, _ := u.s.Handler.(FastHandler)
-	if !u.wildcard {
-		return u.serveBatch(fast)
-	}
-	for {
-		j := udpJobs.Get().(*udpJob)
-		j.u = u
-		var n, oobn int
-		var from netip.AddrPort
-		var err error
-		if u.wildcard {
-			n, oobn, _, from, err = u.conn.ReadMsgUDPAddrPort(j.buf[:cap(j.buf)], j.oob[:cap(j.oob)])
-		} else {
-			n, from, err = u.conn.ReadFromUDPAddrPort(j.buf[:cap(j.buf)])
-		}
-		if err != nil {
-			udpJobs.Put(j)
-			if u.s.stopping.Load() || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Errors such as ICMP-induced ECONNREFUSED on some kernels
-			// concern one datagram, not the socket.
-			continue
-		}
-		j.req = Request{Msg: j.buf[:n], Client: from, Local: u.local, Received: time.Now()}
-		j.oob = j.oob[:oobn]
-		if u.wildcard {
-			j.req.Local = netip.AddrPortFrom(u.dst(j.oob), u.local.Port())
-		}
-		if fast != nil {
-			if reply, ok := fast.ServeFast(&j.req, j.reply[:0]); ok {
-				j.send(reply)
-				j.release(reply)
-				continue
-			}
-		}
-		u.s.dispatch(j)
-	}
+	return u.serveBatch(fast)
 }
 
 // workerIdle is how long an idle UDP worker waits for a query before it
@@ -178,23 +141,4 @@ func (j *udpJob) release(reply []byte) {
 	j.req = Request{}
 	j.u = nil
 	udpJobs.Put(j)
-}
-
-// dst returns the destination address of a datagram from its control
-// message, invalid when absent.
-func (u *udpListener) dst(oob []byte) netip.Addr {
-	if u.v6 {
-		var cm ipv6.ControlMessage
-		if cm.Parse(oob) == nil && cm.Dst != nil {
-			a, _ := netip.AddrFromSlice(cm.Dst)
-			return a
-		}
-		return netip.Addr{}
-	}
-	var cm ipv4.ControlMessage
-	if cm.Parse(oob) == nil && cm.Dst != nil {
-		a, _ := netip.AddrFromSlice(cm.Dst.To4())
-		return a
-	}
-	return netip.Addr{}
 }
