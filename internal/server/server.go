@@ -2,8 +2,9 @@
 // forwarding proxy and master mode's authoritative server: UDP sockets
 // read in batches (recvmmsg/sendmmsg) with replies sent from the address
 // queried, TCP connections carrying pipelined queries answered out of
-// order, sockets bound with IP_FREEBIND, a connection cap, an idle
-// timeout, and a graceful shutdown. It knows nothing of DNS beyond
+// order, sockets bound with IP_FREEBIND (and with SO_REUSEPORT when
+// several UDP sockets serve one address, one per core), a connection cap,
+// an idle timeout, and a graceful shutdown. It knows nothing of DNS beyond
 // framing: a Handler answers each message in wire format, and a
 // FastHandler answers what needs no waiting on the read goroutine itself.
 //
