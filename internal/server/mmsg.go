@@ -1,7 +1,9 @@
 package server
 
 import (
+	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"unsafe"
 
@@ -89,8 +91,9 @@ func (b *mmsgBatch) recv(fd uintptr) (int, syscall.Errno) {
 func (b *mmsgBatch) msg(i int) []byte { return b.bufs[i][:b.hs[i].n] }
 
 // from returns the sender of the i-th datagram, invalid for an address
-// family other than IPv4 and IPv6. An IPv6 scope is not kept: the reply
-// goes to the raw address received, zone included.
+// family other than IPv4 and IPv6. An IPv6 scope (a link-local sender)
+// becomes the address's zone, its interface index in decimal, as the net
+// package reports it when it cannot name the interface.
 func (b *mmsgBatch) from(i int) netip.AddrPort {
 	sa := &b.names[i]
 	switch sa.Family {
@@ -98,12 +101,57 @@ func (b *mmsgBatch) from(i int) netip.AddrPort {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
 		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(sa4.Port))
 	case unix.AF_INET6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port(sa.Port))
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			a = a.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
+		}
+		return netip.AddrPortFrom(a, port(sa.Port))
 	}
 	return netip.AddrPort{}
 }
 
-// port decodes a sockaddr's port, stored in network byte order.
+// setAddr fills send slot i with reply to dst, sent from src when valid:
+// set for a reply whose datagram is no longer in a receive batch (one a
+// worker answered). An IPv4 address goes out as AF_INET on an IPv4 socket
+// and as a mapped IPv6 address on an IPv6 one.
+func (b *mmsgBatch) setAddr(i int, reply []byte, dst netip.AddrPort, v6 bool, src netip.Addr) {
+	b.bufs[i] = reply
+	sa := &b.names[i]
+	*sa = unix.RawSockaddrInet6{}
+	h := &b.hs[i].hdr
+	if !v6 {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		sa4.Family = unix.AF_INET
+		sa4.Port = port(dst.Port())
+		sa4.Addr = dst.Addr().Unmap().As4()
+		h.Namelen = unix.SizeofSockaddrInet4
+	} else {
+		sa.Family = unix.AF_INET6
+		sa.Port = port(dst.Port())
+		sa.Addr = dst.Addr().As16()
+		sa.Scope_id = scopeID(dst.Addr().Zone())
+		h.Namelen = unix.SizeofSockaddrInet6
+	}
+	b.setSrc(i, src)
+}
+
+// scopeID is the interface index of an IPv6 zone: a decimal index, or an
+// interface name; 0 when there is none.
+func scopeID(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(n)
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	return 0
+}
+
+// port converts a port between host order and a sockaddr's network byte
+// order (the swap is its own inverse).
 func port(p uint16) uint16 {
 	b := (*[2]byte)(unsafe.Pointer(&p))
 	return uint16(b[0])<<8 | uint16(b[1])
@@ -143,8 +191,14 @@ func (b *mmsgBatch) dst(i int) netip.Addr {
 func (b *mmsgBatch) set(i int, reply []byte, in *mmsgBatch, j int, src netip.Addr) {
 	b.bufs[i] = reply
 	b.names[i] = in.names[j]
+	b.hs[i].hdr.Namelen = in.hs[j].hdr.Namelen
+	b.setSrc(i, src)
+}
+
+// setSrc sets the source address of send slot i's datagram (a packet-info
+// control message), on a batch that has room for one.
+func (b *mmsgBatch) setSrc(i int, src netip.Addr) {
 	h := &b.hs[i].hdr
-	h.Namelen = in.hs[j].hdr.Namelen
 	if b.ctrl == nil {
 		return
 	}
@@ -155,7 +209,7 @@ func (b *mmsgBatch) set(i int, reply []byte, in *mmsgBatch, j int, src netip.Add
 	}
 	c := b.ctrl[i]
 	ch := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
-	if in.names[j].Family == unix.AF_INET6 {
+	if b.names[i].Family == unix.AF_INET6 {
 		ch.Level, ch.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
 		ch.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
 		*(*unix.Inet6Pktinfo)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = unix.Inet6Pktinfo{Addr: src.As16()}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -18,6 +19,7 @@ import (
 type udpListener struct {
 	s        *Server
 	conn     *net.UDPConn
+	rc       syscall.RawConn
 	local    netip.AddrPort
 	wildcard bool
 	v6       bool
@@ -34,10 +36,13 @@ func newUDPListener(s *Server, pc net.PacketConn) (*udpListener, error) {
 		}
 	}
 	local := c.LocalAddr().(*net.UDPAddr).AddrPort()
-	u := &udpListener{s: s, conn: c, local: local, wildcard: local.Addr().IsUnspecified()}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("server: %s: %w", local, err)
+	}
+	u := &udpListener{s: s, conn: c, rc: rc, local: local, wildcard: local.Addr().IsUnspecified(),
+		v6: local.Addr().Is6() && !local.Addr().Is4In6()}
 	if u.wildcard {
-		u.v6 = local.Addr().Is6()
-		var err error
 		if u.v6 {
 			err = ipv6.NewPacketConn(c).SetControlMessage(ipv6.FlagDst, true)
 		} else {
@@ -57,10 +62,11 @@ type udpJob struct {
 	req   Request
 	buf   []byte // query
 	reply []byte
+	out   *mmsgBatch // one slot, to send the reply
 }
 
 var udpJobs = sync.Pool{New: func() any {
-	return &udpJob{buf: make([]byte, bufSize), reply: make([]byte, 0, bufSize)}
+	return &udpJob{buf: make([]byte, bufSize), reply: make([]byte, 0, bufSize), out: newMmsgBatch(1, 0, true)}
 }}
 
 func (u *udpListener) serve() error {
@@ -108,24 +114,29 @@ func (j *udpJob) serve() {
 	j.release(reply)
 }
 
+// send sends a worker's reply with a raw sendmmsg of one datagram, for
+// the reason the listener's batches are raw (see mmsgBatch.recv).
 func (j *udpJob) send(reply []byte) {
 	if reply == nil {
 		return
 	}
 	u := j.u
-	var err error
+	var src netip.Addr
 	if u.wildcard {
-		var oob []byte
-		if dst := j.req.Local.Addr(); dst.IsValid() {
-			if u.v6 {
-				oob = (&ipv6.ControlMessage{Src: dst.AsSlice()}).Marshal()
-			} else {
-				oob = (&ipv4.ControlMessage{Src: dst.AsSlice()}).Marshal()
+		src = j.req.Local.Addr()
+	}
+	j.out.setAddr(0, reply, j.req.Client, u.v6, src)
+	var errno syscall.Errno
+	err := u.rc.Write(func(fd uintptr) bool {
+		for {
+			if _, errno = j.out.send(fd, 0, 1); errno != syscall.EINTR {
+				return errno != syscall.EAGAIN
 			}
 		}
-		_, _, err = u.conn.WriteMsgUDPAddrPort(reply, oob, j.req.Client)
-	} else {
-		_, err = u.conn.WriteToUDPAddrPort(reply, j.req.Client)
+	})
+	j.out.bufs[0] = nil
+	if err == nil && errno != 0 {
+		err = errno
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		u.s.Logger.Debug("udp reply not sent", "client", j.req.Client, "err", err)
