@@ -163,7 +163,7 @@ func (b *mmsgBatch) dst(i int) netip.Addr {
 	if b.ctrl == nil {
 		return netip.Addr{}
 	}
-	c := b.ctrl[i][:b.hs[i].hdr.Controllen]
+	c := b.ctrl[i][:min(int(b.hs[i].hdr.Controllen), len(b.ctrl[i]))]
 	for len(c) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
 		if h.Len < unix.SizeofCmsghdr || uint64(h.Len) > uint64(len(c)) {
