@@ -7,148 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
-// v1Cluster is a state JSON document turned into the operator API's
-// messages (include/mesos/v1/master/master.proto: Event.Subscribed with
-// Response.GetState, Event.TaskAdded, Event.TaskUpdated; the Task,
-// TaskStatus, Resource, Labels, ContainerStatus and DiscoveryInfo of
-// include/mesos/v1/mesos.proto), as a master would stream them for the same
-// cluster.
-type v1Cluster struct {
-	agents, frameworks []any
-	// tasks are mesos.v1.Task objects, as in GetTasks.tasks.
-	tasks []map[string]any
-}
-
-func id(v any) map[string]any { return map[string]any{"value": v} }
-
-// v1FromState converts a state JSON document (as /master/state serves it).
-func v1FromState(t testing.TB, state []byte) *v1Cluster {
-	t.Helper()
-	var st struct {
-		Slaves     []map[string]any `json:"slaves"`
-		Frameworks []struct {
-			ID       string           `json:"id"`
-			Name     string           `json:"name"`
-			Hostname string           `json:"hostname"`
-			Tasks    []map[string]any `json:"tasks"`
-		} `json:"frameworks"`
-	}
-	require.NoError(t, json.Unmarshal(state, &st))
-	c := &v1Cluster{}
-	for _, s := range st.Slaves {
-		c.agents = append(c.agents, map[string]any{
-			"agent_info": map[string]any{"hostname": s["hostname"], "id": id(s["id"]), "port": 5051},
-			"active":     true, "version": "1.9.0", "pid": s["pid"],
-		})
-	}
-	for _, fw := range st.Frameworks {
-		c.frameworks = append(c.frameworks, map[string]any{
-			"framework_info": map[string]any{"user": "root", "name": fw.Name, "id": id(fw.ID), "hostname": fw.Hostname},
-			"active":         true, "connected": true, "recovered": false,
-		})
-		for _, task := range fw.Tasks {
-			c.tasks = append(c.tasks, v1TaskJSON(t, fw.ID, task))
-		}
-	}
-	return c
-}
-
-// v1TaskJSON converts a state JSON task: IDs become {"value"}, the "ports"
-// text a RANGES resource, status labels a Labels message.
-func v1TaskJSON(t testing.TB, fwID string, task map[string]any) map[string]any {
-	out := map[string]any{
-		"name": task["name"], "task_id": id(task["id"]), "framework_id": id(fwID),
-		"agent_id": id(task["slave_id"]), "state": task["state"],
-	}
-	if res, ok := task["resources"].(map[string]any); ok {
-		var v1res []any
-		for name, v := range res {
-			if f, ok := v.(float64); ok {
-				v1res = append(v1res, map[string]any{"name": name, "type": "SCALAR", "scalar": map[string]any{"value": f}})
-			}
-		}
-		if ports, ok := res["ports"].(string); ok {
-			var ranges []any
-			for part := range strings.SplitSeq(strings.Trim(ports, "[]"), ",") {
-				if part = strings.TrimSpace(part); part == "" {
-					continue
-				}
-				lo, hi, _ := strings.Cut(part, "-")
-				b, err1 := strconv.ParseUint(lo, 10, 64)
-				e, err2 := strconv.ParseUint(hi, 10, 64)
-				require.NoError(t, err1)
-				require.NoError(t, err2)
-				ranges = append(ranges, map[string]any{"begin": b, "end": e})
-			}
-			v1res = append(v1res, map[string]any{"name": "ports", "type": "RANGES", "ranges": map[string]any{"range": ranges}})
-		}
-		out["resources"] = v1res
-	}
-	if sts, ok := task["statuses"].([]any); ok {
-		var v1sts []any
-		for _, s := range sts {
-			s := s.(map[string]any)
-			v1s := map[string]any{"task_id": id(task["id"]), "agent_id": id(task["slave_id"])}
-			for k, v := range s {
-				if k == "labels" {
-					v = map[string]any{"labels": v}
-				}
-				v1s[k] = v
-			}
-			v1sts = append(v1sts, v1s)
-		}
-		out["statuses"] = v1sts
-	}
-	if d, ok := task["discovery"]; ok {
-		out["discovery"] = d
-	}
-	return out
-}
-
-// subscribed is the SUBSCRIBED event, with the tasks given.
-func (c *v1Cluster) subscribed(tasks []map[string]any, heartbeat float64) map[string]any {
-	return map[string]any{"type": "SUBSCRIBED", "subscribed": map[string]any{
-		"get_state": map[string]any{
-			"get_tasks":      map[string]any{"tasks": tasks},
-			"get_frameworks": map[string]any{"frameworks": c.frameworks},
-			"get_agents":     map[string]any{"agents": c.agents},
-		},
-		"heartbeat_interval_seconds": heartbeat,
-	}}
-}
-
-// launchEvents are the events of the tasks' launches: TASK_ADDED while
-// staging, then a TASK_UPDATED per status, the last with the task's state.
-func (c *v1Cluster) launchEvents() []map[string]any {
-	var out []map[string]any
-	for _, task := range c.tasks {
-		staged := map[string]any{}
-		for k, v := range task {
-			staged[k] = v
-		}
-		staged["state"] = "TASK_STAGING"
-		delete(staged, "statuses")
-		out = append(out, map[string]any{"type": "TASK_ADDED", "task_added": map[string]any{"task": staged}})
-		sts, _ := task["statuses"].([]any)
-		for i, s := range sts {
-			state := s.(map[string]any)["state"]
-			if i == len(sts)-1 {
-				state = task["state"]
-			}
-			out = append(out, map[string]any{"type": "TASK_UPDATED", "task_updated": map[string]any{
-				"framework_id": task["framework_id"], "status": s, "state": state,
-			}})
-		}
-	}
-	return out
-}
+func v1IDJSON(v string) map[string]any { return map[string]any{"value": v} }
 
 // recordIO frames events as a master streams them.
 func recordIO(t testing.TB, events ...map[string]any) []byte {
@@ -228,7 +94,7 @@ func TestEventsGiveTheStateRecords(t *testing.T) {
 			require.NoError(t, err)
 			want := zoneRecords(st)
 			require.Greater(t, len(want), 20)
-			c := v1FromState(t, state)
+			c := testsupport.MesosV1FromState(t, state)
 
 			// The full read before the subscription, without its tasks:
 			// it gives the leader and the frameworks' scheduler PIDs.
@@ -240,13 +106,13 @@ func TestEventsGiveTheStateRecords(t *testing.T) {
 			base := liveFromState(&bare, nil)
 
 			t.Run("snapshot", func(t *testing.T) {
-				evs := readEvents(t, recordIO(t, c.subscribed(c.tasks, 15)))
+				evs := readEvents(t, recordIO(t, c.Subscribed(c.Tasks, 15)))
 				require.Len(t, evs, 1)
 				l := liveFromSubscribed(evs[0].Subscribed, base)
 				require.Equal(t, want, zoneRecords(l.state()))
 			})
 			t.Run("events", func(t *testing.T) {
-				evs := readEvents(t, recordIO(t, append([]map[string]any{c.subscribed(nil, 15)}, c.launchEvents()...)...))
+				evs := readEvents(t, recordIO(t, append([]map[string]any{c.Subscribed(nil, 15)}, c.LaunchEvents()...)...))
 				l := liveFromSubscribed(evs[0].Subscribed, base)
 				require.Less(t, len(zoneRecords(l.state())), len(want))
 				for _, ev := range evs[1:] {
@@ -272,9 +138,9 @@ func TestLiveFromState(t *testing.T) {
 	prev := liveFromState(st, nil)
 	require.Equal(t, want, zoneRecords(prev.state()))
 
-	c := v1FromState(t, syntheticState(2, 1))
-	staging := c.tasks[0]
-	staging["state"], staging["framework_id"] = "TASK_STAGING", id("20140703-014514-3041283216-5050-5348-0000")
+	c := testsupport.MesosV1FromState(t, syntheticState(2, 1))
+	staging := c.Tasks[0]
+	staging["state"], staging["framework_id"] = "TASK_STAGING", v1IDJSON("20140703-014514-3041283216-5050-5348-0000")
 	evs := readEvents(t, recordIO(t, map[string]any{"type": "TASK_ADDED", "task_added": map[string]any{"task": staging}}))
 	require.True(t, prev.apply(evs[0]))
 	require.Equal(t, want, zoneRecords(prev.state()), "a staging task has no records")

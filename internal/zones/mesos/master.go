@@ -49,6 +49,11 @@ type Stats struct {
 	// HeldShrinks counts polls whose zone was held back because it
 	// lost more than master.maxShrink of the served one.
 	HeldShrinks uint64
+	// Streaming is set while the leader's operator API event stream is
+	// followed; Events counts the events applied from it (heartbeats
+	// aside) and EventSwaps the zone swaps they made.
+	Streaming          bool
+	Events, EventSwaps uint64
 	// Tasks is the number of tasks with records; SkippedTasks and
 	// DroppedNames count malformed tasks and names DNS cannot carry;
 	// PortCappedTasks counts tasks with more host ports than
@@ -88,6 +93,23 @@ type Master struct {
 	// pending is the shrink held back at the last successful poll, if
 	// any; guarded by pollMu.
 	pending *pendingShrink
+
+	// liveMu guards live, the cluster as the last full read and the
+	// event stream since show it (see stream.go), and liveEpoch, which
+	// counts the stream's snapshots. Never held across I/O.
+	liveMu    sync.Mutex
+	live      *liveState
+	liveEpoch uint64
+	// liveHeld is set while the zone of a stream snapshot is held back
+	// for shrinking too much (see swapLive); a poll that is not held
+	// clears it.
+	liveHeld bool
+	// snapshotNew is set when live was replaced by a stream snapshot
+	// not yet built into a zone.
+	snapshotNew bool
+	// polledCh is signalled after each successful poll, kick after each
+	// change of live (buffered: a signal pending is enough).
+	polledCh, kick chan struct{}
 
 	// mu guards what follows, and the zone swap with the stats that
 	// describe it. It is never held across I/O or a zone build.
@@ -138,6 +160,8 @@ func NewMaster(cfg config.Master, logger *slog.Logger) (*Master, error) {
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
+		polledCh: make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
 	}
 	z := EmptyZone(&m.opt, nextSerial(0))
 	m.store = zones.NewStore(z)
@@ -197,7 +221,8 @@ func (m *Master) closeHTTP() {
 	}
 }
 
-// Run polls until ctx ends, and serves the HTTP API when configured. It
+// Run polls until ctx ends, follows the leader's event stream between
+// polls (see stream.go), and serves the HTTP API when configured. It
 // returns nil on cancellation and an error only when the API cannot
 // listen.
 func (m *Master) Run(ctx context.Context) error {
@@ -214,6 +239,10 @@ func (m *Master) Run(ctx context.Context) error {
 			return nil
 		})
 		m.log.Info("Mesos-DNS HTTP API listening", "addr", ln.Addr().String())
+	}
+	if m.fixed == nil && m.cfg.StateFile == "" {
+		g.Go(func() error { m.streamLoop(ctx); return nil })
+		g.Go(func() error { m.coalesce(ctx); return nil })
 	}
 	g.Go(func() error {
 		refresh := time.Duration(m.cfg.RefreshSeconds) * time.Second
@@ -247,10 +276,18 @@ func (m *Master) Poll(ctx context.Context) error {
 	m.pollMu.Lock()
 	defer m.pollMu.Unlock()
 	start := time.Now()
+	epoch := m.beginResync()
 	st, err := m.readState(ctx)
 	if err == nil {
 		err = checkTasks(st)
 	}
+	var rs resync
+	if err == nil {
+		rs = m.prepareResync(st, epoch)
+		st = rs.st
+	}
+	held := false
+	defer func() { m.commitResync(rs, epoch, err == nil && !held) }()
 	defer m.polled.Store(true)
 	if m.observe != nil {
 		defer func() { m.observe(time.Since(start), err) }()
@@ -269,12 +306,11 @@ func (m *Master) Poll(ctx context.Context) error {
 	}
 	opt := m.opt
 	opt.Resolve = m.resolver(ctx)
-	// Only Poll swaps the store, and polls are serialized: cur stays the
-	// served zone until the swap below.
+	// Polls and event swaps are serialized: cur stays the served zone
+	// until the swap below.
 	cur := m.store.Load()
 	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
 	swapped := z.Hash() != cur.Hash()
-	held := false
 	if swapped {
 		m.mu.Lock()
 		var served *State
@@ -327,6 +363,83 @@ func (m *Master) Poll(ctx context.Context) error {
 	return nil
 }
 
+// beginResync starts keeping the events applied to the live state, for
+// the state a poll reads (see prepareResync); it returns the stream's
+// snapshot count.
+func (m *Master) beginResync() uint64 {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	if m.live != nil {
+		m.live.logging, m.live.log = true, nil
+	}
+	return m.liveEpoch
+}
+
+// resync is a poll's state made the base of the live state.
+type resync struct {
+	// st is the state to build the zone from: the poll's, or while the
+	// event stream runs, next's.
+	st *State
+	// next is the live state rebased on the poll's state, with the
+	// first applied events logged since beginResync applied again; nil
+	// when a stream snapshot newer than the poll came meanwhile.
+	next    *liveState
+	applied int
+}
+
+// prepareResync rebases the live state on st, a poll's state, without
+// replacing it yet: the events received during the read may be newer than
+// st, so they are applied again (see liveState.rebase).
+func (m *Master) prepareResync(st *State, epoch uint64) resync {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	rs := resync{st: st}
+	if m.live == nil || m.liveEpoch == epoch {
+		rs.next = liveFromState(st, m.live)
+		if m.live != nil {
+			for _, ev := range m.live.log {
+				rs.next.applyOne(ev)
+			}
+			rs.applied = len(m.live.log)
+		}
+	}
+	m.mu.Lock()
+	streaming := m.stats.Streaming
+	m.mu.Unlock()
+	if !streaming {
+		return rs
+	}
+	if rs.next != nil {
+		rs.st = rs.next.state()
+	} else {
+		rs.st = m.live.state()
+	}
+	rs.st.Skipped = st.Skipped
+	return rs
+}
+
+// commitResync makes a prepared resync the live state, with the events
+// received since it was prepared, when keep (the poll succeeded and its
+// zone was not held back); it ends the logging either way. A poll whose
+// zone is held leaves the live state on its previous base, so events do
+// not swap in what the poll held.
+func (m *Master) commitResync(rs resync, epoch uint64, keep bool) {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	if keep && rs.next != nil && m.liveEpoch == epoch {
+		if m.live != nil {
+			for _, ev := range m.live.log[rs.applied:] {
+				rs.next.applyOne(ev)
+			}
+		}
+		m.live = rs.next
+		m.liveHeld = false
+	}
+	if m.live != nil {
+		m.live.logging, m.live.log = false, nil
+	}
+}
+
 // pollSucceededLocked records a successful poll of st, started at start,
 // whether its zone was swapped in, unchanged or held back: the leader it
 // names and the poll counters. m.mu is held.
@@ -339,6 +452,10 @@ func (m *Master) pollSucceededLocked(st *State, start time.Time) {
 	m.stats.LastSuccess = time.Now()
 	m.stats.LastError = ""
 	m.stats.Leader = st.Leader
+	select {
+	case m.polledCh <- struct{}{}:
+	default:
+	}
 }
 
 // nextSerial is the serial for a changed zone: the Unix time, or one more

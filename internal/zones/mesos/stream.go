@@ -1,0 +1,302 @@
+package mesos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Following the leader's operator API event stream (Mesos 1.1 and later):
+// after a full read of the state, master mode subscribes to the leader
+// (Call.SUBSCRIBE of include/mesos/v1/master/master.proto), starts again
+// from the SUBSCRIBED snapshot and applies the task, agent and framework
+// events to the live state as they come; a coalescer turns bursts of them
+// into a few zone swaps a second. The full read every refreshSeconds goes
+// on: it is the resync while the stream runs, and the only source when
+// the master cannot stream.
+
+// Limits on a stream's records: the SUBSCRIBED snapshot holds the whole
+// cluster (about 1.5 KB a task), later events one task or agent each.
+const (
+	maxSnapshotRecord = 1 << 30
+	maxEventRecord    = 16 << 20
+)
+
+// Coalescing: a swap waits for swapQuiet without events, or swapMaxDelay
+// after the first one at most; two swaps are at least swapMinInterval
+// apart, so a steady flow of events makes at most 1/swapMinInterval swaps
+// a second, each built from every event received.
+const (
+	swapQuiet       = 50 * time.Millisecond
+	swapMaxDelay    = 250 * time.Millisecond
+	swapMinInterval = 250 * time.Millisecond
+)
+
+// missedHeartbeats is how many heartbeat intervals may pass without a
+// record before the stream is taken for dead.
+const missedHeartbeats = 3
+
+// errNoStream is a master that does not serve the event stream: an older
+// Mesos (no /api/v1), or something in between that answers otherwise.
+var errNoStream = errors.New("the master does not serve the operator API event stream")
+
+// errStreamSilent is a stream that sent nothing, not even a heartbeat, for
+// missedHeartbeats intervals.
+var errStreamSilent = errors.New("no event or heartbeat")
+
+// streamLoop follows the leader's event stream until ctx ends: it
+// subscribes after a successful full read, and again after a lost stream
+// (backing off up to refreshSeconds). A master that cannot stream is
+// logged once and asked again after each later full read.
+func (m *Master) streamLoop(ctx context.Context) {
+	refresh := time.Duration(m.cfg.RefreshSeconds) * time.Second
+	backoff := time.Second
+	waitPoll, loggedNoStream := true, false
+	for {
+		if waitPoll {
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.polledCh:
+			}
+		}
+		m.mu.Lock()
+		leader := m.leader
+		m.mu.Unlock()
+		if leader == "" {
+			waitPoll = true
+			continue
+		}
+		subscribed, err := m.subscribe(ctx, leader)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, errNoStream) {
+			if !loggedNoStream {
+				m.log.Info("Mesos leader has no operator API event stream; reading the whole state every refreshSeconds only",
+					"leader", leader, "refreshSeconds", m.cfg.RefreshSeconds, "err", err)
+				loggedNoStream = true
+			}
+			waitPoll = true
+			continue
+		}
+		if subscribed {
+			backoff = time.Second
+			loggedNoStream = false
+		}
+		m.log.Warn("Mesos operator API event stream lost; subscribing again", "leader", leader, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, max(refresh, time.Second))
+		waitPoll = false
+	}
+}
+
+// subscribe follows the event stream of the master at addr until it ends,
+// fails or ctx ends; subscribed reports whether it got as far as the
+// SUBSCRIBED snapshot.
+func (m *Master) subscribe(ctx context.Context, addr string) (subscribed bool, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1", bytes.NewReader([]byte(`{"type":"SUBSCRIBE"}`)))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "spartan")
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("POST /api/v1 SUBSCRIBE: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusMethodNotAllowed,
+		resp.StatusCode == http.StatusNotImplemented, resp.StatusCode == http.StatusUnsupportedMediaType,
+		resp.StatusCode == http.StatusNotAcceptable:
+		return false, fmt.Errorf("%w: POST /api/v1 SUBSCRIBE: %s", errNoStream, resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		return false, fmt.Errorf("POST /api/v1 SUBSCRIBE: %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		return false, fmt.Errorf("%w: POST /api/v1 SUBSCRIBE answered with Content-Type %q, not a stream of JSON records", errNoStream, ct)
+	}
+
+	// The snapshot may take as long as a state read; then each record
+	// must come within missedHeartbeats intervals.
+	silent := time.AfterFunc(time.Duration(m.cfg.StateTimeoutSeconds)*time.Second, func() { cancel(errStreamSilent) })
+	defer silent.Stop()
+	fail := func(what string, err error) error {
+		if cause := context.Cause(ctx); errors.Is(cause, errStreamSilent) {
+			return fmt.Errorf("%s: %w", what, cause)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	rr := newRecordReader(resp.Body, maxSnapshotRecord)
+	rec, err := rr.next()
+	if err != nil {
+		return false, fail("reading SUBSCRIBED", err)
+	}
+	ev, err := decodeEvent(rec)
+	if err != nil {
+		return false, fmt.Errorf("%w: first record: %w", errNoStream, err)
+	}
+	if ev.Type != eventSubscribed || ev.Subscribed == nil {
+		return false, fmt.Errorf("%w: first record is %s, not SUBSCRIBED", errNoStream, ev.Type)
+	}
+	interval := time.Duration(ev.Subscribed.HeartbeatIntervalSeconds * float64(time.Second))
+	if interval <= 0 {
+		interval = time.Duration(m.cfg.RefreshSeconds) * time.Second
+	}
+	m.liveMu.Lock()
+	next := liveFromSubscribed(ev.Subscribed, m.live)
+	if m.live != nil {
+		// A full read in flight started before this snapshot: it must
+		// not replace it (see Poll).
+		next.logging = m.live.logging
+	}
+	m.live = next
+	m.liveEpoch++
+	m.snapshotNew = true
+	m.liveMu.Unlock()
+	m.setStreaming(true)
+	defer m.setStreaming(false)
+	m.kickSwap()
+	m.log.Info("following the Mesos operator API event stream", "leader", addr,
+		"tasks", len(ev.Subscribed.GetState.GetTasks.Tasks), "heartbeat", interval)
+
+	rr.max = maxEventRecord
+	for {
+		silent.Reset(missedHeartbeats * interval)
+		rec, err := rr.next()
+		if err != nil {
+			return true, fail("reading events", err)
+		}
+		ev, err := decodeEvent(rec)
+		if err != nil {
+			// The state can no longer be trusted to follow the master:
+			// start again from a new snapshot.
+			return true, err
+		}
+		if ev.Type == eventHeartbeat {
+			continue
+		}
+		m.liveMu.Lock()
+		changed := m.live.apply(ev)
+		m.liveMu.Unlock()
+		m.mu.Lock()
+		m.stats.Events++
+		m.mu.Unlock()
+		if changed {
+			m.kickSwap()
+		}
+	}
+}
+
+func (m *Master) setStreaming(on bool) {
+	m.mu.Lock()
+	m.stats.Streaming = on
+	m.mu.Unlock()
+}
+
+// kickSwap tells the coalescer the live state changed.
+func (m *Master) kickSwap() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// coalesce swaps in the zone of the live state after changes, a burst of
+// them at a time (see swapQuiet), until ctx ends.
+func (m *Master) coalesce(ctx context.Context) {
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		}
+		deadline := time.Now().Add(swapMaxDelay)
+		if d := last.Add(swapMinInterval); d.After(deadline) {
+			deadline = d
+		}
+		t := time.NewTimer(min(swapQuiet, time.Until(deadline)))
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-m.kick:
+				t.Reset(max(min(swapQuiet, time.Until(deadline)), time.Until(last.Add(swapMinInterval))))
+			case <-t.C:
+				break wait
+			}
+		}
+		last = time.Now()
+		m.swapLive(ctx)
+	}
+}
+
+// swapLive builds the zone of the live state and swaps it in when it
+// differs from the served one. Events are the leader's own account of
+// each change, so the shrinks they make are not held back; a stream
+// snapshot is checked as a full read is (holdShrink), and while its zone
+// is held, so are the events after it, until a poll settles it.
+func (m *Master) swapLive(ctx context.Context) {
+	m.pollMu.Lock()
+	defer m.pollMu.Unlock()
+	start := time.Now()
+	m.liveMu.Lock()
+	if m.live == nil || (m.liveHeld && !m.snapshotNew) {
+		m.liveMu.Unlock()
+		return
+	}
+	st := m.live.state()
+	snapshot := m.snapshotNew
+	m.snapshotNew = false
+	m.liveMu.Unlock()
+	opt := m.opt
+	opt.Resolve = m.resolver(ctx)
+	cur := m.store.Load()
+	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
+	if z.Hash() == cur.Hash() {
+		return
+	}
+	if snapshot {
+		m.mu.Lock()
+		var served *State
+		if m.enum != nil {
+			served = m.enum.st
+		}
+		m.mu.Unlock()
+		held := m.holdShrink(cur, z, served, st)
+		m.liveMu.Lock()
+		m.liveHeld = held
+		m.liveMu.Unlock()
+		if held {
+			m.mu.Lock()
+			m.stats.HeldShrinks++
+			m.mu.Unlock()
+			return
+		}
+	}
+	m.mu.Lock()
+	m.store.Swap(z)
+	m.enum = &enumCache{st: st}
+	m.stats.Swaps++
+	m.stats.EventSwaps++
+	m.stats.Records, m.stats.Serial = z.Len(), z.Serial()
+	m.stats.Tasks, m.stats.DroppedNames, m.stats.PortCappedTasks = gs.Tasks, gs.Dropped, gs.PortsCapped
+	m.mu.Unlock()
+	m.log.Debug("cluster zone updated from events", "serial", z.Serial(), "records", z.Len(),
+		"tasks", gs.Tasks, "took", time.Since(start))
+}
