@@ -109,17 +109,17 @@ func TestEventsGiveTheStateRecords(t *testing.T) {
 				evs := readEvents(t, recordIO(t, c.Subscribed(c.Tasks, 15)))
 				require.Len(t, evs, 1)
 				l := liveFromSubscribed(evs[0].Subscribed, base)
-				require.Equal(t, want, zoneRecords(l.state()))
+				require.Equal(t, want, liveRecords(l))
 			})
 			t.Run("events", func(t *testing.T) {
 				evs := readEvents(t, recordIO(t, append([]map[string]any{c.Subscribed(nil, 15)}, c.LaunchEvents()...)...))
 				l := liveFromSubscribed(evs[0].Subscribed, base)
-				require.Less(t, len(zoneRecords(l.state())), len(want))
+				require.Less(t, len(liveRecords(l)), len(want))
 				for _, ev := range evs[1:] {
 					require.True(t, l.apply(ev), "event %s changes nothing", ev.Type)
 				}
 				require.Zero(t, l.unknown)
-				require.Equal(t, want, zoneRecords(l.state()))
+				require.Equal(t, want, liveRecords(l))
 			})
 		})
 	}
@@ -136,17 +136,23 @@ func TestLiveFromState(t *testing.T) {
 	want := zoneRecords(st)
 
 	prev := liveFromState(st, nil)
-	require.Equal(t, want, zoneRecords(prev.state()))
+	require.Equal(t, want, liveRecords(prev))
 
 	c := testsupport.MesosV1FromState(t, syntheticState(2, 1))
 	staging := c.Tasks[0]
 	staging["state"], staging["framework_id"] = "TASK_STAGING", v1IDJSON("20140703-014514-3041283216-5050-5348-0000")
 	evs := readEvents(t, recordIO(t, map[string]any{"type": "TASK_ADDED", "task_added": map[string]any{"task": staging}}))
 	require.True(t, prev.apply(evs[0]))
-	require.Equal(t, want, zoneRecords(prev.state()), "a staging task has no records")
+	require.Equal(t, want, liveRecords(prev), "a staging task has no records")
 
 	next := liveFromState(st, prev)
-	require.Equal(t, want, zoneRecords(next.state()))
+	require.Equal(t, want, liveRecords(next))
 	lf := next.fws["20140703-014514-3041283216-5050-5348-0000"]
 	require.NotNil(t, lf.tasks[staging["task_id"].(map[string]any)["value"].(string)], "the staging task is kept")
+}
+
+// liveRecords is the zone of a live state, one record a line, sorted.
+func liveRecords(l *liveState) []string {
+	st, _ := l.state()
+	return zoneRecords(st)
 }

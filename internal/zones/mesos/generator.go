@@ -158,11 +158,29 @@ type generator struct {
 
 // generate emits every record of st to out, in Mesos-DNS's order.
 func generate(st *State, opt *Options, out sink) GenStats {
+	return generateAll(st, opt, out).stats
+}
+
+// generateAll is generate, returning the generator for what it learned
+// (the agents' addresses).
+func generateAll(st *State, opt *Options, out sink) *generator {
+	g := newGenerator(opt, out, make(map[string][]netip.Addr, len(st.Slaves)))
+	g.frameworks(st)
+	g.slaves(st)
+	for _, ip := range opt.Listeners {
+		g.addr(opt.NS, ip)
+	}
+	g.masters(st.Leader)
+	g.tasks(st)
+	return g
+}
+
+func newGenerator(opt *Options, out sink, slaveIPs map[string][]netip.Addr) *generator {
 	g := &generator{
 		opt:      opt,
 		tail:     "." + opt.Domain,
 		tailB:    []byte("." + opt.Domain),
-		slaveIPs: make(map[string][]netip.Addr, len(st.Slaves)),
+		slaveIPs: slaveIPs,
 		resolved: make(map[string][]netip.Addr),
 	}
 	if ns, ok := out.(nameSink); ok {
@@ -171,14 +189,7 @@ func generate(st *State, opt *Options, out sink) GenStats {
 		g.out = stringSink{out}
 	}
 	g.ts, _ = out.(taskSink)
-	g.frameworks(st)
-	g.slaves(st)
-	for _, ip := range opt.Listeners {
-		g.addr(opt.NS, ip)
-	}
-	g.masters(st.Leader)
-	g.tasks(st)
-	return g.stats
+	return g
 }
 
 // maxName is the longest name, in presentation form with the final dot,
@@ -376,22 +387,29 @@ func (g *generator) tasks(st *State) {
 		}
 		fname := domainFrag(fw.Name, g.opt.Spec)
 		for j := range fw.Tasks {
-			t := &fw.Tasks[j]
-			slaveIPs, ok := g.slaveIPs[t.SlaveID]
-			if !ok || (g.opt.HealthyOnly && t.Unhealthy) {
-				continue
-			}
-			if fname == "" {
-				g.stats.Dropped++
-				continue
-			}
-			if g.ts != nil {
-				g.ts.task(t)
-			}
-			g.stats.Tasks++
-			g.task(t, fname, slaveIPs)
+			g.taskRecords(&fw.Tasks[j], fname, "")
 		}
 	}
+}
+
+// taskRecords emits a running task's records, in framework fname, unless
+// its agent is unknown or it is unhealthy and only healthy tasks are
+// named: every name it publishes, or only, when only is not empty, the
+// one of its published names (see taskNames) that only is.
+func (g *generator) taskRecords(t *Task, fname, only string) {
+	slaveIPs, ok := g.slaveIPs[t.SlaveID]
+	if !ok || (g.opt.HealthyOnly && t.Unhealthy) {
+		return
+	}
+	if fname == "" {
+		g.stats.Dropped++
+		return
+	}
+	if g.ts != nil {
+		g.ts.task(t)
+	}
+	g.stats.Tasks++
+	g.task(t, fname, slaveIPs, only)
 }
 
 // taskIPs returns the addresses of the first IP source that has any.
@@ -415,7 +433,7 @@ func (g *generator) taskIPs(t *Task, slaveIPs []netip.Addr) []netip.Addr {
 	return nil
 }
 
-func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
+func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr, only string) {
 	ips := g.taskIPs(t, slaveIPs)
 	ports := 0
 	for _, r := range t.Ports {
@@ -424,27 +442,40 @@ func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
 	if ports > MaxTaskPorts {
 		g.stats.PortsCapped++
 	}
-	if t.Discovery == nil {
-		if name := g.opt.Spec(t.Name); name != "" {
+	names, dropped := taskNames(t, g.opt.Spec)
+	if dropped {
+		g.stats.Dropped++
+	}
+	for _, name := range names {
+		if only == "" || name == only {
 			g.taskNamed(t, name, fname, ips, slaveIPs)
-		} else {
-			g.stats.Dropped++
 		}
-		return
+	}
+}
+
+// taskNames returns the names a task publishes its records under: its
+// sanitized name, or with a DiscoveryInfo name, that name as given
+// (lower-cased, when a valid host name) and sanitized. dropped reports a
+// name that sanitizes to nothing.
+func taskNames(t *Task, spec LabelFunc) (names []string, dropped bool) {
+	if t.Discovery == nil {
+		if name := spec(t.Name); name != "" {
+			return []string{name}, false
+		}
+		return nil, true
 	}
 	// The DiscoveryInfo name replaces the task name, published both as
 	// given and sanitized.
-	clean := g.opt.Spec(t.Discovery.Name)
+	clean := spec(t.Discovery.Name)
 	// DNS names are case-insensitive: the raw form is lower-cased so
 	// owner names and SRV targets agree.
 	if raw := strings.ToLower(t.Discovery.Name); raw != clean && rawNameOK(raw) {
-		g.taskNamed(t, raw, fname, ips, slaveIPs)
+		names = append(names, raw)
 	}
-	if clean != "" {
-		g.taskNamed(t, clean, fname, ips, slaveIPs)
-	} else {
-		g.stats.Dropped++
+	if clean == "" {
+		return names, true
 	}
+	return append(names, clean), false
 }
 
 // Name parts that do not change.

@@ -26,7 +26,16 @@ type liveState struct {
 	// unknown counts updates of tasks never seen (not in the snapshot the
 	// stream started from, nor added since).
 	unknown uint64
+	// dirty holds the tasks changed since the zone was last built from
+	// l (see takeChanges); full says that more than tasks changed (agents,
+	// frameworks, a new base), which only a whole build covers.
+	dirty map[taskRef]struct{}
+	full  bool
 }
+
+// taskRef names a task of the live state: its framework's ID and its key
+// there (the task's ID).
+type taskRef struct{ fw, key string }
 
 // liveFramework is a framework and every task it has that is not
 // terminal, in the order they became known.
@@ -54,7 +63,27 @@ type liveTask struct {
 }
 
 func newLiveState() *liveState {
-	return &liveState{fws: map[string]*liveFramework{}, slaves: map[string]Slave{}}
+	return &liveState{fws: map[string]*liveFramework{}, slaves: map[string]Slave{}, dirty: map[taskRef]struct{}{}, full: true}
+}
+
+func (l *liveState) touch(fw, key string) { l.dirty[taskRef{fw, key}] = struct{}{} }
+
+// takeChanges returns the tasks changed since the last call, or full when
+// more than tasks changed, and starts afresh.
+func (l *liveState) takeChanges() (dirty map[taskRef]struct{}, full bool) {
+	dirty, full = l.dirty, l.full
+	l.dirty, l.full = map[taskRef]struct{}{}, false
+	return dirty, full
+}
+
+// runningTask returns the task ref names when it runs, else nil.
+func (l *liveState) runningTask(ref taskRef) *Task {
+	if lf := l.fws[ref.fw]; lf != nil {
+		if lt := lf.tasks[ref.key]; lt != nil && lt.running {
+			return &lt.t
+		}
+	}
+	return nil
 }
 
 // liveFromState makes the live state of a full read. st holds only the
@@ -210,6 +239,7 @@ func terminal(s string) bool {
 
 // addTask adds or replaces a task (TASK_ADDED, or a snapshot's task).
 func (l *liveState) addTask(v *v1Task) {
+	l.touch(v.FrameworkID.Value, v.TaskID.Value)
 	if terminal(v.State) {
 		if lf := l.fws[v.FrameworkID.Value]; lf != nil {
 			lf.remove(v.TaskID.Value)
@@ -252,6 +282,7 @@ func (l *liveState) applyOne(ev *v1Event) bool {
 			}
 			return false
 		}
+		l.touch(u.FrameworkID.Value, u.Status.TaskID.Value)
 		if terminal(u.State) {
 			lf.remove(u.Status.TaskID.Value)
 			return true
@@ -290,6 +321,9 @@ func (l *liveState) applyOne(ev *v1Event) bool {
 	default:
 		return false
 	}
+	if ev.Type != eventTaskAdded && ev.Type != eventTaskUpdated {
+		l.full = true
+	}
 	return true
 }
 
@@ -305,9 +339,11 @@ func (l *liveState) rebase(st *State) {
 	}
 }
 
-// state returns the State of the running tasks, for the generator. It
-// shares the tasks' slices with l, which never modifies a task in place.
-func (l *liveState) state() *State {
+// state returns the State of the running tasks, for the generator, and
+// the refs of its tasks in order. It shares the tasks' slices with l,
+// which never modifies a task in place.
+func (l *liveState) state() (*State, []taskRef) {
+	var refs []taskRef
 	st := &State{Leader: l.leader, PID: l.pid, CompletedFrameworks: slices.Clone(l.completed)}
 	st.Slaves = make([]Slave, 0, len(l.slaveOrder))
 	for _, id := range l.slaveOrder {
@@ -321,9 +357,10 @@ func (l *liveState) state() *State {
 		for _, e := range lf.order {
 			if lt := lf.task(e); lt != nil && lt.running {
 				fw.Tasks = append(fw.Tasks, lt.t)
+				refs = append(refs, taskRef{id, e.id})
 			}
 		}
 		st.Frameworks = append(st.Frameworks, fw)
 	}
-	return st
+	return st, refs
 }

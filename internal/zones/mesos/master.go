@@ -111,6 +111,10 @@ type Master struct {
 	// change of live (buffered: a signal pending is enough).
 	polledCh, kick chan struct{}
 
+	// index describes the served zone for patching it (incremental.go);
+	// nil when it was not built from the live state. Guarded by pollMu.
+	index *zoneIndex
+
 	// mu guards what follows, and the zone swap with the stats that
 	// describe it. It is never held across I/O or a zone build.
 	mu     sync.Mutex
@@ -287,7 +291,14 @@ func (m *Master) Poll(ctx context.Context) error {
 		st = rs.st
 	}
 	held := false
-	defer func() { m.commitResync(rs, epoch, err == nil && !held) }()
+	var idx *zoneIndex
+	defer func() {
+		if m.commitResync(rs, epoch, err == nil && !held) {
+			// The served zone is now the one built here, from the
+			// state idx describes (nil when not streaming).
+			m.index = idx
+		}
+	}()
 	defer m.polled.Store(true)
 	if m.observe != nil {
 		defer func() { m.observe(time.Since(start), err) }()
@@ -309,7 +320,13 @@ func (m *Master) Poll(ctx context.Context) error {
 	// Polls and event swaps are serialized: cur stays the served zone
 	// until the swap below.
 	cur := m.store.Load()
-	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
+	var z *zones.Zone
+	var gs GenStats
+	if rs.refs != nil {
+		z, gs, idx = buildIndexed(st, rs.refs, &opt, nextSerial(cur.Serial()))
+	} else {
+		z, gs = BuildZone(st, &opt, nextSerial(cur.Serial()))
+	}
 	swapped := z.Hash() != cur.Hash()
 	if swapped {
 		m.mu.Lock()
@@ -385,6 +402,9 @@ type resync struct {
 	// when a stream snapshot newer than the poll came meanwhile.
 	next    *liveState
 	applied int
+	// refs name st's tasks when it is next's state: the zone is then
+	// built with its index (see incremental.go).
+	refs []taskRef
 }
 
 // prepareResync rebases the live state on st, a poll's state, without
@@ -410,9 +430,12 @@ func (m *Master) prepareResync(st *State, epoch uint64) resync {
 		return rs
 	}
 	if rs.next != nil {
-		rs.st = rs.next.state()
+		rs.st, rs.refs = rs.next.state()
+		// The zone is built from this state with its index: what
+		// changes later is patched.
+		rs.next.takeChanges()
 	} else {
-		rs.st = m.live.state()
+		rs.st, _ = m.live.state()
 	}
 	rs.st.Skipped = st.Skipped
 	return rs
@@ -423,10 +446,21 @@ func (m *Master) prepareResync(st *State, epoch uint64) resync {
 // zone was not held back); it ends the logging either way. A poll whose
 // zone is held leaves the live state on its previous base, so events do
 // not swap in what the poll held.
-func (m *Master) commitResync(rs resync, epoch uint64, keep bool) {
+func (m *Master) commitResync(rs resync, epoch uint64, keep bool) (kept bool) {
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()
-	if keep && rs.next != nil && m.liveEpoch == epoch {
+	if m.live != nil {
+		defer func() { m.live.logging, m.live.log = false, nil }()
+	}
+	if !keep {
+		return false
+	}
+	if rs.next == nil || m.liveEpoch != epoch {
+		// A stream snapshot came during the read: the zone was built
+		// from it, without an index.
+		return true
+	}
+	{
 		if m.live != nil {
 			for _, ev := range m.live.log[rs.applied:] {
 				rs.next.applyOne(ev)
@@ -435,9 +469,7 @@ func (m *Master) commitResync(rs resync, epoch uint64, keep bool) {
 		m.live = rs.next
 		m.liveHeld = false
 	}
-	if m.live != nil {
-		m.live.logging, m.live.log = false, nil
-	}
+	return true
 }
 
 // pollSucceededLocked records a successful poll of st, started at start,

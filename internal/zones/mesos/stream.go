@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/spartan-dns/spartan/internal/zones"
 )
 
 // Following the leader's operator API event stream (Mesos 1.1 and later):
@@ -247,10 +249,12 @@ func (m *Master) coalesce(ctx context.Context) {
 }
 
 // swapLive builds the zone of the live state and swaps it in when it
-// differs from the served one. Events are the leader's own account of
-// each change, so the shrinks they make are not held back; a stream
-// snapshot is checked as a full read is (holdShrink), and while its zone
-// is held, so are the events after it, until a poll settles it.
+// differs from the served one: a patch of the served zone when only tasks
+// changed (see incremental.go), else a whole build. Events are the
+// leader's own account of each change, so the shrinks they make are not
+// held back; a stream snapshot is checked as a full read is (holdShrink),
+// and while its zone is held, so are the events after it, until a poll
+// settles it.
 func (m *Master) swapLive(ctx context.Context) {
 	m.pollMu.Lock()
 	defer m.pollMu.Unlock()
@@ -260,15 +264,34 @@ func (m *Master) swapLive(ctx context.Context) {
 		m.liveMu.Unlock()
 		return
 	}
-	st := m.live.state()
+	dirty, full := m.live.takeChanges()
+	st, refs := m.live.state()
+	changed := make(map[taskRef]*Task, len(dirty))
+	for ref := range dirty {
+		changed[ref] = m.live.runningTask(ref)
+	}
 	snapshot := m.snapshotNew
 	m.snapshotNew = false
 	m.liveMu.Unlock()
+	if !full && len(changed) == 0 {
+		return
+	}
 	opt := m.opt
 	opt.Resolve = m.resolver(ctx)
 	cur := m.store.Load()
-	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
+	serial := nextSerial(cur.Serial())
+	var z *zones.Zone
+	patched := false
+	if !full && !snapshot && m.index != nil {
+		z, patched = m.index.patch(cur, changed, &opt, serial)
+	}
+	idx := m.index
+	var gs GenStats
+	if !patched {
+		z, gs, idx = buildIndexed(st, refs, &opt, serial)
+	}
 	if z.Hash() == cur.Hash() {
+		m.index = idx
 		return
 	}
 	if snapshot {
@@ -289,14 +312,18 @@ func (m *Master) swapLive(ctx context.Context) {
 			return
 		}
 	}
+	m.index = idx
 	m.mu.Lock()
 	m.store.Swap(z)
 	m.enum = &enumCache{st: st}
 	m.stats.Swaps++
 	m.stats.EventSwaps++
 	m.stats.Records, m.stats.Serial = z.Len(), z.Serial()
-	m.stats.Tasks, m.stats.DroppedNames, m.stats.PortCappedTasks = gs.Tasks, gs.Dropped, gs.PortsCapped
+	if !patched {
+		// A patch leaves these counts as the last whole build made them.
+		m.stats.Tasks, m.stats.DroppedNames, m.stats.PortCappedTasks = gs.Tasks, gs.Dropped, gs.PortsCapped
+	}
 	m.mu.Unlock()
 	m.log.Debug("cluster zone updated from events", "serial", z.Serial(), "records", z.Len(),
-		"tasks", gs.Tasks, "took", time.Since(start))
+		"changedTasks", len(changed), "patched", patched, "took", time.Since(start))
 }
