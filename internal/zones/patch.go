@@ -116,19 +116,31 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 		count -= c
 		delete(names, name)
 	}
-	ents := base.ents
-	if len(b.names) > 0 {
-		ents = maps.Clone(base.ents)
-	}
 	for name, n := range b.names {
 		names[name] = n
 		h, c := nodeHash(n)
 		hash += h
 		count += c
-		delete(ents, name)
+	}
+	// The base's empty non-terminals are shared unless the patch changes
+	// them, which most patches (names under parents that exist) do not.
+	ents := base.ents
+	cloned := false
+	own := func() {
+		if !cloned {
+			ents, cloned = maps.Clone(base.ents), true
+		}
+	}
+	for name := range b.names {
+		if _, ok := ents[name]; ok {
+			own()
+			delete(ents, name)
+		}
 	}
 	for name := range b.ents {
-		if _, ok := names[name]; !ok {
+		_, isName := names[name]
+		if _, ok := ents[name]; !ok && !isName {
+			own()
 			ents[name] = struct{}{}
 		}
 	}

@@ -51,9 +51,12 @@ type Stats struct {
 	HeldShrinks uint64
 	// Streaming is set while the leader's operator API event stream is
 	// followed; Events counts the events applied from it (heartbeats
-	// aside) and EventSwaps the zone swaps they made.
-	Streaming          bool
-	Events, EventSwaps uint64
+	// aside), EventSwaps the zone swaps they made and PatchedSwaps those
+	// of them that patched the zone instead of building it whole.
+	Streaming                        bool
+	Events, EventSwaps, PatchedSwaps uint64
+	// EventSwapTime is the time spent building event swaps' zones.
+	EventSwapTime time.Duration
 	// Tasks is the number of tasks with records; SkippedTasks and
 	// DroppedNames count malformed tasks and names DNS cannot carry;
 	// PortCappedTasks counts tasks with more host ports than

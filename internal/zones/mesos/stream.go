@@ -318,6 +318,10 @@ func (m *Master) swapLive(ctx context.Context) {
 	m.enum = &enumCache{st: st}
 	m.stats.Swaps++
 	m.stats.EventSwaps++
+	m.stats.EventSwapTime += time.Since(start)
+	if patched {
+		m.stats.PatchedSwaps++
+	}
 	m.stats.Records, m.stats.Serial = z.Len(), z.Serial()
 	if !patched {
 		// A patch leaves these counts as the last whole build made them.
