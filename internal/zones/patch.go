@@ -52,7 +52,7 @@ func (p *Patch) Name(name []byte) string { return p.b.Name(name) }
 
 // RecordsAt returns the number of records the zone has at the owner name.
 func (z *Zone) RecordsAt(name string) int {
-	n := z.names[canonical(name)]
+	n := z.node(canonical(name))
 	if n == nil {
 		return 0
 	}
@@ -98,29 +98,38 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 	base, b := p.base, p.b
 	delete(b.names, base.origin)
 	for name := range b.names {
-		if _, dropped := p.drop[name]; !dropped {
-			if _, exists := base.names[name]; exists {
-				return nil, false
-			}
+		if _, dropped := p.drop[name]; !dropped && base.node(name) != nil {
+			return nil, false
 		}
 	}
-	names := maps.Clone(base.names)
+	// The changes go into a copy of the base's overlay, not of its
+	// whole name table; once the overlay holds more than an eighth of
+	// the names, they are merged into a new table, so lookups stay at
+	// two map probes and the copies amortize.
+	over := make(map[string]*node, len(base.over)+len(p.drop)+len(b.names)+1)
+	maps.Copy(over, base.over)
 	count, hash := base.count, base.hash
 	for name := range p.drop {
-		n := names[name]
+		n := base.node(name)
 		if n == nil {
 			continue
 		}
 		h, c := nodeHash(n)
 		hash -= h
 		count -= c
-		delete(names, name)
+		over[name] = nil
 	}
 	for name, n := range b.names {
-		names[name] = n
+		over[name] = n
 		h, c := nodeHash(n)
 		hash += h
 		count += c
+	}
+	lookup := func(name string) bool {
+		if n, ok := over[name]; ok {
+			return n != nil
+		}
+		return base.names[name] != nil
 	}
 	// The base's empty non-terminals are shared unless the patch changes
 	// them, which most patches (names under parents that exist) do not.
@@ -138,8 +147,7 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 		}
 	}
 	for name := range b.ents {
-		_, isName := names[name]
-		if _, ok := ents[name]; !ok && !isName {
+		if _, ok := ents[name]; !ok && !lookup(name) {
 			own()
 			ents[name] = struct{}{}
 		}
@@ -149,7 +157,7 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 	neg := dns.Copy(base.negSOA).(*dns.SOA)
 	neg.Serial = serial
 	// The apex node is the base's but for its SOA record.
-	old := names[base.origin]
+	old := base.node(base.origin)
 	apex := &node{name: old.name}
 	old.each(func(s *rrset) {
 		ns := apex.set(s.rrtype)
@@ -159,7 +167,19 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 		}
 	})
 	apex.set(dns.TypeSOA).rrs.Store(&[]dns.RR{soa})
-	names[base.origin] = apex
+	over[base.origin] = apex
+	names := base.names
+	if len(over) > len(names)/8+1024 {
+		names = maps.Clone(names)
+		for name, n := range over {
+			if n == nil {
+				delete(names, name)
+			} else {
+				names[name] = n
+			}
+		}
+		over = nil
+	}
 	p.b = nil
 	return &Zone{
 		origin: base.origin,
@@ -167,6 +187,7 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 		soa:    soa,
 		negSOA: neg,
 		names:  names,
+		over:   over,
 		ents:   ents,
 		count:  count,
 		hash:   hash,

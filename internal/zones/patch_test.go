@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -98,4 +99,40 @@ func TestPatchRefusesUndroppedName(t *testing.T) {
 	require.False(t, ok)
 	require.Equal(t, 1, base.RecordsAt("a.mesos."))
 	require.Equal(t, 0, base.RecordsAt("b.mesos."))
+}
+
+// Patches of patches: the changes pile up in the overlay until it is
+// merged into a new name table; before and after, the zone is the one
+// built whole.
+func TestPatchChain(t *testing.T) {
+	recs := map[string][]string{"keep.mesos.": {"10.0.0.1"}}
+	z := zoneOf(recs, 1)
+	merged := false
+	for i := range 400 {
+		p := z.Patch()
+		for j := range 4 {
+			name := fmt.Sprintf("t%d.fw%d.mesos.", i*4+j, j)
+			ip := fmt.Sprintf("10.1.%d.%d", i%250, j)
+			p.AddAddr([]byte(name), netip.MustParseAddr(ip), 60)
+			recs[name] = []string{ip}
+		}
+		if i >= 10 {
+			gone := fmt.Sprintf("t%d.fw0.mesos.", (i-10)*4)
+			p.Drop(gone)
+			delete(recs, gone)
+		}
+		next, ok := p.Build(uint32(i + 2))
+		require.True(t, ok)
+		merged = merged || (z.over != nil && next.over == nil)
+		z = next
+		if i%50 == 0 || i == 399 {
+			want := zoneOf(recs, uint32(i+2))
+			require.Equal(t, recordStrings(want), recordStrings(z), "patch %d", i)
+			require.Equal(t, want.Hash(), z.Hash())
+			require.Equal(t, want.Len(), z.Len())
+		}
+	}
+	require.True(t, merged, "the overlay was merged")
+	require.Equal(t, dns.RcodeNameError, z.Lookup("t0.fw0.mesos.", dns.TypeA).Rcode)
+	require.Len(t, z.Lookup("t1599.fw3.mesos.", dns.TypeA).Answer, 1)
 }

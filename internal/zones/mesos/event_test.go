@@ -156,3 +156,37 @@ func liveRecords(l *liveState) []string {
 	st, _ := l.state()
 	return zoneRecords(st)
 }
+
+// FuzzDecodeEvent decodes any record as an operator API event and applies
+// what decodes to a live state of the fixture: neither may panic, and the
+// zone of the result must build.
+func FuzzDecodeEvent(f *testing.F) {
+	fixture, err := os.ReadFile(filepath.Join(fixtureDir, "mesos-dns-fake-state.json"))
+	require.NoError(f, err)
+	st, err := DecodeState(bytes.NewReader(fixture))
+	require.NoError(f, err)
+	c := testsupport.MesosV1FromState(f, uniqueTaskIDs(f, fixture))
+	for _, ev := range append([]map[string]any{c.Subscribed(c.Tasks[:2], 15)}, c.LaunchEvents()...) {
+		j, err := json.Marshal(ev)
+		require.NoError(f, err)
+		f.Add(j)
+	}
+	f.Add([]byte(`{"type":"AGENT_REMOVED","agent_removed":{"agent_id":{"value":"20140803-125133-3041283216-5050-2410-0"}}}`))
+	f.Add([]byte(`{"type":"FRAMEWORK_REMOVED","framework_removed":{"framework_info":{"id":{"value":"20140703-014514-3041283216-5050-5348-0000"}}}}`))
+	f.Add([]byte(`{"type":"HEARTBEAT"}`))
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		ev, err := decodeEvent(rec)
+		if err != nil {
+			return
+		}
+		l := liveFromState(st, nil)
+		if ev.Type == eventSubscribed && ev.Subscribed != nil {
+			l = liveFromSubscribed(ev.Subscribed, l)
+		} else {
+			l.apply(ev)
+		}
+		s, refs := l.state()
+		require.Equal(t, s.RunningTasks(), len(refs))
+		buildIndexed(s, refs, goldenOptions(), 1)
+	})
+}

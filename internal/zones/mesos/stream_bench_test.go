@@ -89,7 +89,6 @@ func BenchmarkStreamLatency(b *testing.B) {
 	}()
 	addr := s.Addrs()[0]
 	const fw = "0a1b2c3d-fw-0000"
-	var start Stats
 	name := func(i int) string { return fmt.Sprintf("bench-%d", i+1) }
 	added := func(i int) string {
 		return fmt.Sprintf(`{"type":"TASK_ADDED","task_added":{"task":{"name":%q,"task_id":{"value":"%s.1"},"framework_id":{"value":%q},"agent_id":{"value":"0a1b2c3d-4e5f-6789-abcd-ef0123456789-S%d"},"state":"TASK_STAGING","resources":[{"name":"ports","type":"RANGES","ranges":{"range":[{"begin":%d,"end":%d}]}}]}}}`,
@@ -125,7 +124,6 @@ func BenchmarkStreamLatency(b *testing.B) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	start = s.Master.Stats()
 	start := s.Master.Stats()
 	b.ReportMetric(float64(start.Tasks), "tasks")
 
