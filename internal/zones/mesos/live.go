@@ -20,7 +20,9 @@ type liveState struct {
 	slaveOrder  []string
 	// logging is set while a full read is in flight: the events applied
 	// meanwhile are kept in log and applied again to the state it
-	// returns, which may predate them (see rebase).
+	// returns, which may predate them (see Master.prepareResync);
+	// applying one twice gives what applying it once does, as each sets
+	// what it carries.
 	logging bool
 	log     []*v1Event
 	// unknown counts updates of tasks never seen (not in the snapshot the
@@ -325,18 +327,6 @@ func (l *liveState) applyOne(ev *v1Event) bool {
 		l.full = true
 	}
 	return true
-}
-
-// rebase replaces l's contents with the full read st, then applies again
-// the events received since the read began: they may be newer than st,
-// and applying one twice gives what applying it once does, as each sets
-// what it carries.
-func (l *liveState) rebase(st *State) {
-	log := l.log
-	*l = *liveFromState(st, l)
-	for _, ev := range log {
-		l.applyOne(ev)
-	}
 }
 
 // state returns the State of the running tasks, for the generator, and

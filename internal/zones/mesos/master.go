@@ -412,7 +412,7 @@ type resync struct {
 
 // prepareResync rebases the live state on st, a poll's state, without
 // replacing it yet: the events received during the read may be newer than
-// st, so they are applied again (see liveState.rebase).
+// st, so they are applied again (see liveState.logging).
 func (m *Master) prepareResync(st *State, epoch uint64) resync {
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()
