@@ -135,7 +135,9 @@ func TestStreamNotServed(t *testing.T) {
 }
 
 // A stream that goes silent for three heartbeat intervals is dropped and
-// subscribed again; so is one the master ends. Each new subscription
+// subscribed again (the interval is SUBSCRIBED's heartbeat_interval_seconds,
+// which Mesos's Master::ReadOnlyHandler::jsonifySubscribe sets to
+// DEFAULT_HEARTBEAT_INTERVAL, 15 s, of src/master/constants.hpp); so is one the master ends. Each new subscription
 // starts from its SUBSCRIBED snapshot (master.proto Event.Subscribed),
 // which brings what changed meanwhile without a poll.
 func TestStreamResubscribes(t *testing.T) {
