@@ -230,7 +230,12 @@ func (m *Master) coalesce(ctx context.Context) {
 		if d := last.Add(swapMinInterval); d.After(deadline) {
 			deadline = d
 		}
-		t := time.NewTimer(min(swapQuiet, time.Until(deadline)))
+		// Quiet for swapQuiet, or at the deadline, and never sooner
+		// than swapMinInterval after the last swap.
+		delay := func() time.Duration {
+			return max(min(swapQuiet, time.Until(deadline)), time.Until(last.Add(swapMinInterval)))
+		}
+		t := time.NewTimer(delay())
 	wait:
 		for {
 			select {
@@ -238,7 +243,7 @@ func (m *Master) coalesce(ctx context.Context) {
 				t.Stop()
 				return
 			case <-m.kick:
-				t.Reset(max(min(swapQuiet, time.Until(deadline)), time.Until(last.Add(swapMinInterval))))
+				t.Reset(delay())
 			case <-t.C:
 				break wait
 			}

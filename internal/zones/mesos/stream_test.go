@@ -1,6 +1,7 @@
 package mesos
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -159,4 +160,33 @@ func TestStreamResubscribes(t *testing.T) {
 	eventuallyA(t, addr, "app-0.marathon.mesos.", "10.1.0.0")
 	eventuallyA(t, addr, "nginx.marathon.mesos.")
 	require.Equal(t, uint64(1), s.Master.Stats().Polls, "no poll but the first")
+}
+
+// A burst of events makes few swaps: two swaps are at least
+// swapMinInterval apart, whatever the events' rate; and each patches the
+// served zone.
+func TestStreamCoalesces(t *testing.T) {
+	fake, s := startStreaming(t, time.Minute)
+	addr := s.Addrs()[0]
+	// A first task through the stream: the snapshot's zone, built
+	// whole, is in place.
+	fake.Emit(t, taskAdded("first.1", "first", "TASK_RUNNING"))
+	fake.Emit(t, taskUpdated("first.1", "TASK_RUNNING", "10.8.1.1", 1))
+	eventuallyA(t, addr, "first.marathon.mesos.", "10.8.1.1")
+	before := s.Master.Stats()
+	start := time.Now()
+	const n = 100
+	for i := range n {
+		id := fmt.Sprintf("burst.%d", i)
+		fake.Emit(t, taskAdded(id, fmt.Sprintf("burst-%d", i), "TASK_STAGING"))
+		fake.Emit(t, taskUpdated(id, "TASK_RUNNING", fmt.Sprintf("10.8.0.%d", i+1), float64(i)))
+	}
+	eventuallyA(t, addr, fmt.Sprintf("burst-%d.marathon.mesos.", n-1), fmt.Sprintf("10.8.0.%d", n))
+	elapsed := time.Since(start)
+	after := s.Master.Stats()
+	swaps := after.EventSwaps - before.EventSwaps
+	require.Equal(t, before.Events+2*n, after.Events)
+	require.NotZero(t, swaps)
+	require.LessOrEqual(t, swaps, uint64(elapsed/swapMinInterval)+1, "%d swaps in %v", swaps, elapsed)
+	require.Equal(t, after.EventSwaps-before.EventSwaps, after.PatchedSwaps-before.PatchedSwaps, "every swap a patch")
 }
