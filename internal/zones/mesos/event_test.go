@@ -190,3 +190,33 @@ func FuzzDecodeEvent(f *testing.F) {
 		buildIndexed(s, refs, goldenOptions(), 1)
 	})
 }
+
+// An agent or framework that registers again as it was (master.proto's
+// AGENT_ADDED on re-registration, FRAMEWORK_UPDATED on a scheduler's
+// reconnection) changes nothing, and costs no whole build; a changed one
+// does.
+func TestReregistrationChangesNothing(t *testing.T) {
+	fixture, err := os.ReadFile(filepath.Join(fixtureDir, "mesos-dns-fake-state.json"))
+	require.NoError(t, err)
+	st, err := DecodeState(bytes.NewReader(fixture))
+	require.NoError(t, err)
+	l := liveFromState(st, nil)
+	l.takeChanges()
+	c := testsupport.MesosV1FromState(t, fixture)
+	again := readEvents(t, recordIO(t,
+		map[string]any{"type": "AGENT_ADDED", "agent_added": map[string]any{"agent": c.Agents[0]}},
+		map[string]any{"type": "FRAMEWORK_UPDATED", "framework_updated": map[string]any{"framework": c.Frameworks[0]}},
+	))
+	for _, ev := range again {
+		require.False(t, l.apply(ev), ev.Type)
+	}
+	_, full := l.takeChanges()
+	require.False(t, full)
+
+	moved := c.Agents[0].(map[string]any)
+	moved["pid"] = "slave(1)@10.99.0.1:5051"
+	evs := readEvents(t, recordIO(t, map[string]any{"type": "AGENT_ADDED", "agent_added": map[string]any{"agent": moved}}))
+	require.True(t, l.apply(evs[0]))
+	_, full = l.takeChanges()
+	require.True(t, full)
+}

@@ -296,7 +296,11 @@ func (l *liveState) applyOne(ev *v1Event) bool {
 		next.running = u.State == "TASK_RUNNING"
 		lf.tasks[u.Status.TaskID.Value] = &next
 	case ev.Type == eventAgentAdded && ev.AgentAdded != nil:
-		l.putSlave(slaveFromV1(&ev.AgentAdded.Agent))
+		s := slaveFromV1(&ev.AgentAdded.Agent)
+		if old, ok := l.slaves[s.ID]; ok && old == s {
+			return false // re-registered as it was
+		}
+		l.putSlave(s)
 	case ev.Type == eventAgentRemoved && ev.AgentRemoved != nil:
 		id := ev.AgentRemoved.AgentID.Value
 		if _, ok := l.slaves[id]; !ok {
@@ -309,7 +313,11 @@ func (l *liveState) applyOne(ev *v1Event) bool {
 		if fe == nil {
 			fe = ev.FrameworkUpdated
 		}
-		l.putFramework(l.frameworkFromV1(&fe.Framework.FrameworkInfo, nil))
+		fw := l.frameworkFromV1(&fe.Framework.FrameworkInfo, nil)
+		if old := l.fws[fw.ID]; old != nil && old.fw.Name == fw.Name && old.fw.Hostname == fw.Hostname && old.fw.PID == fw.PID {
+			return false // reconnected as it was
+		}
+		l.putFramework(fw)
 	case ev.Type == eventFrameworkRemoved && ev.FrameworkRemoved != nil:
 		id := ev.FrameworkRemoved.FrameworkInfo.ID.Value
 		if l.fws[id] == nil {
