@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The operator API's events, as the master streams them in answer to
@@ -194,11 +195,20 @@ type v1Discovery struct {
 	} `json:"ports"`
 }
 
+// eventOptions make the event decoder read strings and names as
+// DecodeState does: invalid UTF-8 becomes U+FFFD, a repeated name's last
+// value wins, names match case-insensitively when not exactly.
+var eventOptions = json.JoinOptions(
+	jsontext.AllowInvalidUTF8(true),
+	jsontext.AllowDuplicateNames(true),
+	json.MatchCaseInsensitiveNames(true),
+)
+
 // decodeEvent decodes one event record. Unknown fields are skipped, as a
 // newer Mesos adds them; a known field of the wrong JSON type is an error.
 func decodeEvent(rec []byte) (*v1Event, error) {
 	ev := &v1Event{}
-	if err := json.Unmarshal(rec, ev); err != nil {
+	if err := json.Unmarshal(rec, ev, eventOptions); err != nil {
 		return nil, fmt.Errorf("operator API event: %w", err)
 	}
 	if ev.Type == "" {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -219,4 +220,21 @@ func TestReregistrationChangesNothing(t *testing.T) {
 	require.True(t, l.apply(evs[0]))
 	_, full = l.takeChanges()
 	require.True(t, full)
+}
+
+// Strings and names read as DecodeState reads them: invalid UTF-8 becomes
+// U+FFFD, the last of repeated names wins, names match in any case.
+func TestDecodeEventAsTheStateDecoder(t *testing.T) {
+	ev, err := decodeEvent([]byte("{\"type\":\"TASK_ADDED\",\"task_added\":{\"task\":{\"name\":\"a\xffb\",\"NAME\":\"c\xffd\",\"Task_ID\":{\"value\":\"x\"},\"state\":\"TASK_RUNNING\"}}}"))
+	require.NoError(t, err)
+	require.Equal(t, "c\uFFFDd", ev.TaskAdded.Task.Name)
+	require.Equal(t, "x", ev.TaskAdded.Task.TaskID.Value)
+	st, err := DecodeState(strings.NewReader("{\"frameworks\":[{\"name\":\"f\",\"tasks\":[{\"name\":\"a\xffb\",\"NAME\":\"c\xffd\",\"ID\":\"x\",\"state\":\"TASK_RUNNING\"}]}]}"))
+	require.NoError(t, err)
+	require.Equal(t, st.Frameworks[0].Tasks[0].Name, ev.TaskAdded.Task.Name)
+
+	for _, bad := range []string{`{"type":"TASK_ADDED","task_added":{"task":{"name":7}}}`, `{"task_added":{}}`, `[]`, `{"type":"HEARTBEAT"`} {
+		_, err := decodeEvent([]byte(bad))
+		require.Error(t, err, bad)
+	}
 }
