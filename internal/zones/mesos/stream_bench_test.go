@@ -3,6 +3,7 @@ package mesos
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -184,3 +185,26 @@ func BenchmarkStreamLatency(b *testing.B) {
 type rawEvent string
 
 func (e rawEvent) MarshalJSON() ([]byte, error) { return []byte(e), nil }
+
+// BenchmarkDecodeSubscribed decodes the SUBSCRIBED snapshot of the
+// synthetic 100,000-task cluster (the fake master's conversion of its
+// state) with the event decoder, go-json-experiment/json into structs of
+// the needed fields; BenchmarkDecodeState is the same cluster's state
+// through the hand-written scanner.
+func BenchmarkDecodeSubscribed(b *testing.B) {
+	c := testsupport.MesosV1FromState(b, benchData(b))
+	rec, err := json.Marshal(c.Subscribed(c.Tasks, 15))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(rec)))
+	cpu := startCPU()
+	for b.Loop() {
+		ev, err := decodeEvent(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		liveFromSubscribed(ev.Subscribed, nil)
+	}
+	cpu.report(b)
+}
