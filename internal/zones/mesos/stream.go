@@ -336,3 +336,95 @@ func (m *Master) swapLive(ctx context.Context) {
 	m.log.Debug("cluster zone updated from events", "serial", z.Serial(), "records", z.Len(),
 		"changedTasks", len(changed), "patched", patched, "took", time.Since(start))
 }
+
+// beginResync starts keeping the events applied to the live state, for
+// the state a poll reads (see prepareResync); it returns the stream's
+// snapshot count.
+func (m *Master) beginResync() uint64 {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	if m.live != nil {
+		m.live.logging, m.live.log = true, nil
+	}
+	return m.liveEpoch
+}
+
+// resync is a poll's state made the base of the live state.
+type resync struct {
+	// st is the state to build the zone from: the poll's, or while the
+	// event stream runs, next's.
+	st *State
+	// next is the live state rebased on the poll's state, with the
+	// first applied events logged since beginResync applied again; nil
+	// when a stream snapshot newer than the poll came meanwhile.
+	next    *liveState
+	applied int
+	// refs name st's tasks when it is next's state: the zone is then
+	// built with its index (see incremental.go).
+	refs []taskRef
+}
+
+// prepareResync rebases the live state on st, a poll's state, without
+// replacing it yet: the events received during the read may be newer than
+// st, so they are applied again (see liveState.logging).
+func (m *Master) prepareResync(st *State, epoch uint64) resync {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	rs := resync{st: st}
+	if m.live == nil || m.liveEpoch == epoch {
+		rs.next = liveFromState(st, m.live)
+		if m.live != nil {
+			for _, ev := range m.live.log {
+				rs.next.applyOne(ev)
+			}
+			rs.applied = len(m.live.log)
+		}
+	}
+	m.mu.Lock()
+	streaming := m.stats.Streaming
+	m.mu.Unlock()
+	if !streaming {
+		return rs
+	}
+	if rs.next != nil {
+		rs.st, rs.refs = rs.next.state()
+		// The zone is built from this state with its index: what
+		// changes later is patched.
+		rs.next.takeChanges()
+	} else {
+		rs.st, _ = m.live.state()
+	}
+	rs.st.Skipped = st.Skipped
+	return rs
+}
+
+// commitResync makes a prepared resync the live state, with the events
+// received since it was prepared, when keep (the poll succeeded and its
+// zone was not held back); it ends the logging either way. A poll whose
+// zone is held leaves the live state on its previous base, so events do
+// not swap in what the poll held.
+func (m *Master) commitResync(rs resync, epoch uint64, keep bool) (kept bool) {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	if m.live != nil {
+		defer func() { m.live.logging, m.live.log = false, nil }()
+	}
+	if !keep {
+		return false
+	}
+	if rs.next == nil || m.liveEpoch != epoch {
+		// A stream snapshot came during the read: the zone was built
+		// from it, without an index.
+		return true
+	}
+	{
+		if m.live != nil {
+			for _, ev := range m.live.log[rs.applied:] {
+				rs.next.applyOne(ev)
+			}
+		}
+		m.live = rs.next
+		m.liveHeld = false
+	}
+	return true
+}
