@@ -1,8 +1,10 @@
 // Package testsupport holds the helpers that tests across spartan share to
 // run real servers and processes on loopback: fake DNS upstreams with
 // configurable misbehaviour (upstream.go), a binary builder, a dig wrapper
-// and a child-process runner (binary.go), a fake Mesos master (mesos.go), a real ZooKeeper server
-// and a client writing Mesos masters' nodes to it (zookeeper.go),
+// and a child-process runner (binary.go), a fake Mesos master with its
+// operator API event stream (mesos.go, mesosstream.go, mesosv1.go), a real
+// ZooKeeper server and a client writing Mesos masters' nodes to it
+// (zookeeper.go),
 // network namespaces (netns.go), multi-node topologies of namespaces on a
 // bridge with dig and getent run from a node (cluster.go), sd_notify and socket-activation stand-ins
 // (notify.go, activation.go), a Prometheus scraper (prometheus.go), a

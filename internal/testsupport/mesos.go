@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -34,7 +35,8 @@ const (
 // FakeMesosMaster is a Mesos master's HTTP API on a loopback port, serving a
 // state that tests change at run time. It serves /master/state,
 // /master/state.json, /state and /state.json (which of them is
-// configurable, to play old masters) and /master/redirect. When another master is set as the leader
+// configurable, to play old masters), /master/redirect, and with
+// ServeStream the operator API's event stream (mesosstream.go). When another master is set as the leader
 // it answers like a non-leading Mesos master: a state naming the leader and
 // holding no frameworks, or, with RedirectToLeader, a 307 to the leader.
 type FakeMesosMaster struct {
@@ -50,6 +52,12 @@ type FakeMesosMaster struct {
 	paths    map[string]bool
 	requests map[string]int
 	polls    map[string]int // state requests by client host; "" counts all
+	// The event stream (mesosstream.go).
+	stream    bool
+	heartbeat time.Duration
+	streamT   testing.TB
+	subs      map[*subscriber]bool
+	mute      bool
 }
 
 // statePaths are the state endpoints a FakeMesosMaster can serve.
@@ -179,6 +187,13 @@ func (m *FakeMesosMaster) StatePolls(from string) int {
 }
 
 func (m *FakeMesosMaster) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api/v1" {
+		m.mu.Lock()
+		m.requests[r.URL.Path]++
+		m.mu.Unlock()
+		m.serveStream(w, r)
+		return
+	}
 	m.mu.Lock()
 	m.requests[r.URL.Path]++
 	if statePaths[r.URL.Path] {

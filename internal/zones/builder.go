@@ -233,7 +233,7 @@ func (b *Builder) Add(rr dns.RR) bool {
 	}
 	*p = append(*p, rr)
 	b.count++
-	b.hash += mix(maphash.String(hashSeed, n.name)^uint64(h.Rrtype), maphash.String(hashSeed, key))
+	b.hash += rrHash(n.name, h.Rrtype, key)
 	return true
 }
 
@@ -267,8 +267,19 @@ func (b *Builder) addData(n *node, rrtype uint16, d rdata) {
 	b.count++
 	// An order-independent sum of per-record hashes: the same set gives the
 	// same hash however it was added.
-	h := mix(maphash.String(hashSeed, n.name)^uint64(rrtype), maphash.String(hashSeed, key.s))
-	b.hash += mix(h, uint64(binary.BigEndian.Uint32(key.v4[:]))<<32^
+	b.hash += dataHash(n.name, rrtype, key)
+}
+
+// rrHash is the hash of a record kept as a dns.RR in Zone.Hash, key being
+// its dataKey.
+func rrHash(name string, rrtype uint16, key string) uint64 {
+	return mix(maphash.String(hashSeed, name)^uint64(rrtype), maphash.String(hashSeed, key))
+}
+
+// dataHash is the hash of a compact record (its TTL zero) in Zone.Hash.
+func dataHash(name string, rrtype uint16, key rdata) uint64 {
+	h := mix(maphash.String(hashSeed, name)^uint64(rrtype), maphash.String(hashSeed, key.s))
+	return mix(h, uint64(binary.BigEndian.Uint32(key.v4[:]))<<32^
 		uint64(key.port)<<32^uint64(key.prio)<<16^uint64(key.weight))
 }
 

@@ -34,6 +34,10 @@ type Zone struct {
 	// negative-caching TTL, min(SOA TTL, MINIMUM), per RFC 2308 section 3.
 	negSOA *dns.SOA
 	names  map[string]*node
+	// over, when not nil, holds the names a Patch changed, consulted
+	// before names: a nil node is a name it removed. Patches add to it
+	// rather than copy names, until it grows too large (see Patch.Build).
+	over map[string]*node
 	// ents holds the empty non-terminals: names with nothing of their own
 	// but something below them, which exist (NODATA, not NXDOMAIN).
 	ents  map[string]struct{}
@@ -63,7 +67,7 @@ func (z *Zone) Hash() uint64 { return z.hash }
 func (z *Zone) Records() []dns.RR {
 	out := make([]dns.RR, 0, z.count)
 	out = append(out, z.soa)
-	for _, n := range z.names {
+	each := func(n *node) {
 		n.each(func(s *rrset) {
 			if s.rrtype == dns.TypeSOA {
 				return
@@ -75,7 +79,27 @@ func (z *Zone) Records() []dns.RR {
 			}
 		})
 	}
+	for name, n := range z.names {
+		if _, changed := z.over[name]; !changed {
+			each(n)
+		}
+	}
+	for _, n := range z.over {
+		if n != nil {
+			each(n)
+		}
+	}
 	return out
+}
+
+// node returns the node of a canonical name, nil when it has none.
+func (z *Zone) node(name string) *node {
+	if z.over != nil {
+		if n, ok := z.over[name]; ok {
+			return n
+		}
+	}
+	return z.names[name]
 }
 
 // Lookup answers qtype for qname from the zone. Names match
@@ -89,7 +113,7 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		return Result{Rcode: dns.RcodeRefused}
 	}
 	res := Result{Rcode: dns.RcodeSuccess, Authoritative: true}
-	n := z.names[name]
+	n := z.node(name)
 	if n == nil {
 		if _, ok := z.ents[name]; !ok {
 			res.Rcode = dns.RcodeNameError
@@ -134,7 +158,7 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 // appendAddresses appends the in-zone A and AAAA records of the canonical
 // name.
 func (z *Zone) appendAddresses(out []dns.RR, name string) []dns.RR {
-	n := z.names[name]
+	n := z.node(name)
 	if n == nil {
 		return out
 	}

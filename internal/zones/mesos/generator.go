@@ -162,11 +162,29 @@ type generator struct {
 
 // generate emits every record of st to out, in Mesos-DNS's order.
 func generate(st *State, opt *Options, out sink) GenStats {
+	return generateAll(st, opt, out).stats
+}
+
+// generateAll is generate, returning the generator for what it learned
+// (the agents' addresses).
+func generateAll(st *State, opt *Options, out sink) *generator {
+	g := newGenerator(opt, out, make(map[string][]netip.Addr, len(st.Slaves)))
+	g.frameworks(st)
+	g.slaves(st)
+	for _, ip := range opt.Listeners {
+		g.addr(opt.NS, ip)
+	}
+	g.masters(st.Leader)
+	g.tasks(st)
+	return g
+}
+
+func newGenerator(opt *Options, out sink, slaveIPs map[string][]netip.Addr) *generator {
 	g := &generator{
 		opt:      opt,
 		tail:     "." + opt.Domain,
 		tailB:    []byte("." + opt.Domain),
-		slaveIPs: make(map[string][]netip.Addr, len(st.Slaves)),
+		slaveIPs: slaveIPs,
 		resolved: make(map[string][]netip.Addr),
 	}
 	if ns, ok := out.(nameSink); ok {
@@ -175,14 +193,7 @@ func generate(st *State, opt *Options, out sink) GenStats {
 		g.out = stringSink{out}
 	}
 	g.ts, _ = out.(taskSink)
-	g.frameworks(st)
-	g.slaves(st)
-	for _, ip := range opt.Listeners {
-		g.addr(opt.NS, ip)
-	}
-	g.masters(st.Leader)
-	g.tasks(st)
-	return g.stats
+	return g
 }
 
 // maxName is the longest name, in presentation form with the final dot,
@@ -380,22 +391,29 @@ func (g *generator) tasks(st *State) {
 		}
 		fname := domainFrag(fw.Name, g.opt.Spec)
 		for j := range fw.Tasks {
-			t := &fw.Tasks[j]
-			slaveIPs, ok := g.slaveIPs[t.SlaveID]
-			if !ok || (g.opt.HealthyOnly && t.Unhealthy) {
-				continue
-			}
-			if fname == "" {
-				g.stats.Dropped++
-				continue
-			}
-			if g.ts != nil {
-				g.ts.task(t)
-			}
-			g.stats.Tasks++
-			g.task(t, fname, slaveIPs)
+			g.taskRecords(&fw.Tasks[j], fname, "")
 		}
 	}
+}
+
+// taskRecords emits a running task's records, in framework fname, unless
+// its agent is unknown or it is unhealthy and only healthy tasks are
+// named: every name it publishes, or only, when only is not empty, the
+// one of its published names (see taskNames) that only is.
+func (g *generator) taskRecords(t *Task, fname, only string) {
+	slaveIPs, ok := g.slaveIPs[t.SlaveID]
+	if !ok || (g.opt.HealthyOnly && t.Unhealthy) {
+		return
+	}
+	if fname == "" {
+		g.stats.Dropped++
+		return
+	}
+	if g.ts != nil {
+		g.ts.task(t)
+	}
+	g.stats.Tasks++
+	g.task(t, fname, slaveIPs, only)
 }
 
 // taskIPs returns the addresses of the first IP source that has any.
@@ -419,7 +437,7 @@ func (g *generator) taskIPs(t *Task, slaveIPs []netip.Addr) []netip.Addr {
 	return nil
 }
 
-func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
+func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr, only string) {
 	ips := g.taskIPs(t, slaveIPs)
 	ports := 0
 	for _, r := range t.Ports {
@@ -428,24 +446,35 @@ func (g *generator) task(t *Task, fname string, slaveIPs []netip.Addr) {
 	if ports > MaxTaskPorts {
 		g.stats.PortsCapped++
 	}
-	// A name that sanitizes to nothing ("___", "日本語") still gets its
-	// canonical names (-<hash>-<agent>) and SRV records (_._tcp...), as in
-	// Mesos-DNS's taskContextRecord; only the short name, which would
-	// have an empty label, is left out (see taskNamed).
+	for _, name := range taskNames(t, g.opt.Spec) {
+		if only == "" || name == only {
+			g.taskNamed(t, name, fname, ips, slaveIPs)
+		}
+	}
+}
+
+// taskNames returns the names a task publishes its records under: its
+// sanitized name, or with a DiscoveryInfo name, that name as given and
+// sanitized. A name that sanitizes to nothing ("___", "日本語") is
+// returned empty: it still gets its canonical names (-<hash>-<agent>) and
+// SRV records (_._tcp...), as in Mesos-DNS's taskContextRecord; only the
+// short name, which would have an empty label, is left out (see
+// taskNamed).
+func taskNames(t *Task, spec LabelFunc) []string {
 	if t.Discovery == nil {
-		g.taskNamed(t, g.opt.Spec(t.Name), fname, ips, slaveIPs)
-		return
+		return []string{spec(t.Name)}
 	}
 	// The DiscoveryInfo name replaces the task name, published both as
 	// given and sanitized.
-	clean := g.opt.Spec(t.Discovery.Name)
+	clean := spec(t.Discovery.Name)
+	var names []string
 	// Mesos-DNS stores the raw name as given but lower-cases every
 	// question (resolver.HandleMesos), so a raw name with an upper-case
 	// letter is never answered there: it is not published here.
 	if raw := t.Discovery.Name; raw != clean && rawNameOK(raw) && raw == strings.ToLower(raw) {
-		g.taskNamed(t, raw, fname, ips, slaveIPs)
+		names = append(names, raw)
 	}
-	g.taskNamed(t, clean, fname, ips, slaveIPs)
+	return append(names, clean)
 }
 
 // Name parts that do not change.

@@ -50,6 +50,14 @@ type Stats struct {
 	// HeldShrinks counts polls whose zone was held back because it
 	// lost more than master.maxShrink of the served one.
 	HeldShrinks uint64
+	// Streaming is set while the leader's operator API event stream is
+	// followed; Events counts the events applied from it (heartbeats
+	// aside), EventSwaps the zone swaps they made and PatchedSwaps those
+	// of them that patched the zone instead of building it whole.
+	Streaming                        bool
+	Events, EventSwaps, PatchedSwaps uint64
+	// EventSwapTime is the time spent building event swaps' zones.
+	EventSwapTime time.Duration
 	// Tasks is the number of tasks with records; SkippedTasks and
 	// DroppedNames count malformed tasks and names DNS cannot carry;
 	// PortCappedTasks counts tasks with more host ports than
@@ -106,6 +114,27 @@ type Master struct {
 	// once, when it registers; guarded by pollMu.
 	agentAddrs map[string]cachedAddrs
 
+	// liveMu guards live, the cluster as the last full read and the
+	// event stream since show it (see stream.go), and liveEpoch, which
+	// counts the stream's snapshots. Never held across I/O.
+	liveMu    sync.Mutex
+	live      *liveState
+	liveEpoch uint64
+	// liveHeld is set while the zone of a stream snapshot is held back
+	// for shrinking too much (see swapLive); a poll that is not held
+	// clears it.
+	liveHeld bool
+	// snapshotNew is set when live was replaced by a stream snapshot
+	// not yet built into a zone.
+	snapshotNew bool
+	// polledCh is signalled after each successful poll, kick after each
+	// change of live (buffered: a signal pending is enough).
+	polledCh, kick chan struct{}
+
+	// index describes the served zone for patching it (incremental.go);
+	// nil when it was not built from the live state. Guarded by pollMu.
+	index *zoneIndex
+
 	// mu guards what follows, and the zone swap with the stats that
 	// describe it. It is never held across I/O or a zone build.
 	mu     sync.Mutex
@@ -155,6 +184,8 @@ func NewMaster(cfg config.Master, logger *slog.Logger) (*Master, error) {
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
+		polledCh: make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
 	}
 	if cfg.ZK != "" && cfg.StateFile == "" {
 		u, err := config.ParseZKURL(cfg.ZK)
@@ -232,7 +263,8 @@ func (m *Master) closeHTTP() {
 	}
 }
 
-// Run polls until ctx ends, and serves the HTTP API when configured. With
+// Run polls until ctx ends, follows the leader's event stream between
+// polls (see stream.go), and serves the HTTP API when configured. With
 // master.zk it also follows the leader ZooKeeper names and polls at once
 // when that changes (see candidates). It returns nil on cancellation and
 // an error only when the API cannot listen.
@@ -255,6 +287,10 @@ func (m *Master) Run(ctx context.Context) error {
 	if m.zk != nil {
 		zkChanged = m.zk.Changed()
 		g.Go(func() error { return m.zk.Run(ctx) })
+	}
+	if m.fixed == nil && m.cfg.StateFile == "" {
+		g.Go(func() error { m.streamLoop(ctx); return nil })
+		g.Go(func() error { m.coalesce(ctx); return nil })
 	}
 	g.Go(func() error {
 		refresh := time.Duration(m.cfg.RefreshSeconds) * time.Second
@@ -316,10 +352,25 @@ func (m *Master) Poll(ctx context.Context) error {
 	m.pollMu.Lock()
 	defer m.pollMu.Unlock()
 	start := time.Now()
+	epoch := m.beginResync()
 	st, err := m.readState(ctx)
 	if err == nil {
 		err = checkTasks(st)
 	}
+	var rs resync
+	if err == nil {
+		rs = m.prepareResync(st, epoch)
+		st = rs.st
+	}
+	held := false
+	var idx *zoneIndex
+	defer func() {
+		if m.commitResync(rs, epoch, err == nil && !held) {
+			// The served zone is now the one built here, from the
+			// state idx describes (nil when not streaming).
+			m.index = idx
+		}
+	}()
 	if m.observe != nil {
 		defer func() { m.observe(time.Since(start), err) }()
 	}
@@ -337,8 +388,8 @@ func (m *Master) Poll(ctx context.Context) error {
 	}
 	opt := m.opt
 	opt.Resolve = m.resolver(ctx)
-	// Only Poll swaps the store, and polls are serialized: cur stays the
-	// served zone until the swap below.
+	// Polls and event swaps are serialized: cur stays the served zone
+	// until the swap below.
 	cur := m.store.Load()
 	// The thisdcos.directory zone is built beside the cluster zone, on
 	// another core when there is one, so that it adds little to the
@@ -352,10 +403,15 @@ func (m *Master) Poll(ctx context.Context) error {
 		nz = BuildNavstarZone(st, &navOpt, nextSerial(curNav.Serial()))
 		return nil
 	})
-	z, gs := BuildZone(st, &opt, nextSerial(cur.Serial()))
+	var z *zones.Zone
+	var gs GenStats
+	if rs.refs != nil {
+		z, gs, idx = buildIndexed(st, rs.refs, &opt, nextSerial(cur.Serial()))
+	} else {
+		z, gs = BuildZone(st, &opt, nextSerial(cur.Serial()))
+	}
 	_ = navBuild.Wait() // never fails
 	swapped := z.Hash() != cur.Hash()
-	held := false
 	if swapped {
 		m.mu.Lock()
 		var served *State
@@ -426,6 +482,10 @@ func (m *Master) pollSucceededLocked(st *State, start time.Time) {
 	m.stats.LastSuccess = time.Now()
 	m.stats.LastError = ""
 	m.stats.Leader = st.Leader
+	select {
+	case m.polledCh <- struct{}{}:
+	default:
+	}
 }
 
 // nextSerial is the serial for a changed zone: the Unix time, or one more

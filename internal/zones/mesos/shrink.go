@@ -40,7 +40,8 @@ type pendingShrink struct {
 // leader and again loses more than MaxShrink. Otherwise it is held, so a
 // state that is wrong for one poll (a leader that has just failed over and
 // whose agents and frameworks have not re-registered yet, a broken
-// response) never takes most names away. Only Poll calls it, under pollMu.
+// response) never takes most names away. Poll and swapLive (for a stream
+// snapshot) call it, under pollMu.
 func (m *Master) holdShrink(cur, next *zones.Zone, served, st *State) bool {
 	before, after := cur.Len(), next.Len()
 	if m.cfg.MaxShrink >= 1 || before == 0 || float64(before-after) <= m.cfg.MaxShrink*float64(before) {
