@@ -58,7 +58,7 @@ func MesosV1FromState(t testing.TB, state []byte) *MesosV1Cluster {
 }
 
 // v1TaskJSON converts a state JSON task: IDs become {"value"}, the "ports"
-// text a RANGES resource, status labels a Labels message.
+// text a RANGES resource, task and status labels Labels messages.
 func v1TaskJSON(t testing.TB, fwID string, task map[string]any) map[string]any {
 	out := map[string]any{
 		"name": task["name"], "task_id": v1ID(task["id"]), "framework_id": v1ID(fwID),
@@ -105,6 +105,14 @@ func v1TaskJSON(t testing.TB, fwID string, task map[string]any) map[string]any {
 	}
 	if d, ok := task["discovery"]; ok {
 		out["discovery"] = d
+	}
+	// The container is protobuf JSON in both; task labels are a list in
+	// the state, a Labels message in the operator API.
+	if c, ok := task["container"]; ok {
+		out["container"] = c
+	}
+	if l, ok := task["labels"]; ok {
+		out["labels"] = map[string]any{"labels": l}
 	}
 	return out
 }

@@ -136,6 +136,8 @@ type v1Task struct {
 	Resources   []v1Resource `json:"resources"`
 	Statuses    []v1Status   `json:"statuses"`
 	Discovery   *v1Discovery `json:"discovery"`
+	Labels      v1Labels     `json:"labels"`
+	Container   *v1Container `json:"container"`
 }
 
 // v1Resource is mesos.proto's Resource, for its ranges.
@@ -180,7 +182,8 @@ type v1NetworkInfo struct {
 	IPAddresses []struct {
 		IPAddress string `json:"ip_address"`
 	} `json:"ip_addresses"`
-	IPAddress string `json:"ip_address"`
+	IPAddress    string          `json:"ip_address"`
+	PortMappings []v1PortMapping `json:"port_mappings"`
 }
 
 // v1Discovery is mesos.proto's DiscoveryInfo.
@@ -190,7 +193,8 @@ type v1Discovery struct {
 		Ports []struct {
 			Number   int    `json:"number"`
 			Name     string `json:"name"`
-			Protocol string `json:"protocol"`
+			Protocol string   `json:"protocol"`
+			Labels   v1Labels `json:"labels"`
 		} `json:"ports"`
 	} `json:"ports"`
 }
@@ -237,26 +241,35 @@ func taskFromV1(v *v1Task) (t Task, running bool, best statusMark) {
 		}
 		t.Discovery = d
 	}
+	best.nav = navFromV1(v)
 	for i := range v.Statuses {
 		mergeStatus(&t, &best, &v.Statuses[i])
 	}
+	best.setHostPorts(&t)
 	return t, v.State == "TASK_RUNNING", best
 }
 
-// statusMark remembers which status a task's addresses came from.
+// statusMark remembers which status a task's addresses came from: the
+// latest TASK_RUNNING one for the Mesos-DNS names, the latest of any
+// state for dcos-net's (see latestStatus), and what the task itself says
+// of its host ports.
 type statusMark struct {
 	have bool
 	ts   float64
+	// latest is the dcos-net view: the latest status whatever its state.
+	latest navLatest
+	nav    navTask
 }
 
 // mergeStatus applies a status to t when it is a running status later
 // than the one t's addresses came from: as DecodeState, the latest
 // TASK_RUNNING status by timestamp carries the health and the addresses.
 func mergeStatus(t *Task, best *statusMark, s *v1Status) {
+	latestStatus(t, best, s)
 	if s.State != "TASK_RUNNING" || (best.have && s.Timestamp <= best.ts) {
 		return
 	}
-	*best = statusMark{have: true, ts: s.Timestamp}
+	best.have, best.ts = true, s.Timestamp
 	t.Unhealthy = s.Healthy != nil && !*s.Healthy
 	t.NetInfoIPs, t.MesosIPs, t.DockerIPs = nil, nil, nil
 	for _, l := range s.Labels.Labels {

@@ -68,11 +68,15 @@ func uniqueTaskIDs(t testing.TB, state []byte) []byte {
 	return out
 }
 
-// zoneRecords is the zone of st, one record a line, sorted.
+// zoneRecords is the cluster zone and the thisdcos.directory zone of st,
+// one record a line, sorted.
 func zoneRecords(st *State) []string {
 	z, _ := BuildZone(st, goldenOptions(), 1)
 	var out []string
 	for _, rr := range z.Records() {
+		out = append(out, rr.String())
+	}
+	for _, rr := range BuildNavstarZone(st, navstarOptions(), 1).Records() {
 		out = append(out, rr.String())
 	}
 	slices.Sort(out)
@@ -86,8 +90,11 @@ func zoneRecords(st *State) []string {
 func TestEventsGiveTheStateRecords(t *testing.T) {
 	fixture, err := os.ReadFile(filepath.Join(fixtureDir, "mesos-dns-fake-state.json"))
 	require.NoError(t, err)
+	navFixture, err := os.ReadFile(filepath.Join(fixtureDir, "navstar-state.json"))
+	require.NoError(t, err)
 	for name, state := range map[string][]byte{
 		"fixture":   uniqueTaskIDs(t, fixture),
+		"navstar":   uniqueTaskIDs(t, navFixture),
 		"synthetic": syntheticState(20, 200),
 	} {
 		t.Run(name, func(t *testing.T) {
