@@ -38,7 +38,7 @@ type groupKey struct{ fname, name string }
 // buildIndexed builds the zone of st whole, with the index to patch it;
 // refs name st's tasks in order (liveState.state).
 func buildIndexed(st *State, refs []taskRef, opt *Options, serial uint32) (*zones.Zone, GenStats, *zoneIndex) {
-	zs := &zoneSink{b: zones.NewBuilder(opt.Domain, opt.SOA, []string{opt.NS}), ttl: opt.SOA.TTL}
+	zs := &zoneSink{b: zones.NewBuilder(opt.Domain, opt.SOA, []string{opt.NS}), ttl: opt.SOA.TTL, weight: opt.SRVWeight}
 	zs.b.Grow(7*len(refs) + 64)
 	g := generateAll(st, opt, zs)
 	idx := &zoneIndex{
@@ -143,7 +143,7 @@ func (idx *zoneIndex) patch(cur *zones.Zone, changed map[taskRef]*Task, opt *Opt
 			idx.add(ref, t, opt.Spec)
 		}
 	}
-	idx.emit(groups, opt, &patchSink{p: p, ttl: opt.SOA.TTL})
+	idx.emit(groups, opt, &patchSink{p: p, ttl: opt.SOA.TTL, weight: opt.SRVWeight})
 	return p.Build(serial)
 }
 
@@ -195,8 +195,9 @@ func zonesName(name string) string {
 
 // patchSink adds generated records to a zones.Patch.
 type patchSink struct {
-	p   *zones.Patch
-	ttl uint32
+	p      *zones.Patch
+	ttl    uint32
+	weight uint16
 }
 
 func (s *patchSink) addr(name string, ip netip.Addr) { s.addrName([]byte(name), ip) }
@@ -205,7 +206,7 @@ func (s *patchSink) srv(name, target string, port uint16) {
 }
 func (s *patchSink) addrName(name []byte, ip netip.Addr) { s.p.AddAddr(name, ip, s.ttl) }
 func (s *patchSink) srvName(name []byte, target string, port uint16) {
-	// As zoneSink: weight 1.
-	s.p.AddSRV(name, target, port, 0, 1, s.ttl)
+	// As zoneSink: priority 0, the configured weight.
+	s.p.AddSRV(name, target, port, 0, s.weight, s.ttl)
 }
 func (s *patchSink) str(name []byte) string { return s.p.Name(name) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -152,4 +153,55 @@ func TestPatchNoticesSharedNames(t *testing.T) {
 	_, _, ok = step(`{"type":"TASK_UPDATED","task_updated":{"framework_id":{"value":"0a1b2c3d-fw-0000"},
 		"status":{"task_id":{"value":"fw-task"},"state":"TASK_KILLED"},"state":"TASK_KILLED"}}`)
 	require.False(t, ok, "dropping a name with records of others")
+}
+
+// The thisdcos.directory zone patched for changed tasks holds exactly the
+// records, count and hash of the one built whole from the same state,
+// through the same random additions, kills and address changes (its
+// names are a task's and its framework's labels: dcos_dns_mesos's
+// task_agentip, task_containerip and task_autoip).
+func TestNavPatchMatchesWholeBuild(t *testing.T) {
+	st, err := DecodeState(bytes.NewReader(syntheticState(20, 200)))
+	require.NoError(t, err)
+	opt := navstarOptions()
+	// The synthetic agents' host names, resolved as DNS would.
+	opt.Resolve = func(host string) []netip.Addr {
+		var n int
+		if _, err := fmt.Sscanf(host, "agent%d.example.com", &n); err != nil {
+			return nil
+		}
+		return []netip.Addr{netip.AddrFrom4([4]byte{10, 9, byte(n >> 8), byte(n)})}
+	}
+	l := liveFromState(st, nil)
+	s0, refs := l.state()
+	l.takeChanges()
+	z, idx := buildNavIndexed(s0, refs, opt, 1)
+	require.Greater(t, z.Len(), 100)
+	r := rand.New(rand.NewPCG(3, 4))
+	patched := 0
+	for round := range 100 {
+		_, running := l.state()
+		for i := range 1 + r.IntN(5) {
+			l.apply(randomEvent(t, r, round*10+i, running))
+		}
+		dirty, _ := l.takeChanges()
+		changed := map[taskRef]*Task{}
+		for ref := range dirty {
+			changed[ref] = l.runningTask(ref)
+		}
+		st, refs := l.state()
+		serial := uint32(round + 2)
+		want, wantIdx := buildNavIndexed(st, refs, opt, serial)
+		got, ok := idx.patch(z, changed, opt, serial)
+		if !ok {
+			z, idx = want, wantIdx
+			continue
+		}
+		patched++
+		require.Equal(t, recordStrings(want), recordStrings(got), "round %d", round)
+		require.Equal(t, want.Len(), got.Len())
+		require.Equal(t, want.Hash(), got.Hash())
+		z = got
+	}
+	require.Equal(t, 100, patched)
 }

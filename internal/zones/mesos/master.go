@@ -103,6 +103,9 @@ type Master struct {
 
 	// pollMu serializes polls, which run without mu held.
 	pollMu sync.Mutex
+	// navIndex is index's counterpart for the thisdcos.directory zone;
+	// guarded by pollMu.
+	navIndex *navIndex
 	// pending is the shrink held back at the last successful poll, if
 	// any; guarded by pollMu.
 	pending *pendingShrink
@@ -364,11 +367,12 @@ func (m *Master) Poll(ctx context.Context) error {
 	}
 	held := false
 	var idx *zoneIndex
+	var nidx *navIndex
 	defer func() {
 		if m.commitResync(rs, epoch, err == nil && !held) {
-			// The served zone is now the one built here, from the
-			// state idx describes (nil when not streaming).
-			m.index = idx
+			// The served zones are now the ones built here, from the
+			// state idx and nidx describe (nil when not streaming).
+			m.index, m.navIndex = idx, nidx
 		}
 	}()
 	if m.observe != nil {
@@ -400,7 +404,11 @@ func (m *Master) Poll(ctx context.Context) error {
 	navOpt.Resolve = m.agentResolver(ctx)
 	var navBuild errgroup.Group
 	navBuild.Go(func() error {
-		nz = BuildNavstarZone(st, &navOpt, nextSerial(curNav.Serial()))
+		if rs.refs != nil {
+			nz, nidx = buildNavIndexed(st, rs.refs, &navOpt, nextSerial(curNav.Serial()))
+		} else {
+			nz = BuildNavstarZone(st, &navOpt, nextSerial(curNav.Serial()))
+		}
 		return nil
 	})
 	var z *zones.Zone

@@ -66,6 +66,13 @@ const navstarNS = "ns.spartan."
 
 // BuildNavstarZone generates the thisdcos.directory zone for st.
 func BuildNavstarZone(st *State, opt *Options, serial uint32) *zones.Zone {
+	z, _ := buildNavstar(st, opt, serial)
+	return z
+}
+
+// buildNavstar is BuildNavstarZone, also returning the agents' addresses
+// it found.
+func buildNavstar(st *State, opt *Options, serial uint32) (*zones.Zone, map[string]netip.Addr) {
 	b := zones.NewBuilder(NavstarOrigin, navstarSOA, []string{navstarNS})
 	// Sized for three names a task, as if no two tasks shared a name:
 	// instances of an app do, but a table that grows as it fills costs
@@ -93,7 +100,7 @@ func BuildNavstarZone(st *State, opt *Options, serial uint32) *zones.Zone {
 			}
 		}
 	}
-	return b.Build(serial)
+	return b.Build(serial), g.agents
 }
 
 // EmptyNavstarZone is the thisdcos.directory zone before any state was
@@ -102,8 +109,13 @@ func EmptyNavstarZone(serial uint32) *zones.Zone {
 	return zones.NewBuilder(NavstarOrigin, navstarSOA, []string{navstarNS}).Build(serial)
 }
 
+// addrSink takes address records: a zones.Builder, or a zones.Patch.
+type addrSink interface {
+	AddAddr(name []byte, ip netip.Addr, ttl uint32) bool
+}
+
 type navGen struct {
-	b      *zones.Builder
+	b      addrSink
 	opt    *Options
 	agents map[string]netip.Addr
 	// Buffers names are assembled in.

@@ -295,8 +295,28 @@ func (m *Master) swapLive(ctx context.Context) {
 	if !patched {
 		z, gs, idx = buildIndexed(st, refs, &opt, serial)
 	}
+	// The thisdcos.directory zone follows the same changes.
+	curNav := m.navStore.Load()
+	navOpt := opt
+	navOpt.Resolve = m.agentResolver(ctx)
+	navSerial := nextSerial(curNav.Serial())
+	nidx := m.navIndex
+	var nz *zones.Zone
+	navPatched := false
+	if !full && !snapshot && nidx != nil {
+		nz, navPatched = nidx.patch(curNav, changed, &navOpt, navSerial)
+	}
+	if !navPatched {
+		nz, nidx = buildNavIndexed(st, refs, &navOpt, navSerial)
+	}
+	navSwapped := nz.Hash() != curNav.Hash()
 	if z.Hash() == cur.Hash() {
-		m.index = idx
+		m.index, m.navIndex = idx, nidx
+		if navSwapped {
+			m.mu.Lock()
+			m.navStore.Swap(nz)
+			m.mu.Unlock()
+		}
 		return
 	}
 	if snapshot {
@@ -317,9 +337,12 @@ func (m *Master) swapLive(ctx context.Context) {
 			return
 		}
 	}
-	m.index = idx
+	m.index, m.navIndex = idx, nidx
 	m.mu.Lock()
 	m.store.Swap(z)
+	if navSwapped {
+		m.navStore.Swap(nz)
+	}
 	m.enum = &enumCache{st: st}
 	m.stats.Swaps++
 	m.stats.EventSwaps++
