@@ -191,8 +191,8 @@ type v1Discovery struct {
 	Name  string `json:"name"`
 	Ports struct {
 		Ports []struct {
-			Number   int    `json:"number"`
-			Name     string `json:"name"`
+			Number   int      `json:"number"`
+			Name     string   `json:"name"`
 			Protocol string   `json:"protocol"`
 			Labels   v1Labels `json:"labels"`
 		} `json:"ports"`
