@@ -266,8 +266,11 @@ func replyLimit(req *server.Request, q *dnswire.Query) int {
 	return q.UDPLimit()
 }
 
+// allowed reports whether the client at a is served. A link-local IPv6
+// client's address carries its zone (the interface), which no prefix
+// contains: it is compared without.
 func (f *Forwarder) allowed(a netip.Addr) bool {
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	for _, p := range f.o.AllowNets {
 		if p.Contains(a) {
 			return true
