@@ -12,14 +12,14 @@
 # be tidy), go vet and staticcheck (the pinned version below, installed
 # with "go install" when missing). After them every Go fuzz target
 # (func FuzzXxx(f *testing.F) in a _test.go file, found by grep so a new
-# one is picked up) is fuzzed for FUZZTIME (default 20s) on its own.
+# one is picked up) is fuzzed for FUZZTIME (default 8s) on its own.
 # Arguments are passed to "go test" of the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # staticcheck 2026.2.2; a newer Go may need a newer one.
 STATICCHECK_VERSION=v0.8.2
-FUZZTIME=${FUZZTIME:-20s}
+FUZZTIME=${FUZZTIME:-8s}
 
 need=()
 command -v dig >/dev/null || need+=(dnsutils)
