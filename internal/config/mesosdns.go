@@ -20,13 +20,15 @@ import (
 	"github.com/miekg/dns"
 )
 
-// mesosDNSFile is Mesos-DNS's config.json as its records.Config decodes it
-// (records/config.go in mesosphere/mesos-dns): Go field names, three with
-// JSON tags, decoded by encoding/json, which matches names in any case,
-// ignores unknown fields, leaves a field given null untouched and takes
-// the last of a field given twice. Decoding into the same shape with the
-// same decoder gives exactly the values Mesos-DNS would see.
-type mesosDNSFile struct {
+// MesosDNS is Mesos-DNS's records.Config (records/config.go in
+// mesosphere/mesos-dns): Go field names, three with JSON tags. Mesos-DNS
+// decodes its config.json into it with encoding/json, which matches names
+// in any case, ignores unknown fields, leaves a field given null untouched
+// and takes the last of a field given twice: decoding into the same shape
+// with the same decoder gives exactly the values Mesos-DNS would see. It
+// also marshals it, as is, for its /v1/config API, which master mode
+// serves in the same shape.
+type MesosDNS struct {
 	RefreshSeconds         int
 	Port                   int
 	Timeout                int
@@ -68,8 +70,8 @@ type mesosDNSFile struct {
 }
 
 // newMesosDNSFile returns Mesos-DNS's defaults (records.NewConfig).
-func newMesosDNSFile() mesosDNSFile {
-	return mesosDNSFile{
+func newMesosDNSFile() MesosDNS {
+	return MesosDNS{
 		ZkDetectionTimeout:     30,
 		RefreshSeconds:         60,
 		TTL:                    60,
@@ -226,7 +228,7 @@ func lookupFold(m map[string]stdjson.RawMessage, name string) (stdjson.RawMessag
 // mesosDNSFieldNames are the JSON names of Mesos-DNS's fields: the tag,
 // else the Go name.
 func mesosDNSFieldNames() []string {
-	t := reflect.TypeOf(mesosDNSFile{})
+	t := reflect.TypeOf(MesosDNS{})
 	out := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -241,7 +243,7 @@ func mesosDNSFieldNames() []string {
 
 // toSpartan maps the decoded file, after Mesos-DNS's own start-up checks
 // (records.SetConfig), to spartan's configuration.
-func (f *mesosDNSFile) toSpartan(email mesosDNSEmail, o MesosDNSOptions, res *MesosDNSResult) (Config, error) {
+func (f *MesosDNS) toSpartan(email mesosDNSEmail, o MesosDNSOptions, res *MesosDNSResult) (Config, error) {
 	// Mesos-DNS's checks, in its order.
 	if !f.DNSOn && !f.HTTPOn {
 		return Config{}, &FieldError{Field: "dnsOn", Reason: "either DNS (dnsOn) or HTTP (httpOn) must be on"}

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/miekg/dns"
+	"github.com/spartan-dns/spartan/internal/config"
 )
 
 // Version is reported by /v1/version.
@@ -59,80 +60,48 @@ type (
 	}
 )
 
-// mesosDNSConfig is /v1/config: Mesos-DNS's records.Config as Mesos-DNS
-// marshals it (Go field names, three of them with JSON tags), field for
-// field, so clients that read it keep working.
-type mesosDNSConfig struct {
-	RefreshSeconds      int
-	Port                int
-	Timeout             int
-	StateTimeoutSeconds int
-	ZkDetectionTimeout  int
-	HTTPPort            int `json:"HttpPort"`
-	TTL                 int32
-	SOASerial           uint32
-	SOARefresh          uint32
-	SOARetry            uint32
-	SOAExpire           uint32
-	SOAMinttl           uint32
-	SOAMname            string
-	SOARname            string
-	Masters             []string
-	Resolvers           []string
-	IPSources           []string
-	Zk                  string
-	Domain              string
-	File                string
-	Listener            string
-	HTTPListener        string
-	RecurseOn           bool
-	DNSOn               bool `json:"DnsOn"`
-	HTTPOn              bool `json:"HttpOn"`
-	ExternalOn          bool
-	EnforceRFC952       bool
-	EnumerationOn       bool
-	MesosHTTPSOn        bool
-	CACertFile          string
-	MesosCredentials    struct{ Principal, Secret string }
-	IAMConfigFile       string
-	MesosAuthentication string
-}
-
-// mesosDNSConfig fills /v1/config from the configuration. Fields without
-// a counterpart say what master mode does: ExternalOn is whether names
+// mesosDNSConfig fills /v1/config, Mesos-DNS's records.Config as
+// Mesos-DNS marshals it (Go field names, three of them with JSON tags),
+// field for field, so clients that read it keep working. Fields without a
+// counterpart say what master mode does: ExternalOn is whether names
 // outside the zone are forwarded (master.resolvers), Timeout the forward
-// timeout in whole seconds, no client certificate or authentication
-// secret is shown. Zk is master.zk with its password hidden (Mesos-DNS
-// shows it as configured). Listener and Port are the first listen
-// address; the domain is written without the final dot, as Mesos-DNS
-// writes it.
-func (m *Master) mesosDNSConfig() mesosDNSConfig {
-	c := mesosDNSConfig{
-		RefreshSeconds:      m.cfg.RefreshSeconds,
-		Timeout:             int(m.cfg.ForwardTimeout.D().Seconds()),
-		StateTimeoutSeconds: m.cfg.StateTimeoutSeconds,
-		ZkDetectionTimeout:  m.cfg.ZKDetectionTimeout,
-		Zk:                  m.zkURL(),
-		TTL:                 int32(m.cfg.TTL),
-		SOASerial:           m.store.Load().Serial(),
-		SOARefresh:          m.cfg.SOARefresh,
-		SOARetry:            m.cfg.SOARetry,
-		SOAExpire:           m.cfg.SOAExpire,
-		SOAMinttl:           m.cfg.SOAMinttl,
-		SOAMname:            m.cfg.SOAMname,
-		SOARname:            m.cfg.SOARname,
-		Masters:             nonNil(m.cfg.Masters),
-		Resolvers:           nonNil(m.cfg.Resolvers),
-		IPSources:           nonNil(m.cfg.IPSources),
-		Domain:              strings.TrimSuffix(m.cfg.Domain, "."),
-		RecurseOn:           m.cfg.RecursionAvailable,
-		DNSOn:               len(m.cfg.Listen) > 0,
-		HTTPOn:              m.cfg.HTTP != "",
-		ExternalOn:          len(m.cfg.Resolvers) > 0,
-		EnforceRFC952:       m.cfg.EnforceRFC952,
-		EnumerationOn:       m.cfg.EnumerationOn,
-		MesosHTTPSOn:        m.cfg.MesosHTTPSOn,
-		CACertFile:          m.cfg.CACertFile,
+// timeout in whole seconds, SetTruncateBit true (a reply too large for
+// UDP is always truncated); no authentication secret is shown. Zk is
+// master.zk with its password hidden (Mesos-DNS shows it as configured).
+// Listener and Port are the first listen address; the domain is written
+// without the final dot, as Mesos-DNS writes it.
+func (m *Master) mesosDNSConfig() config.MesosDNS {
+	c := config.MesosDNS{
+		RefreshSeconds:         m.cfg.RefreshSeconds,
+		SRVRecordDefaultWeight: m.cfg.SRVRecordDefaultWeight,
+		ZoneResolvers:          nonNilMap(m.cfg.ZoneResolvers),
+		SetTruncateBit:         true,
+		CertFile:               m.cfg.CertFile,
+		KeyFile:                m.cfg.KeyFile,
+		Timeout:                int(m.cfg.ForwardTimeout.D().Seconds()),
+		StateTimeoutSeconds:    m.cfg.StateTimeoutSeconds,
+		ZkDetectionTimeout:     m.cfg.ZKDetectionTimeout,
+		Zk:                     m.zkURL(),
+		TTL:                    int32(m.cfg.TTL),
+		SOASerial:              m.store.Load().Serial(),
+		SOARefresh:             m.cfg.SOARefresh,
+		SOARetry:               m.cfg.SOARetry,
+		SOAExpire:              m.cfg.SOAExpire,
+		SOAMinttl:              m.cfg.SOAMinttl,
+		SOAMname:               m.cfg.SOAMname,
+		SOARname:               m.cfg.SOARname,
+		Masters:                nonNil(m.cfg.Masters),
+		Resolvers:              nonNil(m.cfg.Resolvers),
+		IPSources:              nonNil(m.cfg.IPSources),
+		Domain:                 strings.TrimSuffix(m.cfg.Domain, "."),
+		RecurseOn:              m.cfg.RecursionAvailable,
+		DNSOn:                  len(m.cfg.Listen) > 0,
+		HTTPOn:                 m.cfg.HTTP != "",
+		ExternalOn:             len(m.cfg.Resolvers) > 0,
+		EnforceRFC952:          m.cfg.EnforceRFC952,
+		EnumerationOn:          m.cfg.EnumerationOn,
+		MesosHTTPSOn:           m.cfg.MesosHTTPSOn,
+		CACertFile:             m.cfg.CACertFile,
 	}
 	c.MesosCredentials.Principal = m.cfg.MesosCredentials.Principal
 	if c.MesosCredentials.Principal != "" {
@@ -163,6 +132,14 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// nonNilMap is nonNil for ZoneResolvers, {} rather than null.
+func nonNilMap(m map[string][]string) map[string][]string {
+	if m == nil {
+		return map[string][]string{}
+	}
+	return m
 }
 
 // Handler serves the Mesos-DNS style HTTP API: /v1/version, /v1/config,
