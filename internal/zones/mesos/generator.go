@@ -332,26 +332,17 @@ func (g *generator) slaves(st *State) {
 // for each configured master in order, plus one for the leader when it is
 // not configured.
 func (g *generator) masters(leader string) {
-	lh, lp, err := net.SplitHostPort(leader)
-	if err != nil {
+	leaderAddr, ok := leaderAddrPort(leader)
+	if !ok {
 		return
 	}
-	lip, err := netip.ParseAddr(lh)
-	if err != nil {
-		return
-	}
-	lip = lip.Unmap().WithZone("")
-	port, err := strconv.ParseUint(lp, 10, 16)
-	if err != nil {
-		return
-	}
-	leaderAddr := netip.AddrPortFrom(lip, uint16(port))
+	lip, port := leaderAddr.Addr(), leaderAddr.Port()
 	lname := "leader" + g.tail
 	all := "master" + g.tail
 	g.addr(lname, lip)
 	g.addr(all, lip)
-	g.srv("_leader._tcp"+g.tail, lname, uint16(port))
-	g.srv("_leader._udp"+g.tail, lname, uint16(port))
+	g.srv("_leader._tcp"+g.tail, lname, port)
+	g.srv("_leader._udp"+g.tail, lname, port)
 
 	inAll := map[netip.Addr]bool{lip: true}
 	leaderNumbered := false
@@ -577,4 +568,22 @@ func (g *generator) taskNamed(t *Task, name, fname string, ips, slaveIPs []netip
 			}
 		}
 	}
+}
+
+// leaderAddrPort reads the leader's host:port as State.Leader gives it;
+// ok is false unless the host is an IP address and the port a number.
+func leaderAddrPort(leader string) (ap netip.AddrPort, ok bool) {
+	lh, lp, err := net.SplitHostPort(leader)
+	if err != nil {
+		return ap, false
+	}
+	ip, err := netip.ParseAddr(lh)
+	if err != nil {
+		return ap, false
+	}
+	port, err := strconv.ParseUint(lp, 10, 16)
+	if err != nil {
+		return ap, false
+	}
+	return netip.AddrPortFrom(ip.Unmap().WithZone(""), uint16(port)), true
 }

@@ -1,7 +1,6 @@
 package mesos
 
 import (
-	"net"
 	"net/netip"
 
 	"github.com/miekg/dns"
@@ -145,15 +144,11 @@ func (g *navGen) agentIP(host string) (netip.Addr, bool) {
 // master.dcos.thisdcos.directory the leader and every configured master,
 // as leader.<domain> and master.<domain> are.
 func (g *navGen) masters(leader string) {
-	lh, _, err := net.SplitHostPort(leader)
-	if err != nil {
+	ap, ok := leaderAddrPort(leader)
+	if !ok {
 		return
 	}
-	lip, err := netip.ParseAddr(lh)
-	if err != nil {
-		return
-	}
-	lip = lip.Unmap().WithZone("")
+	lip := ap.Addr()
 	g.b.AddAddr([]byte("leader."+navstarTasks), lip, NavstarTTL)
 	all := []byte("master." + navstarTasks)
 	g.b.AddAddr(all, lip, NavstarTTL)
