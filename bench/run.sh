@@ -463,6 +463,11 @@ s5() {
 		if wait_ready "$SPORT" "$W/s5.names" && kill -0 "$SPID" 2>/dev/null; then
 			DNSPERF_FILE=$W/s5.names
 			max_and_half "S5 master $S5_TASKS tasks" "$s" -queries "$W/s5.names"
+			# The same tasks' dcos-net names, from the thisdcos.directory zone.
+			sed -n 's/^\(app-[0-9]*\)\.marathon\.mesos A$/\1.marathon.autoip.dcos.thisdcos.directory A/p' \
+				"$W/s5.names" >"$W/s5.navstar.names"
+			DNSPERF_FILE=$W/s5.navstar.names
+			max_and_half "S5 master thisdcos.directory" "$s" -queries "$W/s5.navstar.names"
 			DNSPERF_FILE=""
 		else
 			row "S5 master" "$s" "n/a" "" "" "" "" "" "master mode not available: $(head -c 200 "$W/s5.err" | tr '\n' ' ')"

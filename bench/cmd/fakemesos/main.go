@@ -92,7 +92,9 @@ func synthetic(addr string, n int) []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"id":"S%d","pid":"slave(1)@10.1.%d.%d:5051","hostname":"agent%d.example.com","active":true}`, i, i/256%256, i%256, i)
+		// Registered by address, as DC/OS agents are, so that dcos-net's
+		// names (which need the agent's address) exist too.
+		fmt.Fprintf(&b, `{"id":"S%d","pid":"slave(1)@10.1.%[2]d.%[3]d:5051","hostname":"10.1.%[2]d.%[3]d","active":true}`, i, i/256%256, i%256)
 	}
 	b.WriteString(`],"frameworks":[{"id":"fw-marathon","name":"marathon","pid":"scheduler@10.0.0.10:15101","active":true,"tasks":[`)
 	for i := range n {
