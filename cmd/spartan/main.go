@@ -260,6 +260,13 @@ func serve(ctx context.Context, cfg *config.Config, args []string, state []byte,
 					HeldShrinks: ms.Master.Stats().HeldShrinks,
 				}
 			})
+			m.SetMasterFollow(func() metrics.MasterFollow {
+				s := ms.Master.Stats()
+				return metrics.MasterFollow{
+					Streaming: s.Streaming, Events: s.Events, EventSwaps: s.EventSwaps, PatchedSwaps: s.PatchedSwaps,
+					LeaderSource: s.LeaderSource, ZooKeeper: s.ZooKeeper, ZKCurrent: s.ZKCurrent,
+				}
+			})
 		}
 	}
 	if m != nil && node != nil && node.Cache != nil {

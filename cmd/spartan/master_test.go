@@ -52,17 +52,25 @@ func loopbackAddr(t *testing.T) string {
 // addresses.
 func startMaster(t *testing.T, bin string, mesosAddrs []string, env ...string) (p *testsupport.Process, proxyAddr, masterAddr, apiAddr, metricsAddr string) {
 	t.Helper()
+	return startMasterWith(t, bin, map[string]any{"masters": mesosAddrs, "refreshSeconds": 30}, env...)
+}
+
+// startMasterWith is startMaster with master's fields added to the
+// "master" object (listen, domain and http are set here).
+func startMasterWith(t *testing.T, bin string, master map[string]any, env ...string) (p *testsupport.Process, proxyAddr, masterAddr, apiAddr, metricsAddr string) {
+	t.Helper()
 	root := testsupport.StartUpstream(t, testsupport.WithAddr("127.0.0.3:0"))
 	proxyAddr, masterAddr, apiAddr, metricsAddr = loopbackAddr(t), loopbackAddr(t), loopbackAddr(t), loopbackAddr(t)
+	m := map[string]any{"listen": []string{masterAddr}, "domain": "mesos.", "http": apiAddr}
+	for k, v := range master {
+		m[k] = v
+	}
 	// The contract's shape; no "masters"/"zones" for the proxy: master
 	// mode adds this node's own authoritative server to mesos.'s group.
 	cfg, err := json.Marshal(map[string]any{
 		"listen": []string{proxyAddr}, "upstreams": []string{root.Addr()},
 		"metrics": metricsAddr, "log": map[string]string{"level": "info"},
-		"master": map[string]any{
-			"listen": []string{masterAddr}, "masters": mesosAddrs,
-			"domain": "mesos.", "refreshSeconds": 30, "http": apiAddr,
-		},
+		"master": m,
 	})
 	require.NoError(t, err)
 	cmd := exec.Command(bin, "-config", writeFile(t, "spartan.json", string(cfg)))

@@ -224,9 +224,34 @@ func (o *ops) status() string {
 		case !s.LastSuccess.IsZero():
 			fmt.Fprintf(&b, "; Mesos leader %s", s.Leader)
 		}
+		s := o.master.Master.Stats()
+		b.WriteString(followStatus(s))
 	}
 	if o.node != nil {
 		fmt.Fprintf(&b, "; races in flight %d", o.node.Forwarder.Stats().InFlight)
+	}
+	return b.String()
+}
+
+// followStatus says what names the Mesos leader and whether its event
+// stream is followed, for the status line; empty when polls read a fixed
+// state.
+func followStatus(s mesos.Stats) string {
+	var b strings.Builder
+	switch {
+	case s.LeaderSource == "":
+		return ""
+	case s.ZooKeeper && s.LeaderSource == mesos.LeaderZooKeeper && s.ZKCurrent:
+		b.WriteString("; leader from ZooKeeper")
+	case s.ZooKeeper && s.LeaderSource == mesos.LeaderZooKeeper:
+		fmt.Fprintf(&b, "; ZooKeeper names no current leader (%s)", s.ZKError)
+	case s.ZooKeeper:
+		fmt.Fprintf(&b, "; ZooKeeper names no current leader (%s), asking master.masters", s.ZKError)
+	}
+	if s.Streaming {
+		fmt.Fprintf(&b, "; event stream up, %d events", s.Events)
+	} else {
+		b.WriteString("; event stream down (polling only)")
 	}
 	return b.String()
 }

@@ -53,3 +53,80 @@ func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(dMasterSlipped, g.Slipped)
 	ch <- counter(dShrinksHeld, g.HeldShrinks)
 }
+
+// MasterFollow is a snapshot of how master mode follows the Mesos cluster
+// between polls: the leading master's operator API event stream, and what
+// names the leader polls ask. Counters are totals since start.
+type MasterFollow struct {
+	Streaming    bool   // the event stream is followed now
+	Events       uint64 // events applied from the stream (heartbeats aside)
+	EventSwaps   uint64 // zone swaps made by events
+	PatchedSwaps uint64 // event swaps that patched the zone instead of building it whole
+	// LeaderSource is what names the master polls ask: "zookeeper",
+	// "masters" (master.masters: without master.zk, or in fallback from
+	// it), or "" when polls read a fixed state (no series then).
+	LeaderSource string
+	// ZooKeeper is set when master.zk is configured; ZKCurrent then
+	// reports whether ZooKeeper currently names a leader.
+	ZooKeeper, ZKCurrent bool
+}
+
+// leaderSources are the values of the source label, all exported so that
+// a query for the one at 1 needs no absent-series handling.
+var leaderSources = []string{"zookeeper", "masters"}
+
+var (
+	dStreamUp           = desc("stream", "up", "1 while the leading Mesos master's operator API event stream is followed (master mode).")
+	dStreamEvents       = desc("stream", "events_total", "Events applied from the Mesos operator API event stream, heartbeats aside.")
+	dStreamSwaps        = desc("stream", "swaps_total", "Zone swaps made by events from the Mesos operator API event stream (bursts are coalesced).")
+	dStreamPatchedSwaps = desc("stream", "patched_swaps_total", "Event swaps that patched the served zone instead of building it whole.")
+	dLeaderSource       = desc("state", "leader_source", "1 for what names the Mesos master polls ask: zookeeper (master.zk), or masters (master.masters, without master.zk or in fallback from it).", "source")
+	dZKLeaderCurrent    = desc("zookeeper", "leader_current", "1 while ZooKeeper (master.zk) currently names a leading Mesos master: a session is up and the leader's node is watched.")
+)
+
+// SetMasterFollow sets the function read at scrape time for master mode's
+// event stream and leader source; nil removes it.
+func (m *Metrics) SetMasterFollow(f func() MasterFollow) {
+	if f == nil {
+		m.followSrc.Store(nil)
+		return
+	}
+	m.followSrc.Store(&f)
+}
+
+// followCollector exports MasterFollow snapshots.
+type followCollector Metrics
+
+func (c *followCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dStreamUp, dStreamEvents, dStreamSwaps, dStreamPatchedSwaps, dLeaderSource, dZKLeaderCurrent} {
+		ch <- d
+	}
+}
+
+func (c *followCollector) Collect(ch chan<- prometheus.Metric) {
+	f := (*Metrics)(c).followSrc.Load()
+	if f == nil {
+		return
+	}
+	s := (*f)()
+	ch <- gauge(dStreamUp, b2f(s.Streaming))
+	ch <- counter(dStreamEvents, s.Events)
+	ch <- counter(dStreamSwaps, s.EventSwaps)
+	ch <- counter(dStreamPatchedSwaps, s.PatchedSwaps)
+	if s.LeaderSource != "" {
+		for _, src := range leaderSources {
+			ch <- gauge(dLeaderSource, b2f(src == s.LeaderSource), src)
+		}
+	}
+	if s.ZooKeeper {
+		ch <- gauge(dZKLeaderCurrent, b2f(s.ZKCurrent))
+	}
+}
+
+// b2f is 1 for true, 0 for false.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -9,7 +9,8 @@
 //     atomic adds into counters resolved once per label set, no lock and
 //     no allocation per call.
 //   - Snapshot sources read at scrape time (SetCache, SetProxy,
-//     SetUpstreams, SetZones, SetReady): plain functions returning plain structs, so
+//     SetUpstreams, SetZones, SetReady, SetMasterGuard, SetMasterFollow):
+//     plain functions returning plain structs, so
 //     counters the other packages keep anyway cost the query path nothing
 //     extra. cmd/spartan adapts each package's stats accessor to them.
 //
@@ -64,6 +65,7 @@ type Metrics struct {
 	pollSrc      atomic.Pointer[func() Poll]
 	readySrc     atomic.Pointer[func() error]
 	guardSrc     atomic.Pointer[func() MasterGuard]
+	followSrc    atomic.Pointer[func() MasterFollow]
 
 	extraMu sync.Mutex
 	extra   []route // added with Handle, served beside the metrics
@@ -108,6 +110,7 @@ func New() *Metrics {
 		hv, m.legHV, m.pollHV,
 		(*collector)(m),
 		(*guardCollector)(m),
+		(*followCollector)(m),
 	)
 	return m
 }

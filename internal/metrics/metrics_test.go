@@ -390,3 +390,74 @@ func TestMasterGuardMetrics(t *testing.T) {
 	s = testsupport.Scrape(t, base+"/metrics")
 	require.NotContains(t, s, "spartan_master_refused_total")
 }
+
+// TestMasterFollowMetrics: the event stream's counters and the leader's
+// source are exported while their source is set, every source value with
+// the current one at 1, and ZooKeeper's state only when it is configured.
+func TestMasterFollowMetrics(t *testing.T) {
+	m := metrics.New()
+	base := serve(t, m)
+	s := testsupport.Scrape(t, base+"/metrics")
+	require.NotContains(t, s, "spartan_stream_up")
+
+	for _, tc := range []struct {
+		name    string
+		in      metrics.MasterFollow
+		want    map[string]float64 // series without labels
+		sources map[string]float64 // spartan_state_leader_source by source; nil: absent
+		zk      bool               // spartan_zookeeper_leader_current present
+	}{
+		{
+			name: "zookeeper current, streaming",
+			in: metrics.MasterFollow{Streaming: true, Events: 7, EventSwaps: 3, PatchedSwaps: 2,
+				LeaderSource: "zookeeper", ZooKeeper: true, ZKCurrent: true},
+			want: map[string]float64{"spartan_stream_up": 1, "spartan_stream_events_total": 7,
+				"spartan_stream_swaps_total": 3, "spartan_stream_patched_swaps_total": 2,
+				"spartan_zookeeper_leader_current": 1},
+			sources: map[string]float64{"zookeeper": 1, "masters": 0},
+			zk:      true,
+		},
+		{
+			name: "zookeeper lost, fallback to masters, stream down",
+			in:   metrics.MasterFollow{Events: 9, EventSwaps: 4, PatchedSwaps: 4, LeaderSource: "masters", ZooKeeper: true},
+			want: map[string]float64{"spartan_stream_up": 0, "spartan_stream_events_total": 9,
+				"spartan_stream_swaps_total": 4, "spartan_stream_patched_swaps_total": 4,
+				"spartan_zookeeper_leader_current": 0},
+			sources: map[string]float64{"zookeeper": 0, "masters": 1},
+			zk:      true,
+		},
+		{
+			name:    "masters only",
+			in:      metrics.MasterFollow{Streaming: true, LeaderSource: "masters"},
+			want:    map[string]float64{"spartan_stream_up": 1, "spartan_stream_events_total": 0},
+			sources: map[string]float64{"zookeeper": 0, "masters": 1},
+		},
+		{
+			name: "fixed state",
+			in:   metrics.MasterFollow{},
+			want: map[string]float64{"spartan_stream_up": 0},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m.SetMasterFollow(func() metrics.MasterFollow { return tc.in })
+			s := testsupport.Scrape(t, base+"/metrics")
+			for name, want := range tc.want {
+				require.Equal(t, want, s.Must(t, name), name)
+			}
+			if tc.sources == nil {
+				require.NotContains(t, s, "spartan_state_leader_source")
+			}
+			for src, want := range tc.sources {
+				v, ok := s.Value("spartan_state_leader_source", "source", src)
+				require.True(t, ok, src)
+				require.Equal(t, want, v, src)
+			}
+			if !tc.zk {
+				require.NotContains(t, s, "spartan_zookeeper_leader_current")
+			}
+		})
+	}
+	m.SetMasterFollow(nil)
+	s = testsupport.Scrape(t, base+"/metrics")
+	require.NotContains(t, s, "spartan_stream_up")
+}

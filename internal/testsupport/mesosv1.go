@@ -154,3 +154,29 @@ func (c *MesosV1Cluster) LaunchEvents() []map[string]any {
 	}
 	return out
 }
+
+// TaskAddedEvent is a TASK_ADDED event (master.proto Event.TaskAdded) for a
+// task just launched: state TASK_STAGING, no status yet, one host port.
+func TaskAddedEvent(frameworkID, agentID, taskID, name string, port int) map[string]any {
+	return map[string]any{"type": "TASK_ADDED", "task_added": map[string]any{"task": map[string]any{
+		"name": name, "task_id": v1ID(taskID), "framework_id": v1ID(frameworkID), "agent_id": v1ID(agentID),
+		"state": "TASK_STAGING",
+		"resources": []any{map[string]any{"name": "ports", "type": "RANGES",
+			"ranges": map[string]any{"range": []any{map[string]any{"begin": port, "end": port}}}}},
+	}}}
+}
+
+// TaskUpdatedEvent is a TASK_UPDATED event (master.proto Event.TaskUpdated)
+// moving the task to state; its status (mesos.proto TaskStatus) carries
+// the container's address ip in container_status.network_infos when ip
+// is not empty. ts is the status's timestamp.
+func TaskUpdatedEvent(frameworkID, agentID, taskID, state, ip string, ts float64) map[string]any {
+	status := map[string]any{"task_id": v1ID(taskID), "state": state, "agent_id": v1ID(agentID), "timestamp": ts}
+	if ip != "" {
+		status["container_status"] = map[string]any{"network_infos": []any{map[string]any{
+			"ip_addresses": []any{map[string]any{"protocol": "IPv4", "ip_address": ip}}}}}
+	}
+	return map[string]any{"type": "TASK_UPDATED", "task_updated": map[string]any{
+		"framework_id": v1ID(frameworkID), "status": status, "state": state,
+	}}
+}

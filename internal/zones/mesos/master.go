@@ -58,6 +58,15 @@ type Stats struct {
 	Events, EventSwaps, PatchedSwaps uint64
 	// EventSwapTime is the time spent building event swaps' zones.
 	EventSwapTime time.Duration
+	// LeaderSource says what names the master polls ask: LeaderZooKeeper,
+	// LeaderMasters (master.masters, without master.zk or in fallback
+	// from it), or "" when polls read a fixed state instead.
+	LeaderSource string
+	// ZooKeeper is set when master.zk is configured; ZKCurrent then
+	// reports whether ZooKeeper currently names a leader (a session is up
+	// and the leader's node is watched), and ZKError why not.
+	ZooKeeper, ZKCurrent bool
+	ZKError              string
 	// Tasks is the number of tasks with records; SkippedTasks and
 	// DroppedNames count malformed tasks and names DNS cannot carry;
 	// PortCappedTasks counts tasks with more host ports than
@@ -110,8 +119,9 @@ type Master struct {
 	// any; guarded by pollMu.
 	pending *pendingShrink
 	// zkFallback is set while polls ask master.masters because ZooKeeper
-	// has named no leader for zkDetectionTimeout; guarded by pollMu.
-	zkFallback bool
+	// has named no leader for zkDetectionTimeout; written with pollMu
+	// held, read by Stats.
+	zkFallback atomic.Bool
 	// agentAddrs caches the lookups of agents' host names for the
 	// thisdcos.directory zone across polls, as dcos-net resolves an agent
 	// once, when it registers; guarded by pollMu.
@@ -216,11 +226,32 @@ func (m *Master) Authority() *zones.Authority {
 	return zones.NewAuthority(m.store, m.navStore).WithAliases(NavstarAliases(m.opt.Domain)...)
 }
 
+// What names the master polls ask, in Stats.LeaderSource.
+const (
+	LeaderZooKeeper = "zookeeper"
+	LeaderMasters   = "masters"
+)
+
 // Stats returns a snapshot of the generator's counters.
 func (m *Master) Stats() Stats {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.stats
+	s := m.stats
+	m.mu.Unlock()
+	switch {
+	case m.fixed != nil || m.cfg.StateFile != "":
+	case m.zk != nil && !m.zkFallback.Load():
+		s.LeaderSource = LeaderZooKeeper
+	default:
+		s.LeaderSource = LeaderMasters
+	}
+	if m.zk != nil {
+		st := m.zk.Status()
+		s.ZooKeeper, s.ZKCurrent = true, st.OK()
+		if !s.ZKCurrent && st.Err != nil {
+			s.ZKError = st.Err.Error()
+		}
+	}
+	return s
 }
 
 // UseState makes every poll read data (a Mesos state JSON document)

@@ -50,8 +50,8 @@ func (m *Master) candidates() ([]string, error) {
 		st := m.zk.Status()
 		switch {
 		case st.OK():
-			if m.zkFallback {
-				m.zkFallback = false
+			if m.zkFallback.Load() {
+				m.zkFallback.Store(false)
 				m.log.Info("ZooKeeper names the leading Mesos master again; no longer asking master.masters", "leader", st.Leader)
 			}
 			return []string{st.Leader}, nil
@@ -60,8 +60,8 @@ func (m *Master) candidates() ([]string, error) {
 				return []string{st.Leader}, nil
 			}
 			return nil, fmt.Errorf("waiting for ZooKeeper to name the leading Mesos master (%v); master.masters are asked once it has named none for zkDetectionTimeout (%s)", st.Err, m.zkTimeout())
-		case !m.zkFallback:
-			m.zkFallback = true
+		case !m.zkFallback.Load():
+			m.zkFallback.Store(true)
 			m.log.Warn("ZooKeeper has named no current leading Mesos master for zkDetectionTimeout; asking master.masters",
 				"reason", st.Err, "since", st.Since, "lastLeader", st.Leader, "masters", m.cfg.Masters)
 		}
