@@ -58,6 +58,7 @@ OUTSTANDING=${OUTSTANDING:-200}
 S1_NAMES=${S1_NAMES:-1000}
 S3_RATE=${S3_RATE:-2000}
 S5_TASKS=${S5_TASKS:-10000}
+S5_STREAM=${S5_STREAM:-0}
 BASE_PORT=${BASE_PORT:-5400}
 SWEEP_RATES=${SWEEP_RATES:-"1000 5000 10000 30000"}
 # CORES: the server's CPUs with one core and with two, and how many load
@@ -448,7 +449,9 @@ s4() {
 }
 
 s5() {
-	bg "$CLIENT_CPU" "$W/fakemesos" -addr "$MESOS" -tasks "$S5_TASKS" -names "$W/s5.names"
+	local stream=()
+	[ "$S5_STREAM" = 1 ] && stream=(-stream)
+	bg "$CLIENT_CPU" "$W/fakemesos" -addr "$MESOS" -tasks "$S5_TASKS" -names "$W/s5.names" ${stream[@]+"${stream[@]}"}
 	local fm=$BG up s
 	upstream "$U_FAST"
 	up=$BG

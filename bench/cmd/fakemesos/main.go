@@ -3,7 +3,11 @@
 // /state) as the leading master. The state is a file (-state) or a
 // synthetic cluster of -tasks running Marathon tasks, in which case -names
 // writes the names the master-mode zone holds for them ("name type" lines,
-// the format of dnsperf and loadgen -queries), for querying it.
+// the format of dnsperf and loadgen -queries), for querying it. With
+// -stream, the synthetic cluster's master also serves the operator API
+// event stream (POST /api/v1 SUBSCRIBE): the SUBSCRIBED snapshot of the
+// same cluster, then heartbeats, as a current Mesos does; without it
+// /api/v1 is 404, as on a Mesos older than 1.1.
 package main
 
 import (
@@ -27,18 +31,21 @@ func main() {
 	stateFile := flag.String("state", "", "state JSON file to serve")
 	tasks := flag.Int("tasks", 0, "serve a synthetic state with this many running tasks (without -state)")
 	names := flag.String("names", "", "with -tasks: write the zone's task names here")
+	stream := flag.Bool("stream", false, "with -tasks: serve the operator API event stream too")
 	flag.Parse()
-	if err := run(*addr, *stateFile, *tasks, *names); err != nil {
+	if err := run(*addr, *stateFile, *tasks, *names, *stream); err != nil {
 		slog.Error("fakemesos", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, stateFile string, tasks int, namesFile string) error {
-	var state []byte
+func run(addr, stateFile string, tasks int, namesFile string, stream bool) error {
+	var state, subscribed []byte
 	switch {
 	case stateFile != "" && tasks > 0:
 		return errors.New("-state and -tasks exclude each other")
+	case stream && tasks == 0:
+		return errors.New("-stream needs -tasks")
 	case stateFile != "":
 		var err error
 		if state, err = os.ReadFile(stateFile); err != nil {
@@ -46,6 +53,9 @@ func run(addr, stateFile string, tasks int, namesFile string) error {
 		}
 	case tasks > 0:
 		state = synthetic(addr, tasks)
+		if stream {
+			subscribed = syntheticSubscribed(tasks)
+		}
 		if namesFile != "" {
 			if err := writeNames(namesFile, tasks); err != nil {
 				return err
@@ -58,16 +68,9 @@ func run(addr, stateFile string, tasks int, namesFile string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	for _, p := range []string{"/master/state", "/master/state.json", "/state"} {
-		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(state)
-		})
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	srv := &http.Server{Handler: handler(ctx, state, subscribed, heartbeat), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
