@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spartan-dns/spartan/internal/testsupport"
+	"github.com/spartan-dns/spartan/internal/zones/mesos"
 )
 
 const (
@@ -115,7 +116,7 @@ func TestMasterModeFollowsCluster(t *testing.T) {
 	})
 
 	t.Run("a task started through the stream resolves without a poll", func(t *testing.T) {
-		first.Emit(t, testsupport.TaskAddedEvent(followFramework, followAgent, "web.1", "web", 31001))
+		first.Emit(t, testsupport.TaskAddedEvent(followFramework, followAgent, "web.1", "web", "TASK_STAGING", 31001))
 		first.Emit(t, testsupport.TaskUpdatedEvent(followFramework, followAgent, "web.1", "TASK_STARTING", "", 10))
 		first.Emit(t, testsupport.TaskUpdatedEvent(followFramework, followAgent, "web.1", "TASK_RUNNING", "10.9.9.9", 11))
 		eventuallyDig(t, masterAddr, "web.marathon.mesos.", "10.9.9.9")
@@ -151,7 +152,7 @@ func TestMasterModeFollowsCluster(t *testing.T) {
 		require.Equal(t, 1, first.StatePolls(""), "the old leader is not asked again")
 
 		second.WaitSubscribers(t, 1)
-		second.Emit(t, testsupport.TaskAddedEvent(followFramework, followAgent, "api.1", "api", 31002))
+		second.Emit(t, testsupport.TaskAddedEvent(followFramework, followAgent, "api.1", "api", "TASK_STAGING", 31002))
 		second.Emit(t, testsupport.TaskUpdatedEvent(followFramework, followAgent, "api.1", "TASK_RUNNING", "10.4.0.5", 20))
 		eventuallyDig(t, masterAddr, "api.marathon.mesos.", "10.4.0.5")
 		require.Equal(t, 1, second.StatePolls(""), "no poll but the one the leader change made")
@@ -172,4 +173,28 @@ func TestMasterModeFollowsCluster(t *testing.T) {
 	})
 
 	stopCleanly(t, p)
+}
+
+// The status line says what names the Mesos leader and whether its event
+// stream is followed.
+func TestFollowStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   mesos.Stats
+		want string
+	}{
+		{"fixed state", mesos.Stats{}, ""},
+		{"masters, polling", mesos.Stats{LeaderSource: mesos.LeaderMasters}, "; event stream down (polling only)"},
+		{"masters, streaming", mesos.Stats{LeaderSource: mesos.LeaderMasters, Streaming: true, Events: 4}, "; event stream up, 4 events"},
+		{"ZooKeeper current", mesos.Stats{LeaderSource: mesos.LeaderZooKeeper, ZooKeeper: true, ZKCurrent: true, Streaming: true, Events: 2},
+			"; leader from ZooKeeper; event stream up, 2 events"},
+		{"ZooKeeper lost, within zkDetectionTimeout", mesos.Stats{LeaderSource: mesos.LeaderZooKeeper, ZooKeeper: true, ZKError: "connection to ZooKeeper lost"},
+			"; ZooKeeper names no current leader (connection to ZooKeeper lost); event stream down (polling only)"},
+		{"ZooKeeper lost, fallback", mesos.Stats{LeaderSource: mesos.LeaderMasters, ZooKeeper: true, ZKError: "no json.info_ node", Streaming: true},
+			"; ZooKeeper names no current leader (no json.info_ node), asking master.masters; event stream up, 0 events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, followStatus(tc.in))
+		})
+	}
 }

@@ -156,11 +156,12 @@ func (c *MesosV1Cluster) LaunchEvents() []map[string]any {
 }
 
 // TaskAddedEvent is a TASK_ADDED event (master.proto Event.TaskAdded) for a
-// task just launched: state TASK_STAGING, no status yet, one host port.
-func TaskAddedEvent(frameworkID, agentID, taskID, name string, port int) map[string]any {
+// task just launched in state (TASK_STAGING as Mesos sends it), with no
+// status yet and one host port.
+func TaskAddedEvent(frameworkID, agentID, taskID, name, state string, port int) map[string]any {
 	return map[string]any{"type": "TASK_ADDED", "task_added": map[string]any{"task": map[string]any{
 		"name": name, "task_id": v1ID(taskID), "framework_id": v1ID(frameworkID), "agent_id": v1ID(agentID),
-		"state": "TASK_STAGING",
+		"state": state,
 		"resources": []any{map[string]any{"name": "ports", "type": "RANGES",
 			"ranges": map[string]any{"range": []any{map[string]any{"begin": port, "end": port}}}}},
 	}}}

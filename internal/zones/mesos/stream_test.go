@@ -49,29 +49,16 @@ func eventuallyA(t *testing.T, addr, name string, want ...string) {
 	}, 10*time.Second, 5*time.Millisecond, "%s should resolve to %v", name, want)
 }
 
-// taskAdded is a TASK_ADDED (master.proto Event.TaskAdded) of a task of
-// the fixture's marathon on one of its agents, in state.
+// taskAdded is a TASK_ADDED of a marathon task on the fixture's agent,
+// with host port 31000.
 func taskAdded(id, name, state string) map[string]any {
-	return map[string]any{"type": "TASK_ADDED", "task_added": map[string]any{"task": map[string]any{
-		"name": name, "task_id": v1IDJSON(id), "framework_id": v1IDJSON(marathonID), "agent_id": v1IDJSON(agentID),
-		"state": state,
-		"resources": []any{map[string]any{"name": "ports", "type": "RANGES",
-			"ranges": map[string]any{"range": []any{map[string]any{"begin": 31000, "end": 31000}}}}},
-	}}}
+	return testsupport.TaskAddedEvent(marathonID, agentID, id, name, state, 31000)
 }
 
-// taskUpdated is a TASK_UPDATED (master.proto Event.TaskUpdated) whose
-// status (mesos.proto TaskStatus) carries the container's address in
-// container_status.network_infos.
+// taskUpdated is a TASK_UPDATED of a marathon task on the fixture's
+// agent, its status carrying the container's address ip when not empty.
 func taskUpdated(id, state, ip string, ts float64) map[string]any {
-	status := map[string]any{"task_id": v1IDJSON(id), "state": state, "agent_id": v1IDJSON(agentID), "timestamp": ts}
-	if ip != "" {
-		status["container_status"] = map[string]any{"network_infos": []any{map[string]any{
-			"ip_addresses": []any{map[string]any{"protocol": "IPv4", "ip_address": ip}}}}}
-	}
-	return map[string]any{"type": "TASK_UPDATED", "task_updated": map[string]any{
-		"framework_id": v1IDJSON(marathonID), "status": status, "state": state,
-	}}
+	return testsupport.TaskUpdatedEvent(marathonID, agentID, id, state, ip, ts)
 }
 
 // startStreaming runs master mode against a fake master serving the
