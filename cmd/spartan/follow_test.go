@@ -118,8 +118,11 @@ func TestMasterModeFollowsCluster(t *testing.T) {
 	t.Run("a task started through the stream resolves without a poll", func(t *testing.T) {
 		first.Emit(t, testsupport.TaskAddedEvent(followFramework, followAgent, "web.1", "web", "TASK_STAGING", 31001))
 		first.Emit(t, testsupport.TaskUpdatedEvent(followFramework, followAgent, "web.1", "TASK_STARTING", "", 10))
+		sent := time.Now()
 		first.Emit(t, testsupport.TaskUpdatedEvent(followFramework, followAgent, "web.1", "TASK_RUNNING", "10.9.9.9", 11))
 		eventuallyDig(t, masterAddr, "web.marathon.mesos.", "10.9.9.9")
+		// Reported, not asserted: dig runs as a process every 20 ms.
+		t.Logf("TASK_RUNNING sent to resolving: %v", time.Since(sent))
 		// A container address and no port mapped to a host port: autoip
 		// is the container's address (dcos-net's
 		// dcos_net_mesos_listener:task_autoip).
