@@ -56,6 +56,8 @@ type Builder struct {
 	next   int
 	// lower holds a lower-cased owner name.
 	lower []byte
+	// fan, when not nil, stores the names of families (see Fanout).
+	fan *fanout
 }
 
 // bigKey identifies a record's data within one rrset: compact records by
@@ -131,6 +133,13 @@ func (b *Builder) newNode(name string) *node {
 	n := &b.nodes[len(b.nodes)-1]
 	b.names[name] = n
 	b.remember(n)
+	b.addEnts(name)
+	return n
+}
+
+// addEnts records the empty non-terminals above a name that gets its
+// first records.
+func (b *Builder) addEnts(name string) {
 	// Every ancestor up to the origin without records of its own is an
 	// empty non-terminal. The walk stops at an ancestor with records or
 	// one already known empty: its own walk covered the rest. It is done
@@ -143,17 +152,16 @@ func (b *Builder) newNode(name string) *node {
 		if p == b.known {
 			break
 		}
-		if _, ok := b.names[p]; ok {
+		if _, ok := b.ents[p]; ok {
 			b.known = p
 			break
 		}
-		if _, ok := b.ents[p]; ok {
+		if _, ok := b.names[p]; ok || b.fan.find(p) != nil {
 			b.known = p
 			break
 		}
 		b.ents[p] = struct{}{}
 	}
-	return n
 }
 
 // remember puts n in the recent owners.
@@ -331,6 +339,11 @@ func (b *Builder) owner(name []byte) *node {
 			return b.ownerString(string(name))
 		}
 	}
+	if b.fan != nil {
+		if n := b.fanOwner(name); n != nil {
+			return n
+		}
+	}
 	s := string(name)
 	if !b.inZone(s) {
 		return nil
@@ -345,6 +358,11 @@ func (b *Builder) ownerString(name string) *node {
 	}
 	if !b.inZone(name) {
 		return nil
+	}
+	if b.fan != nil {
+		if n := b.fanOwner([]byte(name)); n != nil {
+			return n
+		}
 	}
 	return b.newNode(name)
 }
@@ -439,9 +457,13 @@ func (b *Builder) Build(serial uint32) *Zone {
 		negSOA: neg,
 		names:  b.names,
 		ents:   b.ents,
+		fan:    b.fan,
 		count:  b.count + 1,
 		hash:   b.hash,
 	}
-	b.names, b.big, b.ents, b.nodes, b.datas, b.recent = nil, nil, nil, nil, nil, [8]*node{}
+	if b.fan != nil {
+		b.fan.last = nil
+	}
+	b.names, b.big, b.ents, b.nodes, b.datas, b.recent, b.fan = nil, nil, nil, nil, nil, [8]*node{}, nil
 	return z
 }

@@ -129,7 +129,10 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 		if n, ok := over[name]; ok {
 			return n != nil
 		}
-		return base.names[name] != nil
+		if n, ok := base.names[name]; ok {
+			return n != nil
+		}
+		return base.fan.find(name) != nil
 	}
 	// The base's empty non-terminals are shared unless the patch changes
 	// them, which most patches (names under parents that exist) do not.
@@ -173,7 +176,12 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 		names = maps.Clone(names)
 		for name, n := range over {
 			if n == nil {
-				delete(names, name)
+				// A name of the fanout stays, removed, in names.
+				if base.fan.find(name) != nil {
+					names[name] = nil
+				} else {
+					delete(names, name)
+				}
 			} else {
 				names[name] = n
 			}
@@ -189,6 +197,7 @@ func (p *Patch) Build(serial uint32) (z *Zone, ok bool) {
 		names:  names,
 		over:   over,
 		ents:   ents,
+		fan:    base.fan,
 		count:  count,
 		hash:   hash,
 	}, true

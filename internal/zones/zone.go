@@ -40,7 +40,11 @@ type Zone struct {
 	over map[string]*node
 	// ents holds the empty non-terminals: names with nothing of their own
 	// but something below them, which exist (NODATA, not NXDOMAIN).
-	ents  map[string]struct{}
+	ents map[string]struct{}
+	// fan, when not nil, holds the names built as families (see
+	// Builder.Fanout), consulted after names: a name a Patch removed
+	// from it stays in over, or in names, as nil.
+	fan   *fanout
 	count int
 	hash  uint64
 }
@@ -80,8 +84,24 @@ func (z *Zone) Records() []dns.RR {
 		})
 	}
 	for name, n := range z.names {
-		if _, changed := z.over[name]; !changed {
+		if _, changed := z.over[name]; !changed && n != nil {
 			each(n)
+		}
+	}
+	if z.fan != nil {
+		for _, ns := range z.fan.bases {
+			for i := range ns {
+				n := &ns[i]
+				if n.empty() {
+					continue
+				}
+				if _, changed := z.over[n.name]; changed {
+					continue
+				}
+				if _, shadowed := z.names[n.name]; !shadowed {
+					each(n)
+				}
+			}
 		}
 	}
 	for _, n := range z.over {
@@ -99,7 +119,10 @@ func (z *Zone) node(name string) *node {
 			return n
 		}
 	}
-	return z.names[name]
+	if n, ok := z.names[name]; ok || z.fan == nil {
+		return n
+	}
+	return z.fan.find(name)
 }
 
 // Lookup answers qtype for qname from the zone. Names match

@@ -72,11 +72,11 @@ func BuildNavstarZone(st *State, opt *Options, serial uint32) *zones.Zone {
 // buildNavstar is BuildNavstarZone, also returning the agents' addresses
 // it found.
 func buildNavstar(st *State, opt *Options, serial uint32) (*zones.Zone, map[string]netip.Addr) {
-	b := zones.NewBuilder(NavstarOrigin, navstarSOA, []string{navstarNS})
-	// Sized for three names a task, as if no two tasks shared a name:
-	// instances of an app do, but a table that grows as it fills costs
-	// more than one cleared once.
-	b.Grow(3*st.RunningTasks() + 8)
+	b := newNavBuilder()
+	// Sized for a family of names a task, as if no two tasks shared a
+	// name: instances of an app do, but a table that grows as it fills
+	// costs more than one cleared once.
+	b.GrowFanout(st.RunningTasks())
 	g := navGen{b: b, opt: opt, agents: make(map[string]netip.Addr, len(st.Slaves))}
 	g.masters(st.Leader)
 	for i := range st.Slaves {
@@ -85,27 +85,37 @@ func buildNavstar(st *State, opt *Options, serial uint32) (*zones.Zone, map[stri
 			g.agents[s.ID] = ip
 		}
 	}
-	// One kind of name per pass: the names of a pass share their parent
-	// domain, and the builder finds it known at once.
-	for kind := range navKinds {
-		for i := range st.Frameworks {
-			fw := &st.Frameworks[i]
-			g.fw = AppendNavstarLabel(g.fw[:0], fw.Name)
-			if len(g.fw) == 0 {
-				continue
-			}
-			for j := range fw.Tasks {
-				g.task(&fw.Tasks[j], kind)
-			}
+	for i := range st.Frameworks {
+		fw := &st.Frameworks[i]
+		g.fw = AppendNavstarLabel(g.fw[:0], fw.Name)
+		if len(g.fw) == 0 {
+			continue
+		}
+		for j := range fw.Tasks {
+			g.task(&fw.Tasks[j])
 		}
 	}
 	return b.Build(serial), g.agents
 }
 
+// newNavBuilder starts a thisdcos.directory zone. A task's three names
+// differ only in their third label: they are stored as one family (see
+// zones.Builder.Fanout), so the build pays one probe of the name table
+// per task rather than three, and serving answers the same.
+func newNavBuilder() *zones.Builder {
+	b := zones.NewBuilder(NavstarOrigin, navstarSOA, []string{navstarNS})
+	var tails [navKinds]string
+	for kind, t := range navTails {
+		tails[kind] = string(t)
+	}
+	b.Fanout(tails[:]...)
+	return b
+}
+
 // EmptyNavstarZone is the thisdcos.directory zone before any state was
 // read: SOA and NS.
 func EmptyNavstarZone(serial uint32) *zones.Zone {
-	return zones.NewBuilder(NavstarOrigin, navstarSOA, []string{navstarNS}).Build(serial)
+	return newNavBuilder().Build(serial)
 }
 
 // addrSink takes address records: a zones.Builder, or a zones.Patch.
@@ -173,29 +183,36 @@ var navTails = [navKinds][]byte{
 	[]byte(".autoip." + navstarTasks),
 }
 
-// task adds a running task's name of one kind.
-func (g *navGen) task(t *Task, kind int) {
+// task adds a running task's names.
+func (g *navGen) task(t *Task) {
 	agent, ok := g.agents[t.SlaveID]
-	if !ok || (kind == containerIP && len(t.ContainerIPs) == 0) {
+	if !ok {
 		return
 	}
 	name := t.Name
 	if t.Discovery != nil {
 		name = t.Discovery.Name
 	}
-	// The name is assembled in g.name, kept so its capacity is reused
-	// from task to task.
+	// The names are assembled in g.name, kept so its capacity is reused
+	// from task to task: <task>.<fw> once, then each kind's tail.
 	g.name = AppendNavstarLabel(g.name[:0], name)
 	if len(g.name) == 0 {
 		return
 	}
-	g.name = append(append(append(g.name, '.'), g.fw...), navTails[kind]...)
-	if kind == agentIP || (kind == autoIP && (len(t.ContainerIPs) == 0 || t.HostPorts)) {
-		g.b.AddAddr(g.name, agent, NavstarTTL)
-		return
-	}
-	for _, ip := range t.ContainerIPs {
-		g.b.AddAddr(g.name, ip, NavstarTTL)
+	g.name = append(append(g.name, '.'), g.fw...)
+	base := len(g.name)
+	for kind, tail := range navTails {
+		if kind == containerIP && len(t.ContainerIPs) == 0 {
+			continue
+		}
+		g.name = append(g.name[:base], tail...)
+		if kind == agentIP || (kind == autoIP && (len(t.ContainerIPs) == 0 || t.HostPorts)) {
+			g.b.AddAddr(g.name, agent, NavstarTTL)
+			continue
+		}
+		for _, ip := range t.ContainerIPs {
+			g.b.AddAddr(g.name, ip, NavstarTTL)
+		}
 	}
 }
 

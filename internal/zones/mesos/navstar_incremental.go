@@ -127,10 +127,8 @@ func (idx *navIndex) patch(cur *zones.Zone, changed map[taskRef]*Task, opt *Opti
 	}
 	for k := range groups {
 		g.fw = append(g.fw[:0], k.fw...)
-		for kind := range navKinds {
-			for ref := range idx.groups[k] {
-				g.task(idx.tasks[ref], kind)
-			}
+		for ref := range idx.groups[k] {
+			g.task(idx.tasks[ref])
 		}
 	}
 	return p.Build(serial)

@@ -1,0 +1,134 @@
+package zones
+
+import "strings"
+
+// fanout stores names that come in families: <base><tail> for each of a
+// few fixed tails (say <task>.<framework>.agentip.dcos.example. and
+// <task>.<framework>.autoip.dcos.example.). A family is one entry in the
+// table, keyed by its base, holding one node per tail; a node without
+// records is a name the family does not have. A zone whose names are
+// mostly such families has a table a fraction of the size, and a build
+// pays one probe of it per family rather than one per name: in a zone of
+// hundreds of thousands of names, those probes miss the CPU caches and
+// are most of the cost.
+type fanout struct {
+	// tails are canonical, each starting with '.'.
+	tails []string
+	// bases maps a base to the nodes of its family, one per tail, in
+	// the order of tails. The nodes' names share one string.
+	bases map[string][]node
+	// last is the family found or added last: a generator adds a
+	// family's names in a row.
+	last []node
+}
+
+// find returns the node of a canonical name stored in the fanout, nil
+// when there is none or it holds no records.
+func (f *fanout) find(name string) *node {
+	if f == nil {
+		return nil
+	}
+	// Tails may end one another (".b.x." and ".a.b.x."), so every tail
+	// that fits is tried.
+	for k, tail := range f.tails {
+		if len(name) > len(tail) && strings.HasSuffix(name, tail) {
+			if ns := f.bases[name[:len(name)-len(tail)]]; ns != nil && !ns[k].empty() {
+				return &ns[k]
+			}
+		}
+	}
+	return nil
+}
+
+// empty reports whether the node has no records.
+func (n *node) empty() bool { return n.first.rrtype == 0 && n.more == nil }
+
+// Fanout makes the builder store the names <base><tail>, for each of the
+// tails, one table entry per base (see fanout): for zones where most names
+// come in such families. It must be called before any name ending in a
+// tail is added. Names are added as usual (Add, AddAddr, AddSRV); the
+// zone answers the same. Tails outside the zone are ignored.
+func (b *Builder) Fanout(tails ...string) {
+	f := &fanout{bases: make(map[string][]node)}
+	for _, t := range tails {
+		t = canonical(t)
+		if !strings.HasPrefix(t, ".") {
+			t = "." + t
+		}
+		// A name that ends in a tail is then in the zone.
+		if b.inZone(t[1:]) {
+			f.tails = append(f.tails, t)
+		}
+	}
+	b.fan = f
+}
+
+// GrowFanout makes room for about bases more families.
+func (b *Builder) GrowFanout(bases int) {
+	if b.fan == nil || bases <= 0 {
+		return
+	}
+	m := make(map[string][]node, len(b.fan.bases)+bases)
+	for k, v := range b.fan.bases {
+		m[k] = v
+	}
+	b.fan.bases = m
+}
+
+// fanOwner returns the node of a canonical name in the zone that the
+// fanout stores, creating its family if needed; nil when no tail fits.
+func (b *Builder) fanOwner(name []byte) *node {
+	f := b.fan
+	for k, tail := range f.tails {
+		base := len(name) - len(tail)
+		if base <= 0 || string(name[base:]) != tail {
+			continue
+		}
+		ns := f.last
+		if ns == nil || len(ns[0].name) != base+len(f.tails[0]) || ns[0].name[:base] != string(name[:base]) {
+			ns = f.bases[string(name[:base])]
+			if ns == nil {
+				ns = b.newFamily(string(name[:base]))
+			}
+			f.last = ns
+		}
+		n := &ns[k]
+		if n.empty() {
+			// First records at this name: it stops being an empty
+			// non-terminal, and its ancestors become ones.
+			b.addEnts(n.name)
+		}
+		b.remember(n)
+		return n
+	}
+	return nil
+}
+
+// newFamily adds the family of base, its names in one string.
+func (b *Builder) newFamily(base string) []node {
+	f := b.fan
+	size := 0
+	for _, t := range f.tails {
+		size += len(base) + len(t)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	for _, t := range f.tails {
+		sb.WriteString(base)
+		sb.WriteString(t)
+	}
+	all := sb.String()
+	if cap(b.nodes)-len(b.nodes) < len(f.tails) {
+		b.nodes = make([]node, 0, max(nodeBlock, len(f.tails)))
+	}
+	i := len(b.nodes)
+	b.nodes = b.nodes[:i+len(f.tails)]
+	ns := b.nodes[i : i+len(f.tails) : i+len(f.tails)]
+	off := 0
+	for k, t := range f.tails {
+		ns[k].name = all[off : off+len(base)+len(t)]
+		off += len(base) + len(t)
+	}
+	f.bases[ns[0].name[:len(base)]] = ns
+	return ns
+}
