@@ -462,7 +462,7 @@ func (b *Builder) Build(serial uint32) *Zone {
 		hash:   b.hash,
 	}
 	if b.fan != nil {
-		b.fan.last = nil
+		b.fan.last, b.fan.known, b.fan.text = nil, nil, nil
 	}
 	b.names, b.big, b.ents, b.nodes, b.datas, b.recent, b.fan = nil, nil, nil, nil, nil, [8]*node{}, nil
 	return z

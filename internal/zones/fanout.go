@@ -1,6 +1,9 @@
 package zones
 
-import "strings"
+import (
+	"strings"
+	"unsafe"
+)
 
 // fanout stores names that come in families: <base><tail> for each of a
 // few fixed tails (say <task>.<framework>.agentip.dcos.example. and
@@ -20,7 +23,17 @@ type fanout struct {
 	// last is the family found or added last: a generator adds a
 	// family's names in a row.
 	last []node
+	// known holds, per tail, the parent of the last name of that tail
+	// to get records: its ancestors are known to exist, so the names
+	// that follow under it skip the walk for empty non-terminals.
+	known []string
+	// text is the block the families' names are written to (see
+	// newFamily).
+	text []byte
 }
+
+// textBlock is the size of the blocks families' names are written to.
+const textBlock = 64 << 10
 
 // find returns the node of a canonical name stored in the fanout, nil
 // when there is none or it holds no records.
@@ -60,6 +73,7 @@ func (b *Builder) Fanout(tails ...string) {
 			f.tails = append(f.tails, t)
 		}
 	}
+	f.known = make([]string, len(f.tails))
 	b.fan = f
 }
 
@@ -95,8 +109,14 @@ func (b *Builder) fanOwner(name []byte) *node {
 		n := &ns[k]
 		if n.empty() {
 			// First records at this name: it stops being an empty
-			// non-terminal, and its ancestors become ones.
-			b.addEnts(n.name)
+			// non-terminal, and its ancestors become ones, unless they
+			// are those of the last name of the same tail.
+			if p := parent(n.name); p != f.known[k] {
+				b.addEnts(n.name)
+				f.known[k] = p
+			} else {
+				delete(b.ents, n.name)
+			}
 		}
 		b.remember(n)
 		return n
@@ -104,20 +124,24 @@ func (b *Builder) fanOwner(name []byte) *node {
 	return nil
 }
 
-// newFamily adds the family of base, its names in one string.
+// newFamily adds the family of base. Its names are written one after
+// the other into a block shared by many families, and the nodes' names
+// are strings over it: no allocation per family. A block is never
+// written again where it holds names, so the strings stay immutable.
 func (b *Builder) newFamily(base string) []node {
 	f := b.fan
 	size := 0
 	for _, t := range f.tails {
 		size += len(base) + len(t)
 	}
-	var sb strings.Builder
-	sb.Grow(size)
-	for _, t := range f.tails {
-		sb.WriteString(base)
-		sb.WriteString(t)
+	if cap(f.text)-len(f.text) < size {
+		f.text = make([]byte, 0, max(textBlock, size))
 	}
-	all := sb.String()
+	start := len(f.text)
+	for _, t := range f.tails {
+		f.text = append(append(f.text, base...), t...)
+	}
+	all := unsafe.String(&f.text[start], size)
 	if cap(b.nodes)-len(b.nodes) < len(f.tails) {
 		b.nodes = make([]node, 0, max(nodeBlock, len(f.tails)))
 	}
