@@ -2,6 +2,7 @@ package mesos
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/miekg/dns"
 
@@ -79,10 +80,25 @@ func buildNavstar(st *State, opt *Options, serial uint32) (*zones.Zone, map[stri
 	b.GrowFanout(st.RunningTasks())
 	g := navGen{b: b, opt: opt, agents: make(map[string]netip.Addr, len(st.Slaves))}
 	g.masters(st.Leader)
+	// The agents' IDs are keyed as copies in one string: a task's lookup
+	// then reads its key's bytes from a dense block rather than from
+	// wherever the decoder left each agent.
+	size := 0
+	for i := range st.Slaves {
+		size += len(st.Slaves[i].ID)
+	}
+	var ids strings.Builder
+	ids.Grow(size)
+	for i := range st.Slaves {
+		ids.WriteString(st.Slaves[i].ID)
+	}
+	all, off := ids.String(), 0
 	for i := range st.Slaves {
 		s := &st.Slaves[i]
+		id := all[off : off+len(s.ID)]
+		off += len(s.ID)
 		if ip, ok := g.agentIP(s.Hostname); ok {
-			g.agents[s.ID] = ip
+			g.agents[id] = ip
 		}
 	}
 	for i := range st.Frameworks {
