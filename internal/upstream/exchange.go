@@ -35,8 +35,8 @@ func (u *Upstream) socket() (int, error) {
 	}
 	// connect picks a random ephemeral source port and makes the kernel
 	// drop datagrams from any other source.
-	if _, _, e := syscall.Syscall(syscall.SYS_CONNECT, uintptr(fd), uintptr(u.rawPtr), u.rawLen); e != 0 {
-		syscall.Close(fd)
+	if e := rawConnect(fd, u.rawPtr, u.rawLen); e != 0 {
+		rawClose(fd)
 		return -1, fmt.Errorf("udp connect %s: %w", u.str, os.NewSyscallError("connect", e))
 	}
 	return fd, nil
@@ -53,7 +53,7 @@ func (r *race) exchangeUDP(l *leg) ([]byte, verdict, error) {
 	if err != nil {
 		return nil, failure, err
 	}
-	defer syscall.Close(fd)
+	defer rawClose(fd)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -70,8 +70,15 @@ func (r *race) exchangeUDP(l *leg) ([]byte, verdict, error) {
 		randomizeCase(q)
 		question = sent[:copy(sent[:], q)]
 	}
-	if _, err := syscall.Write(fd, buf[:n]); err != nil {
-		return nil, failure, r.netErr(l, "udp write", os.NewSyscallError("write", err))
+	for {
+		_, e := rawWrite(fd, buf[:n])
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return nil, failure, r.netErr(l, "udp write", os.NewSyscallError("write", e))
+		}
+		break
 	}
 	// Registered after the write: a reply that is already there is
 	// reported at once by epoll_ctl, and no read is wasted before it.
@@ -89,16 +96,16 @@ func (r *race) exchangeUDP(l *leg) ([]byte, verdict, error) {
 			return nil, failure, r.ended()
 		}
 		for {
-			n, err := syscall.Read(fd, buf)
-			if err == syscall.EAGAIN || err == syscall.EINTR {
-				if err == syscall.EINTR {
-					continue
-				}
+			n, e := rawRead(fd, buf)
+			if e == syscall.EINTR {
+				continue
+			}
+			if e == syscall.EAGAIN {
 				break // a stale wake-up, or only spoofs so far: wait again
 			}
-			if err != nil {
+			if e != 0 {
 				// ECONNREFUSED: ICMP port unreachable, nobody listens.
-				return nil, failure, r.netErr(l, "udp read", os.NewSyscallError("read", err))
+				return nil, failure, r.netErr(l, "udp read", os.NewSyscallError("read", e))
 			}
 			var v verdict
 			if n < len(buf) {

@@ -55,8 +55,8 @@ func (p *poller) run(rc syscall.RawConn) {
 	// Read returns only when the descriptor is closed.
 	_ = rc.Read(func(fd uintptr) bool {
 		for {
-			n, err := syscall.EpollWait(int(fd), events, 0)
-			if err == syscall.EINTR {
+			n, e := rawEpollPoll(int(fd), events)
+			if e == syscall.EINTR {
 				continue
 			}
 			if n <= 0 {
