@@ -189,20 +189,25 @@ wait_ready() { # PORT [QUERIES]: until the server answers a query (5 s)
 }
 
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# switches PID: the voluntary and involuntary context switches of all its threads.
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}'; }
 HZ=$(getconf CLK_TCK)
 
 # measure PID ARGS...: a loadgen run, its result line extended with the
 # server's CPU time per answered query (its cost even when the client is
-# the bottleneck).
+# the bottleneck) and its threads' context switches per answered query
+# (the wake-ups a query costs at rates below the maximum).
 measure() {
-	local pid=$1 t0 t1 out
+	local pid=$1 t0 t1 c0 c1 out
 	shift
 	t0=$(cputicks "$pid")
+	c0=$(switches "$pid")
 	out=$(loadgen "$@")
 	t1=$(cputicks "$pid")
-	awk -v o="$out" -v d=$((t1 - t0)) -v hz="$HZ" 'BEGIN {
+	c1=$(switches "$pid")
+	awk -v o="$out" -v d=$((t1 - t0)) -v c=$((c1 - c0)) -v hz="$HZ" 'BEGIN {
 		n = o; sub(/.* answered=/, "", n); sub(/ .*/, "", n)
-		printf "%s cpu_us_per_q=%.2f\n", o, (n > 0 ? 1e6 * d / hz / n : 0) }'
+		printf "%s cpu_us_per_q=%.2f cs_per_q=%.2f\n", o, (n > 0 ? 1e6 * d / hz / n : 0), (n > 0 ? c / n : 0) }'
 }
 
 # dnsperf_qps FILE: dnsperf's throughput against the server for SECS.
@@ -602,7 +607,7 @@ sweep() {
 		loadgen -once -names "$S1_NAMES" -start "$start" -outstanding 50 >/dev/null
 		for r in $SWEEP_RATES; do
 			out=$(measure "$SPID" -duration "${SECS}s" -rate "$r" -names "$S1_NAMES" -start "$start")
-			lrow "hit @$((r / 1000))k/s" "$s" "$out"
+			lrow "hit @$((r / 1000))k/s" "$s" "$out" "$(kv cs_per_q "$out") switches/q"
 		done
 		out=$(measure "$SPID" -duration "${SECS}s" -outstanding "$OUTSTANDING" -names "$S1_NAMES" -start "$start")
 		local dp=""
@@ -615,7 +620,7 @@ sweep() {
 		server "$s" "$U_FAST" || continue
 		next_names
 		out=$(measure "$SPID" -duration "${SECS}s" -rate 5000 -names 0 -start "$NAMES_START")
-		lrow "miss @5k/s" "$s" "$out"
+		lrow "miss @5k/s" "$s" "$out" "$(kv cs_per_q "$out") switches/q"
 		stop "$SPID"
 	done
 	stop "$up"
