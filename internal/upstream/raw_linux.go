@@ -8,15 +8,13 @@ import (
 )
 
 // The system calls of a UDP leg: connect, write, read and close of a
-// non-blocking datagram socket, and the poller's epoll_wait with a zero
-// timeout. None of them can block, so they are made raw, without the
-// runtime's entersyscall/exitsyscall, as the runtime makes its own
-// non-blocking calls. Through syscall.Syscall, the first call after the
-// process was idle wakes the runtime's monitor thread (sysmon), and a
-// call that takes longer than its 20 µs tick (a write on loopback runs
-// the receiving side's network stack in the same call) makes the monitor
-// hand the processor to another thread, which wakes that thread and parks
-// this one when the call returns: several thread wake-ups per cache miss.
+// non-blocking datagram socket. None of them can block, so they are made
+// raw, without the runtime's entersyscall/exitsyscall, as the runtime
+// makes its own non-blocking calls. Through syscall.Syscall, a call that
+// takes longer than the runtime monitor's 20 µs tick (a write on loopback
+// runs the receiving side's network stack in the same call) makes the
+// monitor hand the processor to another thread, which wakes that thread
+// and parks this one when the call returns.
 
 // rawConnect connects fd to the socket address at ptr (len bytes).
 func rawConnect(fd int, ptr unsafe.Pointer, len uintptr) syscall.Errno {
@@ -39,11 +37,3 @@ func rawRead(fd int, p []byte) (int, syscall.Errno) {
 // rawClose closes fd. Closing a UDP socket does not block (there is
 // nothing to flush); an error leaves nothing to retry on Linux.
 func rawClose(fd int) { _, _, _ = unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
-
-// rawEpollPoll returns the ready events of the epoll instance epfd
-// without waiting (epoll_pwait with no signal mask is epoll_wait, which
-// some architectures lack).
-func rawEpollPoll(epfd int, events []syscall.EpollEvent) (int, syscall.Errno) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	return int(n), e
-}
