@@ -16,9 +16,9 @@ import (
 // monitor hand the processor to another thread, which wakes that thread
 // and parks this one when the call returns.
 
-// rawConnect connects fd to the socket address at ptr (len bytes).
-func rawConnect(fd int, ptr unsafe.Pointer, len uintptr) syscall.Errno {
-	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(ptr), len)
+// rawConnect connects fd to the socket address at ptr (size bytes).
+func rawConnect(fd int, ptr unsafe.Pointer, size uintptr) syscall.Errno {
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(ptr), size)
 	return e
 }
 
