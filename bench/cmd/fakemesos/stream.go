@@ -98,7 +98,7 @@ func syntheticSubscribed(n int) []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"agent_info":{"hostname":"agent%[1]d.example.com","id":{"value":"S%[1]d"},"port":5051},"pid":"slave(1)@10.1.%[2]d.%[3]d:5051","active":true,"version":"1.9.0"}`,
+		fmt.Fprintf(&b, `{"agent_info":{"hostname":"10.1.%[2]d.%[3]d","id":{"value":"S%[1]d"},"port":5051},"pid":"slave(1)@10.1.%[2]d.%[3]d:5051","active":true,"version":"1.9.0"}`,
 			i, i/256%256, i%256)
 	}
 	fmt.Fprintf(&b, `]}},"heartbeat_interval_seconds":%d}}`, int(heartbeat/time.Second))
