@@ -34,6 +34,8 @@ func applyDemo(cfg *config.Config) {
 	cfg.Upstreams = nil
 	cfg.UpstreamsFile = demoUpstreamsFile
 	cfg.Metrics = ""
+	// The demo's node is this host, as its loopback proxy sees it.
+	cfg.NodeAddress = "127.0.0.1"
 	m := config.DefaultMaster()
 	m.Listen = []string{demoMasterListen}
 	m.Masters = []string{demoMesosMaster}

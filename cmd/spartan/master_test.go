@@ -293,6 +293,9 @@ func TestDemo(t *testing.T) {
 		{[]string{"+tcp", "master0.mesos", "A"}, []string{"1.2.3.4"}},
 		{[]string{"liquor-store.marathon.mesos", "A"}, []string{"1.2.3.11", "1.2.3.12"}},
 		{[]string{"_leader._tcp.mesos", "SRV"}, []string{"0 1 5050 leader.mesos."}},
+		// dcos-net's names of the same state, and the node's own.
+		{[]string{"liquor-store.marathon.agentip.dcos.thisdcos.directory", "A"}, []string{"1.2.3.11", "1.2.3.12"}},
+		{[]string{"thisnode.thisdcos.directory", "A"}, []string{"127.0.0.1"}},
 	} {
 		out := ns.Run(t, "dig", append([]string{"@127.0.0.1", "-p", "5353", "+time=2", "+tries=1", "+short"}, tc.args...)...)
 		require.ElementsMatch(t, tc.want, strings.Split(strings.TrimSpace(out), "\n"), "%v", tc.args)
