@@ -57,18 +57,6 @@ func newObservedGroup(t *testing.T, addrs []string) (*Group, *metrics.Metrics, *
 	return g, m, logs
 }
 
-// caseLines returns the log records about 0x20.
-func caseLines(t *testing.T, logs *logBuffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, r := range logs.records(t) {
-		if strings.Contains(r["msg"].(string), "0x20") {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // An upstream that echoes the question as it was sent gets every query
 // with the letters of the name in a random case, and its replies, which
 // echo that case, are accepted; the caller gets its own casing back.
@@ -107,7 +95,7 @@ func TestCaseRandomized(t *testing.T) {
 		require.True(t, upper && lower, "letter %d always in one case: %v", i, seen)
 	}
 	require.Zero(t, testsupport.Gather(t, m.Registry()).Must(t, "spartan_upstream_0x20_fallbacks_total", "upstream", up.Addr()))
-	require.Empty(t, caseLines(t, logs))
+	require.Empty(t, logs.about(t, "0x20"))
 }
 
 // An upstream that lower-cases the question: its first UDP reply, in the
@@ -144,7 +132,7 @@ func TestCaseFallback(t *testing.T) {
 
 	met := testsupport.Gather(t, m.Registry())
 	require.Equal(t, 1.0, met.Must(t, "spartan_upstream_0x20_fallbacks_total", "group", ".", "upstream", up.Addr()))
-	lines := caseLines(t, logs)
+	lines := logs.about(t, "0x20")
 	require.Len(t, lines, 1, "logged once")
 	require.Equal(t, "WARN", lines[0]["level"])
 	require.Equal(t, up.Addr(), lines[0]["upstream"])
@@ -166,5 +154,5 @@ func TestCaseSpoofIgnored(t *testing.T) {
 	require.True(t, g.Upstreams()[0].CaseRandomized())
 	require.Equal(t, 3, up.QueriesTCP(), "each spoof is checked over TCP")
 	require.Zero(t, testsupport.Gather(t, m.Registry()).Must(t, "spartan_upstream_0x20_fallbacks_total", "upstream", up.Addr()))
-	require.Empty(t, caseLines(t, logs))
+	require.Empty(t, logs.about(t, "0x20"))
 }

@@ -86,18 +86,6 @@ func TestDoTGoodCertificate(t *testing.T) {
 	}
 }
 
-// certLines returns the log records about rejected certificates.
-func certLines(t *testing.T, logs *logBuffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, r := range logs.records(t) {
-		if strings.Contains(r["msg"].(string), "certificate rejected") {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // A certificate that does not verify fails every leg (never a clear-text
 // fallback), is counted on every handshake, logged once with the reason,
 // and keeps the upstream unhealthy whatever its failure score, until the
@@ -131,7 +119,7 @@ func TestDoTCertificateRejected(t *testing.T) {
 			require.Zero(t, s.Handshakes)
 			require.Zero(t, s.Connections)
 			require.False(t, u.Healthy())
-			lines := certLines(t, logs)
+			lines := logs.about(t, "certificate rejected")
 			require.Len(t, lines, 1, "logged once")
 			require.Contains(t, lines[0]["reason"], c.reason)
 			require.Equal(t, "ERROR", lines[0]["level"])

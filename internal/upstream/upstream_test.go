@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,18 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 func newLogBuffer() (*logBuffer, *slog.Logger) {
 	b := &logBuffer{}
 	return b, slog.New(slog.NewJSONHandler(b, nil))
+}
+
+// about returns the logged records whose message contains msg.
+func (b *logBuffer) about(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, r := range b.records(t) {
+		if strings.Contains(r["msg"].(string), msg) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // records returns the logged records, each as its decoded JSON object.
