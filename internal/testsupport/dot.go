@@ -126,97 +126,23 @@ func (u *UnboundDoT) URL(serverName string) string {
 	return "tls://" + u.Addr.String() + "#" + serverName
 }
 
-// StallingTLS is a TCP server that accepts connections and holds them
-// open but never sends a byte: a TLS handshake with it never completes.
-// It stops when the test ends.
-func StallingTLS(t testing.TB) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	var conns []net.Conn
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				for _, c := range conns {
-					c.Close()
-				}
-				return
-			}
-			conns = append(conns, c) // held open, never answered
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	return ln.Addr().(*net.TCPAddr).AddrPort()
-}
-
-// SilentTLS is a DNS over TLS server that completes handshakes with the
-// certificate of leaf and reads queries but never answers one: a server
-// that lost a connection's state without resetting it. It stops when the
-// test ends.
-func SilentTLS(t testing.TB, leaf Leaf) netip.AddrPort {
-	t.Helper()
-	cert, err := tls.LoadX509KeyPair(leaf.CertFile, leaf.KeyFile)
-	require.NoError(t, err)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, _ = io.Copy(io.Discard, c) // handshakes, then swallows queries
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().(*net.TCPAddr).AddrPort()
-}
-
-// TLSFront terminates TLS with the certificate of leaf and relays each
-// connection's bytes to and from the TCP port of backend ("host:port"),
-// such as a fake Upstream's: a DNS over TLS server with that upstream's
-// behaviours. It stops when the test ends.
-func TLSFront(t testing.TB, leaf Leaf, backend string) netip.AddrPort {
-	t.Helper()
-	cert, err := tls.LoadX509KeyPair(leaf.CertFile, leaf.KeyFile)
-	require.NoError(t, err)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	require.NoError(t, err)
+// connServer accepts connections on ln and hands each to serve on a
+// goroutine of its own; serve may track further connections (a relay's
+// other end) with the track it is given. When the test ends the
+// listener and every connection still tracked are closed and the
+// goroutines waited for.
+func connServer(t testing.TB, ln net.Listener, serve func(c net.Conn, track func(net.Conn) func())) netip.AddrPort {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	conns := map[net.Conn]struct{}{}
-	track := func(c net.Conn, add bool) {
+	// track records c as open and returns what forgets it.
+	track := func(c net.Conn) func() {
 		mu.Lock()
 		defer mu.Unlock()
-		if add {
-			conns[c] = struct{}{}
-		} else {
+		conns[c] = struct{}{}
+		return func() {
+			mu.Lock()
+			defer mu.Unlock()
 			delete(conns, c)
 		}
 	}
@@ -224,28 +150,16 @@ func TLSFront(t testing.TB, leaf Leaf, backend string) netip.AddrPort {
 	go func() {
 		defer wg.Done()
 		for {
-			front, err := ln.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			back, err := net.Dial("tcp", backend)
-			if err != nil {
-				front.Close()
-				continue
-			}
-			track(front, true)
-			track(back, true)
-			wg.Add(2)
-			relay := func(dst, src net.Conn) {
+			track(c)
+			wg.Add(1)
+			go func() {
 				defer wg.Done()
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-				track(dst, false)
-				track(src, false)
-			}
-			go relay(back, front)
-			go relay(front, back)
+				serve(c, track)
+			}()
 		}
 	}()
 	t.Cleanup(func() {
@@ -258,4 +172,63 @@ func TLSFront(t testing.TB, leaf Leaf, backend string) netip.AddrPort {
 		wg.Wait()
 	})
 	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// tlsListener listens on a loopback port with the certificate of leaf.
+func tlsListener(t testing.TB, leaf Leaf) net.Listener {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(leaf.CertFile, leaf.KeyFile)
+	require.NoError(t, err)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	require.NoError(t, err)
+	return ln
+}
+
+// StallingTLS is a TCP server that accepts connections and holds them
+// open but never sends a byte: a TLS handshake with it never completes.
+// It stops when the test ends.
+func StallingTLS(t testing.TB) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return connServer(t, ln, func(net.Conn, func(net.Conn) func()) {
+		// Held open, never answered, until the test ends.
+	})
+}
+
+// SilentTLS is a DNS over TLS server that completes handshakes with the
+// certificate of leaf and reads queries but never answers one: a server
+// that lost a connection's state without resetting it. It stops when the
+// test ends.
+func SilentTLS(t testing.TB, leaf Leaf) netip.AddrPort {
+	t.Helper()
+	return connServer(t, tlsListener(t, leaf), func(c net.Conn, _ func(net.Conn) func()) {
+		_, _ = io.Copy(io.Discard, c) // handshakes, then swallows queries
+	})
+}
+
+// TLSFront terminates TLS with the certificate of leaf and relays each
+// connection's bytes to and from the TCP port of backend ("host:port"),
+// such as a fake Upstream's: a DNS over TLS server with that upstream's
+// behaviours. It stops when the test ends.
+func TLSFront(t testing.TB, leaf Leaf, backend string) netip.AddrPort {
+	t.Helper()
+	return connServer(t, tlsListener(t, leaf), func(front net.Conn, track func(net.Conn) func()) {
+		back, err := net.Dial("tcp", backend)
+		if err != nil {
+			front.Close()
+			return
+		}
+		forget := track(back)
+		defer forget()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = io.Copy(back, front)
+			back.Close()
+		}()
+		_, _ = io.Copy(front, back)
+		front.Close()
+		<-done
+	})
 }
