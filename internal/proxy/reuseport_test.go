@@ -42,10 +42,20 @@ func TestPassedSocketSiblings(t *testing.T) {
 				}
 				return serr
 			}}
-			pc, err := lc.ListenPacket(t.Context(), "udp4", "127.0.0.1:0")
-			require.NoError(t, err)
-			ln, err := net.Listen("tcp4", pc.LocalAddr().String())
-			require.NoError(t, err)
+			// The TCP port of the same number may be another test's:
+			// take a new UDP port until it is not.
+			var pc net.PacketConn
+			var ln net.Listener
+			for range 20 {
+				var err error
+				pc, err = lc.ListenPacket(t.Context(), "udp4", "127.0.0.1:0")
+				require.NoError(t, err)
+				if ln, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
+					break
+				}
+				pc.Close()
+			}
+			require.NotNil(t, ln, "no UDP port whose TCP port was free")
 
 			cfg := config.Default()
 			cfg.Listen = []string{pc.LocalAddr().String()}
