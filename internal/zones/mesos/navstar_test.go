@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,20 +32,11 @@ func navstarOptions() *Options {
 	return opt
 }
 
-// readRecordFile reads a golden record file: its lines but the blank ones
-// and the comments, sorted.
+// readRecordFile reads a golden record file: readLines without the
+// comments.
 func readRecordFile(t testing.TB, path string) []string {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	var out []string
-	for l := range strings.SplitSeq(string(data), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return slices.DeleteFunc(readLines(t, path), func(l string) bool { return strings.HasPrefix(l, "#") })
 }
 
 // TestNavstarGolden checks the thisdcos.directory zone generated for the
