@@ -39,10 +39,15 @@ type ops struct {
 	// flush is set by SIGHUP: the next reload flushes the cache, but
 	// only if it is accepted.
 	flush atomic.Bool
+	// hup receives SIGHUP from newOps on, before anything can report the
+	// process ready: a SIGHUP nobody is notified of ends a Go program,
+	// and a reload may come the moment READY=1 is out.
+	hup chan os.Signal
 }
 
 func newOps(node *proxy.Node, master *mesos.Service, cfg *config.Config, args []string, logger *slog.Logger, m *metrics.Metrics) *ops {
-	o := &ops{node: node, master: master, args: args, start: cfg, log: logger}
+	o := &ops{node: node, master: master, args: args, start: cfg, log: logger, hup: make(chan os.Signal, 1)}
+	signal.Notify(o.hup, syscall.SIGHUP)
 	o.cur.Store(cfg)
 	o.rl = service.NewReloader(o.reload)
 	o.rl.Notifier = &service.Notifier{Log: logger}
@@ -55,11 +60,10 @@ func newOps(node *proxy.Node, master *mesos.Service, cfg *config.Config, args []
 }
 
 // run handles SIGHUP and watches the upstreams file until ctx is done,
-// triggering reloads; o.rl.Run, run beside it, performs them.
+// triggering reloads; o.rl.Run, run beside it, performs them. SIGHUP is
+// no longer caught once it returns.
 func (o *ops) run(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	defer signal.Stop(o.hup)
 
 	var watched string
 	var w *service.FileWatcher
@@ -77,7 +81,7 @@ func (o *ops) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hup:
+		case <-o.hup:
 			// SIGHUP is also the operator's "forget what you cached"
 			// after a cluster change, done once the reload is accepted.
 			o.flush.Store(true)
