@@ -93,8 +93,10 @@ func serverName(name string) (string, error) {
 	if _, ok := dns.IsDomainName(name); !ok || name == "" || strings.ContainsAny(name, " \\#/:@*") {
 		return "", fmt.Errorf("not a host name: %q", name)
 	}
-	for _, label := range dns.SplitDomainName(name) {
-		if len(label) > 63 {
+	// Every label must be 1 to 63 bytes: ".." or "a..b" name nothing a
+	// certificate could carry.
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
 			return "", fmt.Errorf("not a host name: %q", name)
 		}
 	}
