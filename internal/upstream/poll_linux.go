@@ -55,11 +55,12 @@ func (p *poller) run(rc syscall.RawConn) {
 	// Read returns only when the descriptor is closed.
 	_ = rc.Read(func(fd uintptr) bool {
 		for {
-			// Not a raw call, unlike the legs' socket calls: measured,
-			// the raw form saved the runtime's monitor-thread wake-ups
-			// but delayed the legs' wake-ups by milliseconds when a race
-			// has several legs.
-			n, err := syscall.EpollWait(int(fd), events, 0)
+			// A raw call, like the legs' socket calls: it never blocks
+			// (zero timeout), and through syscall.EpollWait its
+			// entersyscall would wake the runtime's monitor thread after
+			// every idle moment, one more thread wake-up per cache miss
+			// at the rates a node sees.
+			n, err := rawEpollPoll(int(fd), events)
 			if err == syscall.EINTR {
 				continue
 			}
