@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/spartan-dns/spartan/internal/zones"
 )
 
@@ -285,6 +287,25 @@ func (m *Master) swapLive(ctx context.Context) {
 	opt.Resolve = m.resolver(ctx)
 	cur := m.store.Load()
 	serial := nextSerial(cur.Serial())
+	// The thisdcos.directory zone follows the same changes; it is patched
+	// or built beside the cluster zone, as a poll builds the two.
+	curNav := m.navStore.Load()
+	navOpt := opt
+	navOpt.Resolve = m.agentResolver(ctx)
+	navSerial := nextSerial(curNav.Serial())
+	nidx := m.navIndex
+	var nz *zones.Zone
+	var navBuild errgroup.Group
+	navBuild.Go(func() error {
+		navPatched := false
+		if !full && !snapshot && nidx != nil {
+			nz, navPatched = nidx.patch(curNav, changed, &navOpt, navSerial)
+		}
+		if !navPatched {
+			nz, nidx = buildNavIndexed(st, refs, &navOpt, navSerial)
+		}
+		return nil
+	})
 	var z *zones.Zone
 	patched := false
 	if !full && !snapshot && m.index != nil {
@@ -295,20 +316,7 @@ func (m *Master) swapLive(ctx context.Context) {
 	if !patched {
 		z, gs, idx = buildIndexed(st, refs, &opt, serial)
 	}
-	// The thisdcos.directory zone follows the same changes.
-	curNav := m.navStore.Load()
-	navOpt := opt
-	navOpt.Resolve = m.agentResolver(ctx)
-	navSerial := nextSerial(curNav.Serial())
-	nidx := m.navIndex
-	var nz *zones.Zone
-	navPatched := false
-	if !full && !snapshot && nidx != nil {
-		nz, navPatched = nidx.patch(curNav, changed, &navOpt, navSerial)
-	}
-	if !navPatched {
-		nz, nidx = buildNavIndexed(st, refs, &navOpt, navSerial)
-	}
+	_ = navBuild.Wait() // never fails
 	navSwapped := nz.Hash() != curNav.Hash()
 	if z.Hash() == cur.Hash() {
 		m.index, m.navIndex = idx, nidx

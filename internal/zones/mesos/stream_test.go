@@ -90,13 +90,17 @@ func TestStreamFollowsEvents(t *testing.T) {
 	fake.Emit(t, taskUpdated("web.1", "TASK_STARTING", "", 100))
 	fake.Emit(t, taskUpdated("web.1", "TASK_RUNNING", "10.9.9.9", 101))
 	eventuallyA(t, addr, "web.marathon.mesos.", "10.9.9.9")
+	eventuallyA(t, addr, "web.marathon.containerip.dcos.thisdcos.directory.", "10.9.9.9")
 
 	fake.Emit(t, taskUpdated("web.1", "TASK_KILLED", "", 102))
 	eventuallyA(t, addr, "web.marathon.mesos.")
+	eventuallyA(t, addr, "web.marathon.containerip.dcos.thisdcos.directory.")
 
-	// nginx runs on the agent removed here.
+	// nginx runs on the agent removed here: both zones are built whole.
+	eventuallyA(t, addr, "nginx.marathon.agentip.dcos.thisdcos.directory.", "1.2.3.11")
 	fake.Emit(t, map[string]any{"type": "AGENT_REMOVED", "agent_removed": map[string]any{"agent_id": v1IDJSON(agentID)}})
 	eventuallyA(t, addr, "nginx.marathon.mesos.")
+	eventuallyA(t, addr, "nginx.marathon.agentip.dcos.thisdcos.directory.")
 	fake.Emit(t, map[string]any{"type": "FRAMEWORK_REMOVED", "framework_removed": map[string]any{
 		"framework_info": map[string]any{"id": v1IDJSON(marathonID), "name": "marathon", "user": "root"}}})
 	eventuallyA(t, addr, "reviewbot.marathon.mesos.")
