@@ -86,10 +86,12 @@ func serverName(name string) (string, error) {
 	if name == "" {
 		return "", errors.New(`empty server name after "#"`)
 	}
+	// The name is compared in its normal form: "192.0.2.1." is an
+	// address as much as "192.0.2.1" is.
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
 	if _, err := netip.ParseAddr(name); err == nil {
 		return "", fmt.Errorf("server name %q is an IP address: leave the name out to check the certificate against the address", name)
 	}
-	name = strings.TrimSuffix(strings.ToLower(name), ".")
 	if _, ok := dns.IsDomainName(name); !ok || name == "" || strings.ContainsAny(name, " \\#/:@*") {
 		return "", fmt.Errorf("not a host name: %q", name)
 	}

@@ -32,6 +32,7 @@ func TestParseUpstream(t *testing.T) {
 		{in: "tls://192.0.2.1:0#x.example", err: "port 0"},
 		{in: "tls://192.0.2.1#", err: "empty server name"},
 		{in: "tls://192.0.2.1#192.0.2.1", err: "is an IP address"},
+		{in: "tls://192.0.2.1#192.0.2.1.", err: "is an IP address"},
 		{in: "tls://192.0.2.1#bad name", err: "not a host name"},
 		{in: "tls://192.0.2.1#a..b", err: "not a host name"},
 		{in: "tls://192.0.2.1#..", err: "not a host name"},
@@ -134,7 +135,7 @@ func TestTLSCAFile(t *testing.T) {
 // accepts normalizes to a form that parses back to the same upstream.
 func FuzzParseUpstream(f *testing.F) {
 	for _, s := range []string{"192.0.2.1", "[2001:db8::1]:53", "tls://192.0.2.1", "tls://192.0.2.1:853#dns.example",
-		"tls://[::1]:8853#a.b.c.", "tls://#x", "tls://1.2.3.4#", "udp://1.2.3.4", "tls://fe80::1%eth0#x.example", "tls://[::]:1#.."} {
+		"tls://[::1]:8853#a.b.c.", "tls://#x", "tls://1.2.3.4#", "udp://1.2.3.4", "tls://fe80::1%eth0#x.example", "tls://[::]:1#..", "tls://0.0.0.0#0.0.0.0."} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
