@@ -15,7 +15,8 @@ import (
 // Fetcher resolves the packed query for q upstream (one race across the
 // upstream group q routes to) and returns the packed reply. tcp says the
 // race serves TCP clients (a truncated UDP reply must be retried over
-// TCP). An error means the race produced no usable reply.
+// TCP). An error means the race produced no usable reply. query is not
+// to be kept once Fetcher returns: its buffer is reused.
 type Fetcher func(ctx context.Context, q *dnswire.Query, query []byte, tcp bool) ([]byte, error)
 
 // FrontOptions configure a Front.
@@ -218,13 +219,21 @@ func (f *Front) run(q *dnswire.Query, tcp bool) *dnswire.Response {
 	return f.fetch(q, tcp)
 }
 
+// queryBufs holds the upstream queries fetch builds.
+var queryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // fetch runs one upstream race for q and caches its outcome, noting the
 // race's transport so that a prefetch uses it too. It always returns a
 // Response: a failed race becomes SERVFAIL.
 func (f *Front) fetch(q *dnswire.Query, tcp bool) *dnswire.Response {
 	ctx, cancel := context.WithTimeout(f.ctx, f.opts.RaceTimeout)
 	defer cancel()
-	reply, err := f.opts.Fetch(ctx, q, q.AppendQuery(make([]byte, 0, 512)), tcp)
+	// Fetch keeps no reference to the query: its buffer goes back to the
+	// pool when the race is over.
+	bp := queryBufs.Get().(*[]byte)
+	defer queryBufs.Put(bp)
+	*bp = q.AppendQuery((*bp)[:0])
+	reply, err := f.opts.Fetch(ctx, q, *bp, tcp)
 	var r *dnswire.Response
 	if err == nil {
 		r, err = dnswire.ParseResponse(q, reply)
