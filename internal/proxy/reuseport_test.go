@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spartan-dns/spartan/internal/config"
+	"github.com/spartan-dns/spartan/internal/testsupport"
 )
 
 // TestPassedSocketSiblings gives a node UDP sockets as a service manager
@@ -42,20 +43,7 @@ func TestPassedSocketSiblings(t *testing.T) {
 				}
 				return serr
 			}}
-			// The TCP port of the same number may be another test's:
-			// take a new UDP port until it is not.
-			var pc net.PacketConn
-			var ln net.Listener
-			for range 20 {
-				var err error
-				pc, err = lc.ListenPacket(t.Context(), "udp4", "127.0.0.1:0")
-				require.NoError(t, err)
-				if ln, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
-					break
-				}
-				pc.Close()
-			}
-			require.NotNil(t, ln, "no UDP port whose TCP port was free")
+			pc, ln := testsupport.ListenBoth(t, &lc, "127.0.0.1")
 
 			cfg := config.Default()
 			cfg.Listen = []string{pc.LocalAddr().String()}

@@ -34,14 +34,11 @@ type SocketHolder struct {
 // are closed, and any child killed, when the test ends.
 func NewSocketHolder(t testing.TB) *SocketHolder {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
+	pc, ln := ListenBoth(t, nil, "127.0.0.1")
 	defer pc.Close()
-	addr := pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", addr)
-	require.NoError(t, err, "binding TCP on the UDP socket's port")
 	defer ln.Close()
-	h := &SocketHolder{Addr: addr}
+	h := &SocketHolder{Addr: pc.LocalAddr().String()}
+	var err error
 	h.udp, err = pc.(*net.UDPConn).File()
 	require.NoError(t, err)
 	h.tcp, err = ln.(*net.TCPListener).File()

@@ -113,24 +113,41 @@ func goTool() string {
 
 // FreePort returns a port that is free for both UDP and TCP on ip at the
 // time of the call. Another process may take it before the caller binds it;
-// on loopback in tests that is rare enough.
+// on loopback in tests that is rare enough. A test that can take the bound
+// sockets themselves uses ListenBoth.
 func FreePort(t testing.TB, ip string) int {
 	t.Helper()
-	addr, err := netip.ParseAddr(ip)
-	require.NoError(t, err, "FreePort: bad IP")
-	for attempt := 0; attempt < 100; attempt++ {
-		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
-		require.NoError(t, err, "FreePort: binding UDP on %s", ip)
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
+	pc, ln := ListenBoth(t, nil, ip)
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	ln.Close()
+	return port
+}
+
+// ListenBoth binds a UDP and a TCP socket to one port on ip, the UDP one
+// through lc (nil: the defaults), and returns them open: no one else can
+// take the port in between, as they can after FreePort. The kernel picks
+// the UDP port; when the TCP port of that number is another socket's, it
+// picks again.
+func ListenBoth(t testing.TB, lc *net.ListenConfig, ip string) (net.PacketConn, net.Listener) {
+	t.Helper()
+	if lc == nil {
+		lc = &net.ListenConfig{}
 	}
-	t.Fatalf("FreePort: no port free for both UDP and TCP on %s", ip)
-	return 0
+	addr, err := netip.ParseAddr(ip)
+	require.NoError(t, err, "ListenBoth: bad IP")
+	pick := netip.AddrPortFrom(addr, 0).String()
+	for attempt := 0; attempt < 100; attempt++ {
+		pc, err := lc.ListenPacket(context.Background(), "udp", pick)
+		require.NoError(t, err, "ListenBoth: binding UDP on %s", ip)
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+	}
+	t.Fatalf("ListenBoth: no port free for both UDP and TCP on %s", ip)
+	return nil, nil
 }
 
 // Dig runs dig against server ("host:port" or a bare host for port 53)
