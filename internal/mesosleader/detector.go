@@ -9,12 +9,13 @@
 package mesosleader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,12 @@ type Status struct {
 	Leader string
 	// Node is the leader's node name, json.info_NNNNNNNNNN.
 	Node string
+	// Masters are every master registered under the path (its json.info_
+	// nodes) as host:port, the leader first and the others by sequence
+	// number: the list Mesos-DNS's detector keeps for its master records.
+	// A node whose MasterInfo cannot be read is left out. Like Leader, it
+	// is kept while ZooKeeper is unreachable.
+	Masters []string
 	// Current reports whether Leader is ZooKeeper's present answer: a
 	// session is up and the path's children are watched.
 	Current bool
@@ -246,40 +253,56 @@ func (d *Detector) wait(ctx context.Context, watch <-chan zk.Event, events <-cha
 }
 
 // choose names the leader among the path's children: the json.info_ node
-// with the lowest sequence number. It returns an error only when
-// ZooKeeper cannot be read.
+// with the lowest sequence number; the other json.info_ nodes are the
+// other masters. It returns an error only when ZooKeeper cannot be read.
 func (d *Detector) choose(conn *zk.Conn, children []string) error {
-	node := leaderNode(children)
-	if node == "" {
+	nodes := jsonNodes(children)
+	if len(nodes) == 0 {
 		d.noLeader(fmt.Errorf("no %s node under %s: no leading Mesos master (a Mesos older than 0.23 writes only protobuf info_ nodes, which are not read)", jsonPrefix, d.url.Path))
 		return nil
 	}
-	if st := d.Status(); st.Node == node && st.Leader != "" {
-		d.found(node, st.Leader)
-		return nil
+	// Every node is read at every listing: there are a handful, the
+	// children change rarely, and a node's name alone does not identify
+	// it (a path deleted and made again numbers its nodes from zero).
+	var masters []string
+	for i, node := range nodes {
+		data, _, err := conn.Get(d.url.Path + "/" + node)
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			// Gone since the listing: the children watch fires for it.
+			if i == 0 {
+				return nil
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("reading %s/%s: %w", d.url.Path, node, err)
+		}
+		addr, err := MasterAddr(data)
+		if err != nil {
+			if i == 0 {
+				d.noLeader(fmt.Errorf("leader node %s/%s: %w", d.url.Path, node, err))
+				return nil
+			}
+			d.log.Debug("skipping a registered master whose MasterInfo cannot be read", "node", node, "err", err)
+			continue
+		}
+		if !slices.Contains(masters, addr) {
+			masters = append(masters, addr)
+		}
 	}
-	data, _, err := conn.Get(d.url.Path + "/" + node)
-	if errors.Is(err, zk.ErrNoNode) {
-		// Gone since the listing: the children watch fires for it.
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading %s/%s: %w", d.url.Path, node, err)
-	}
-	addr, err := MasterAddr(data)
-	if err != nil {
-		d.noLeader(fmt.Errorf("leader node %s/%s: %w", d.url.Path, node, err))
-		return nil
-	}
-	d.found(node, addr)
+	d.found(nodes[0], masters)
 	return nil
 }
 
-// leaderNode returns the json.info_ child with the lowest sequence number,
-// "" when there is none. A name whose suffix is not a number is skipped,
-// as mesos-go's selectTopNodePrefix skips it.
-func leaderNode(children []string) string {
-	best, bestSeq := "", uint64(math.MaxUint64)
+// jsonNodes returns the json.info_ children by sequence number, lowest
+// (the leader) first. A name whose suffix is not a number is skipped, as
+// mesos-go's selectTopNodePrefix skips it.
+func jsonNodes(children []string) []string {
+	type node struct {
+		name string
+		seq  uint64
+	}
+	var ns []node
 	for _, c := range children {
 		s, ok := strings.CutPrefix(c, jsonPrefix)
 		if !ok {
@@ -289,25 +312,33 @@ func leaderNode(children []string) string {
 		if err != nil {
 			continue
 		}
-		if best == "" || seq < bestSeq {
-			best, bestSeq = c, seq
-		}
+		ns = append(ns, node{c, seq})
 	}
-	return best
+	slices.SortFunc(ns, func(a, b node) int { return cmp.Compare(a.seq, b.seq) })
+	names := make([]string, len(ns))
+	for i, n := range ns {
+		names[i] = n.name
+	}
+	return names
 }
 
-// found records addr, from node, as the current leader.
-func (d *Detector) found(node, addr string) {
+// found records masters[0], from node, as the current leader, and
+// masters as the registered masters.
+func (d *Detector) found(node string, masters []string) {
+	addr := masters[0]
 	d.mu.Lock()
 	prev := d.st
-	d.st = Status{Leader: addr, Node: node, Current: true}
+	d.st = Status{Leader: addr, Node: node, Masters: masters, Current: true}
 	d.mu.Unlock()
 	if prev.Leader != addr {
 		d.log.Info("ZooKeeper names the leading Mesos master", "leader", addr, "node", node, "previous", prev.Leader)
 	} else if !prev.Current {
 		d.log.Info("ZooKeeper reached again; the leading Mesos master is unchanged", "leader", addr, "node", node)
 	}
-	if !prev.OK() || prev.Leader != addr {
+	if !slices.Equal(prev.Masters, masters) && prev.Leader == addr {
+		d.log.Info("ZooKeeper's registered Mesos masters changed", "masters", masters, "previous", prev.Masters)
+	}
+	if !prev.OK() || prev.Leader != addr || !slices.Equal(prev.Masters, masters) {
 		d.signal()
 	}
 }
@@ -316,7 +347,7 @@ func (d *Detector) found(node, addr string) {
 func (d *Detector) noLeader(why error) {
 	d.mu.Lock()
 	prev := d.st
-	d.st = Status{Current: true, Since: prev.Since, Err: why}
+	d.st = Status{Current: true, Since: prev.Since, Err: why, Masters: prev.Masters}
 	if prev.OK() {
 		d.st.Since = time.Now()
 	}

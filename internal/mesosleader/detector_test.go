@@ -110,16 +110,25 @@ func TestDetectorWithZooKeeper(t *testing.T) {
 		st := waitFor(t, d, "leader A", leaderIs("10.0.0.11:5050"))
 		require.Equal(t, a, st.Node)
 		require.True(t, st.Since.IsZero())
+		require.Equal(t, []string{"10.0.0.11:5050", "10.0.0.12:5050"}, st.Masters)
+
+		// A master that joins is one more master, not a new leader
+		// (Mesos-DNS's detect.Masters.UpdatedMasters).
+		c := mesos.RegisterMaster(t, path, "json.info", infoJSON(t, "10.0.0.13:5050"))
+		st = waitFor(t, d, "three masters", func(s Status) bool { return len(s.Masters) == 3 })
+		require.Equal(t, []string{"10.0.0.11:5050", "10.0.0.12:5050", "10.0.0.13:5050"}, st.Masters)
+		require.Equal(t, "10.0.0.11:5050", st.Leader)
 
 		// The leader's session ends: its node goes and the next in line
 		// leads. A newer contender does not take over.
-		c := mesos.RegisterMaster(t, path, "json.info", infoJSON(t, "10.0.0.13:5050"))
 		mesos.Unregister(t, path, a)
 		st = waitFor(t, d, "leader B", leaderIs("10.0.0.12:5050"))
 		require.Equal(t, b, st.Node)
+		require.Equal(t, []string{"10.0.0.12:5050", "10.0.0.13:5050"}, st.Masters)
 		mesos.Unregister(t, path, b)
 		st = waitFor(t, d, "leader C", leaderIs("10.0.0.13:5050"))
 		require.Equal(t, c, st.Node)
+		require.Equal(t, []string{"10.0.0.13:5050"}, st.Masters)
 
 		mesos.Unregister(t, path, c)
 		st = waitFor(t, d, "no leader", noLeader("no json.info_ node under /follow"))
@@ -135,6 +144,16 @@ func TestDetectorWithZooKeeper(t *testing.T) {
 		// The lowest node still leads, and still cannot be read.
 		st := d.Status()
 		require.Empty(t, st.Leader)
+	})
+
+	t.Run("an unreadable follower is left out", func(t *testing.T) {
+		const path = "/partly"
+		mesos.RegisterMaster(t, path, "json.info", infoJSON(t, "10.0.0.25:5050"))
+		mesos.RegisterMaster(t, path, "json.info", []byte(`{"address":`))
+		mesos.RegisterMaster(t, path, "json.info", infoJSON(t, "10.0.0.26:5050"))
+		d := startDetector(t, url(path))
+		st := waitFor(t, d, "leader", leaderIs("10.0.0.25:5050"))
+		require.Equal(t, []string{"10.0.0.25:5050", "10.0.0.26:5050"}, st.Masters)
 	})
 
 	t.Run("digest credentials", func(t *testing.T) {

@@ -66,23 +66,26 @@ func TestMasterAddrErrors(t *testing.T) {
 	}
 }
 
-func TestLeaderNode(t *testing.T) {
+func TestJSONNodes(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		children []string
-		want     string
+		want     []string
 	}{
-		// mesos-go's selectTopNodePrefix: the lowest sequence number of
-		// the json.info_ nodes; Mesos 0.23 wrote both kinds.
-		{"lowest sequence", []string{"json.info_0000000012", "json.info_0000000003", "json.info_0000000007"}, "json.info_0000000003"},
-		{"protobuf info_ ignored", []string{"info_0000000001", "json.info_0000000002"}, "json.info_0000000002"},
-		{"only protobuf", []string{"info_0000000001", "log_replicas"}, ""},
-		{"not a number", []string{"json.info_x", "json.info_0000000009"}, "json.info_0000000009"},
-		{"numeric, not textual, order", []string{"json.info_10000000000", "json.info_9999999999"}, "json.info_9999999999"},
-		{"none", nil, ""},
+		// mesos-go's selectTopNodePrefix: the leader has the lowest
+		// sequence number of the json.info_ nodes; Mesos 0.23 wrote both
+		// kinds. The others follow by sequence number.
+		{"lowest sequence first", []string{"json.info_0000000012", "json.info_0000000003", "json.info_0000000007"},
+			[]string{"json.info_0000000003", "json.info_0000000007", "json.info_0000000012"}},
+		{"protobuf info_ ignored", []string{"info_0000000001", "json.info_0000000002"}, []string{"json.info_0000000002"}},
+		{"only protobuf", []string{"info_0000000001", "log_replicas"}, []string{}},
+		{"not a number", []string{"json.info_x", "json.info_0000000009"}, []string{"json.info_0000000009"}},
+		{"numeric, not textual, order", []string{"json.info_10000000000", "json.info_9999999999"},
+			[]string{"json.info_9999999999", "json.info_10000000000"}},
+		{"none", nil, []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, leaderNode(tc.children))
+			require.Equal(t, tc.want, jsonNodes(tc.children))
 		})
 	}
 }

@@ -31,8 +31,10 @@ import (
 type Options struct {
 	// Domain is the zone origin, lower-case and fully qualified ("mesos.").
 	Domain string
-	// Masters are the configured Mesos masters as host:port, in order:
-	// they give master.<domain> and masterN.<domain>.
+	// Masters are the Mesos masters as host:port, in order: they give
+	// master.<domain> and masterN.<domain>. Master mode passes
+	// master.masters, or with ZooKeeper the masters registered there,
+	// the leader first.
 	Masters []string
 	// NS is the zone's name server (the SOA mname); Listeners are its
 	// addresses, published as its A/AAAA records.

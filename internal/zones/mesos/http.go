@@ -256,7 +256,9 @@ func (m *Master) enumerate(st *State) EnumerationData {
 	if st != nil {
 		// Host names are not resolved again: agents are named by IP
 		// in practice, and a slow resolver must not stall the API.
-		generate(st, &m.opt, es)
+		opt := m.opt
+		opt.Masters = m.recordMasters()
+		generate(st, &opt, es)
 	}
 	return es.data
 }

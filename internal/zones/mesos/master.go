@@ -349,7 +349,9 @@ func (m *Master) Run(ctx context.Context) error {
 				return nil
 			case <-t.C:
 			case <-zkChanged:
-				// A new leader is asked at once, not at the next tick.
+				// A new leader is asked at once, not at the next tick;
+				// a change in the registered masters changes the
+				// master records at once too.
 			case <-fallbackC:
 			}
 			if polled {
@@ -423,6 +425,7 @@ func (m *Master) Poll(ctx context.Context) error {
 	}
 	opt := m.opt
 	opt.Resolve = m.resolver(ctx)
+	opt.Masters = m.recordMasters()
 	// Polls and event swaps are serialized: cur stays the served zone
 	// until the swap below.
 	cur := m.store.Load()

@@ -285,6 +285,7 @@ func (m *Master) swapLive(ctx context.Context) {
 	}
 	opt := m.opt
 	opt.Resolve = m.resolver(ctx)
+	opt.Masters = m.recordMasters()
 	cur := m.store.Load()
 	serial := nextSerial(cur.Serial())
 	// The thisdcos.directory zone follows the same changes; it is patched

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,23 @@ func TestZooKeeperLeader(t *testing.T) {
 	require.Equal(t, []string{"10.3.0.3"}, lookupA(z0, "nginx.marathon.mesos."))
 	require.Equal(t, port(a), leaderSRVPort(m))
 	require.Zero(t, c.StatePolls(""), "master.masters is not asked while ZooKeeper names a leader")
+
+	// The master records name the masters registered in ZooKeeper, the
+	// leader first, as Mesos-DNS's detector hands them to its generator
+	// (detect.Masters: OnMasterChanged, UpdatedMasters), not
+	// master.masters: with those, C would be master0 and A master1.
+	require.Equal(t, []string{"127.0.0.1"}, lookupA(z0, "master0.mesos."))
+	require.Empty(t, lookupA(z0, "master1.mesos."))
+	follower := mesosZK.RegisterMaster(t, "/mesos", "json.info",
+		testsupport.MesosMasterInfoJSON(t, "id-follower", netip.MustParseAddrPort("192.0.2.7:5050")))
+	waitMaster(t, "the follower's record", func() bool {
+		return slices.Equal(lookupA(m.Store().Load(), "master1.mesos."), []string{"192.0.2.7"})
+	})
+	require.ElementsMatch(t, []string{"127.0.0.1", "192.0.2.7"}, lookupA(m.Store().Load(), "master.mesos."))
+	require.Equal(t, []string{"127.0.0.1"}, lookupA(m.Store().Load(), "leader.mesos."))
+	mesosZK.Unregister(t, "/mesos", follower)
+	waitMaster(t, "the follower gone", func() bool { return len(lookupA(m.Store().Load(), "master1.mesos.")) == 0 })
+	require.Zero(t, c.StatePolls(""))
 
 	// Leader change: A steps down and B leads, as Mesos moves it: B's
 	// node is created, A's goes with A's session. No refresh is due for

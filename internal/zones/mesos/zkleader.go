@@ -82,3 +82,18 @@ func (m *Master) candidates() ([]string, error) {
 	}
 	return candidates, nil
 }
+
+// recordMasters are the masters the zones' master and masterN records
+// name. With ZooKeeper they are the masters registered there, the leader
+// first, as Mesos-DNS's detector hands its generator (detect.Masters:
+// the leader, then the others); the last list ZooKeeper named is kept
+// while it names none. Before ZooKeeper has named any, and without it,
+// they are master.masters.
+func (m *Master) recordMasters() []string {
+	if m.zk != nil {
+		if st := m.zk.Status(); len(st.Masters) > 0 {
+			return st.Masters
+		}
+	}
+	return m.cfg.Masters
+}
