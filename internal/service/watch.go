@@ -30,7 +30,7 @@ func statID(path string) (fileID, error) {
 	id := fileID{exists: true, size: fi.Size(), mtime: fi.ModTime()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		id.dev, id.ino = uint64(st.Dev), st.Ino
-		id.ctimeNsec = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		id.ctimeNsec = int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec) // int32 fields on 32-bit platforms
 	}
 	return id, nil
 }
