@@ -9,10 +9,11 @@
 # say why.
 #
 # Before the tests: gofmt, "go mod tidy -diff" (go.mod and go.sum must
-# be tidy), go vet and staticcheck (the pinned version below, installed
-# with "go install" when missing). After them every Go fuzz target
-# (func FuzzXxx(f *testing.F) in a _test.go file, found by grep so a new
-# one is picked up) is fuzzed for FUZZTIME (default 8s) on its own.
+# be tidy), go vet, a build for linux/arm64 and linux/arm, and staticcheck
+# (the pinned version below, installed with "go install" when missing).
+# After them every Go fuzz target (func FuzzXxx(f *testing.F) in a
+# _test.go file, found by grep so a new one is picked up) is fuzzed for
+# FUZZTIME (default 8s) on its own.
 # Arguments are passed to "go test" of the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,11 @@ if ! go mod tidy -diff; then
 	exit 1
 fi
 go vet ./...
+# Nodes are not all amd64: everything must also build for 64- and 32-bit
+# ARM (where syscall structures have other field types).
+for arch in arm64 arm; do
+	GOOS=linux GOARCH=$arch go build -o /dev/null ./...
+done
 gobin=$(go env GOBIN)
 gobin=${gobin:-$(go env GOPATH | cut -d: -f1)/bin}
 if ! "$gobin/staticcheck" -version 2>/dev/null | grep -qF "(${STATICCHECK_VERSION#v})"; then
