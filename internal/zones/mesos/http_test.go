@@ -1,7 +1,6 @@
 package mesos
 
 import (
-	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -202,13 +201,7 @@ func TestAPIListenerBoundsClients(t *testing.T) {
 	m.UseState(DemoState)
 	m.httpLimits = httpserve.Limits{IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: 50 * time.Millisecond}
 	require.NoError(t, m.ListenHTTP(t.Context()))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	runMaster(t, m)
 
 	idle := testsupport.DialHTTP(t, m.HTTPAddr())
 	idle.Send(t, "/v1/version")

@@ -2,7 +2,6 @@ package mesos
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -28,16 +27,7 @@ func BenchmarkAuthoritativeUDP(b *testing.B) {
 	data := benchData(b)
 	// No refresh during the run: only queries are measured.
 	cfg := masterConfig(b, []string{"10.0.0.1:5050"}, `,"refreshSeconds":86400`)
-	cfg.Listen = []string{"127.0.0.1:0"}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := NewService(ctx, cfg, ServiceOptions{Logger: discardLogger(), State: data})
-	require.NoError(b, err)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		require.NoError(b, <-done)
-	})
+	s := startService(b, cfg, ServiceOptions{Logger: discardLogger(), State: data}, resolveAgentsLocally(b, data))
 	// Run's first poll builds the zone; wait for it to finish.
 	require.Eventually(b, func() bool { return s.Master.Stats().Polls > 0 }, time.Minute, 10*time.Millisecond)
 	require.Empty(b, s.Master.Stats().LastError)
@@ -57,6 +47,7 @@ func BenchmarkAuthoritativeUDP(b *testing.B) {
 				m := new(dns.Msg)
 				m.SetQuestion(fmt.Sprintf(tc.qname, i), tc.qtype)
 				m.SetEdns0(1232, false)
+				var err error
 				queries[i], err = m.Pack()
 				require.NoError(b, err)
 			}

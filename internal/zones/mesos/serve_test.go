@@ -218,13 +218,17 @@ func TestServeMalformed(t *testing.T) {
 }
 
 // startService runs a Service for cfg on a loopback port until the test
-// ends, when Run must return nil.
-func startService(t *testing.T, cfg config.Master, o ServiceOptions) *Service {
+// ends, when Run must return nil. prepare, when given, sees the Service
+// before it runs.
+func startService(t testing.TB, cfg config.Master, o ServiceOptions, prepare ...func(*Service)) *Service {
 	t.Helper()
 	cfg.Listen = []string{"127.0.0.1:0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := NewService(ctx, cfg, o)
 	require.NoError(t, err)
+	for _, p := range prepare {
+		p(s)
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	t.Cleanup(func() {

@@ -82,6 +82,7 @@ func BenchmarkStreamLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	resolveAgentsLocally(b, benchData(b))(s)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	defer func() {
